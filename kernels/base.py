@@ -1,0 +1,260 @@
+"""The kernel contract: parameters, declared outputs, and one `run` per point.
+
+How to add a kernel
+-------------------
+1. Write a frozen, keyword-only dataclass for the parameters. Give every field a
+   default and a type hint (``float``, ``int``, ``bool``, ``str``, ``Literal[...]``,
+   ``tuple[float, ...]`` for arrays). Check physics constraints in ``__post_init__``
+   and raise :class:`ParameterError` naming the field (use :func:`check`; call
+   ``super().__post_init__()`` when inheriting :class:`kernels.timegrid.TimeGridParams`).
+2. Subclass :class:`Kernel`; set ``name``, ``version``, ``Params`` and
+   ``shape_params`` (the parameters that change an output's shape or coordinates:
+   they may not be swept).
+3. Implement ``outputs(params)``: every output variable with its internal dims,
+   and ``coords(params)``: the coordinates of those dims. Both may only depend on
+   ``shape_params``.
+4. Implement ``_run(params, seed)`` returning ``{name: ndarray}``. Draw random
+   numbers only through :func:`rng`, so that paired kernels (a theory and its
+   simulation) draw the same initial condition from the same seed. On numerical
+   failure raise :class:`NumericalFailure` (optionally with the partial outputs).
+5. Add one line to ``kernels/registry.py``.
+
+:meth:`Kernel.run` does the bookkeeping: it calls ``_run``, checks every output
+against the declared schema, turns non-finite values and :class:`NumericalFailure`
+into a failed :class:`Result`, and never raises for a numerical problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+Seed = int | Sequence[int]
+
+
+class ParameterError(ValueError):
+    """A parameter value or name is invalid; the message names the field."""
+
+
+class NumericalFailure(Exception):
+    """Raised inside ``_run`` when a point diverges or does not converge.
+
+    ``outputs`` may carry what was computed before the failure (e.g. a
+    trajectory up to the divergence time); missing entries are stored as NaN.
+    """
+
+    def __init__(self, message: str, outputs: Mapping[str, np.ndarray] | None = None):
+        super().__init__(message)
+        self.outputs = dict(outputs or {})
+
+
+@dataclass(frozen=True)
+class Output:
+    """A declared output variable: its internal dims and its labels."""
+
+    dims: tuple[str, ...]
+    long_name: str
+    units: str | None = None
+    description: str | None = None
+    allow_nan: bool = False  # True if NaN is a legitimate value, not a failure
+
+    def attrs(self) -> dict[str, str]:
+        out = {"long_name": self.long_name}
+        if self.units is not None:
+            out["units"] = self.units
+        if self.description is not None:
+            out["description"] = self.description
+        return out
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one point produced. ``ok`` is False for a numerical failure."""
+
+    ok: bool
+    outputs: dict[str, np.ndarray]
+    message: str = ""
+
+
+def rng(seed: Seed, stream: str) -> np.random.Generator:
+    """An independent random generator for one named stream of one point.
+
+    The same (seed, stream) gives the same numbers in every kernel and process:
+    e.g. the `ode` and `sgd` kernels both draw their initial weights from the
+    stream ``"init"`` so that paired runs start from the same overlaps.
+    """
+    entropy = [int(seed)] if np.isscalar(seed) else [int(s) for s in seed]
+    key = zlib.crc32(stream.encode())
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(key,)))
+
+
+class Kernel:
+    """Base class of all kernels; see the module docstring for the recipe."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "0"
+    Params: ClassVar[type]
+    shape_params: ClassVar[frozenset[str]] = frozenset()
+
+    # -- schema -------------------------------------------------------------
+    def outputs(self, params: Any) -> dict[str, Output]:
+        raise NotImplementedError
+
+    def coords(self, params: Any) -> dict[str, np.ndarray]:
+        """Coordinates of the kernel's own dims (e.g. ``time``)."""
+        return {}
+
+    def coord_attrs(self, params: Any) -> dict[str, dict[str, str]]:
+        """Attributes (long_name, units) of the kernel's own coordinates."""
+        return {}
+
+    def attrs(self, params: Any) -> dict[str, Any]:
+        """Dataset attributes: conventions, time units, what the risk excludes."""
+        return {}
+
+    # -- parameters ---------------------------------------------------------
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls.Params))
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {
+            f.name: f.default
+            for f in dataclasses.fields(cls.Params)
+            if f.default is not dataclasses.MISSING
+        }
+
+    @classmethod
+    def make_params(cls, **values: Any) -> Any:
+        """Build validated parameters; unknown names list the known ones."""
+        known = cls.parameter_names()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ParameterError(
+                f"Unknown parameter{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(u) for u in unknown)} for kernel '{cls.name}'. "
+                f"Known parameters: {', '.join(repr(k) for k in known)}."
+            )
+        hints = typing.get_type_hints(cls.Params)
+        coerced = {k: coerce(k, v, hints[k]) for k, v in values.items()}
+        return cls.Params(**coerced)
+
+    # -- running ------------------------------------------------------------
+    def run(self, params: Any, seed: Seed = 0) -> Result:
+        """Run one point; numerical failure comes back as ``Result(ok=False)``."""
+        schema = self.outputs(params)
+        try:
+            raw = self._run(params, seed)
+            ok, message = True, ""
+        except NumericalFailure as failure:
+            raw, ok, message = failure.outputs, False, str(failure)
+        shapes = self._shapes(params, schema)
+        outputs = {}
+        for name, spec in schema.items():
+            if name not in raw:
+                if ok:
+                    raise RuntimeError(f"kernel '{self.name}' did not return output {name!r}")
+                continue
+            value = np.asarray(raw[name], dtype=np.float64)
+            if value.shape != shapes[name]:
+                raise RuntimeError(
+                    f"kernel '{self.name}' returned {name!r} with shape {value.shape}, "
+                    f"declared {shapes[name]} for dims {spec.dims}"
+                )
+            if ok and not spec.allow_nan and not np.all(np.isfinite(value)):
+                ok, message = False, f"output {name!r} has non-finite values"
+            outputs[name] = value
+        extra = set(raw) - set(schema)
+        if extra:
+            raise RuntimeError(f"kernel '{self.name}' returned undeclared outputs {sorted(extra)}")
+        return Result(ok=ok, outputs=outputs, message=message)
+
+    def _run(self, params: Any, seed: Seed) -> Mapping[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _shapes(self, params: Any, schema: Mapping[str, Output]) -> dict[str, tuple[int, ...]]:
+        coords = self.coords(params)
+        return {n: tuple(len(coords[d]) for d in o.dims) for n, o in schema.items()}
+
+
+# -- coercion of user values (TOML gives ints for floats, lists for tuples) ---------
+
+
+def coerce(name: str, value: Any, hint: Any) -> Any:
+    """Coerce a user value to a type hint, or raise a ParameterError naming ``name``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(name, value, arg)
+            except ParameterError as exc:
+                errors.append(str(exc))
+        raise ParameterError(errors[0] if len(errors) == 1 else f"{name}: got {value!r}, expected {hint}.")
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ParameterError(f"{name}: expected one of {choices}, got {value!r}.")
+        return value
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+            raise ParameterError(f"{name}: expected a list, got {value!r}.")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ParameterError(f"{name}: expected a list of {len(args)} values, got {value!r}.")
+        return tuple(coerce(f"{name}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+    if hint is bool:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        raise ParameterError(f"{name}: expected true or false, got {value!r}.")
+    if hint is int:
+        if isinstance(value, (bool, np.bool_)):
+            raise ParameterError(f"{name}: expected an integer, got {value!r}.")
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return int(value)
+        raise ParameterError(f"{name}: expected an integer, got {value!r}.")
+    if hint is float:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ParameterError(f"{name}: expected a number, got {value!r}.")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ParameterError(f"{name}: expected a string, got {value!r}.")
+        return value
+    return value
+
+
+def check(condition: bool, name: str, message: str) -> None:
+    """Raise a ParameterError ``"{name}: {message}"`` unless ``condition`` holds."""
+    if not condition:
+        raise ParameterError(f"{name}: {message}")
+
+
+__all__ = [
+    "Kernel",
+    "NumericalFailure",
+    "Output",
+    "ParameterError",
+    "Result",
+    "Seed",
+    "check",
+    "coerce",
+    "field",
+    "rng",
+]
