@@ -1,0 +1,14 @@
+"""The Ray actor: a warm :class:`BlockRunner` in a worker process."""
+
+import ray
+
+from sweeper.runner import BlockRunner, BlockTask
+
+
+@ray.remote(num_cpus=1)
+class BlockActor:
+    def __init__(self, kernel_class, fixed, outputs):
+        self.runner = BlockRunner(kernel_class, fixed, outputs)
+
+    def run(self, task: BlockTask):
+        return self.runner.run(task)

@@ -1,0 +1,218 @@
+"""The library functions behind the CLI; notebooks call them directly."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sweeper.errors import SweeperError
+from sweeper.executors import Executor, InProcessExecutor, RayExecutor, connect_ray
+from sweeper.runner import FAILED, OK, PENDING
+from sweeper.scheduler import Summary, run_sweep
+from sweeper.spec import GridSpec, load_spec
+from sweeper.store import Store, Template, format_bytes, make_template  # noqa: F401  (Store used by cli)
+
+
+def prepare(
+    spec_or_path: GridSpec | str | os.PathLike,
+    *,
+    store: str | os.PathLike | None = None,
+    workers: int | None = None,
+    block_size: int | None = None,
+) -> tuple[GridSpec, Template]:
+    """Load the spec, apply overrides, and lay out the store; writes nothing."""
+    spec = spec_or_path if isinstance(spec_or_path, GridSpec) else load_spec(spec_or_path)
+    if workers is not None and workers < 0:
+        raise SweeperError(f"--workers: expected a non-negative integer, got {workers!r}.")
+    spec = spec.with_run(store=None if store is None else str(store), workers=workers, block_size=block_size)
+    return spec, make_template(spec)
+
+
+def open_store(spec: GridSpec, template: Template, overwrite: bool = False) -> Store:
+    """Create the store, or reopen it for this grid (growing seeds if the grid added some)."""
+    path = Path(spec.run.store)
+    if path.exists() and not overwrite:
+        return Store.open_for(path, spec, template)
+    return Store.create(path, template, overwrite=overwrite)
+
+
+def submit(
+    spec_or_path: GridSpec | str | os.PathLike,
+    *,
+    store: str | os.PathLike | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    block_size: int | None = None,
+    retry_failed: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+):
+    """Run a grid (only what its store lacks) and return the store as an xarray Dataset."""
+    import xarray as xr
+
+    spec, summary = run(
+        spec_or_path, store=store, workers=workers, address=address, block_size=block_size,
+        retry_failed=retry_failed, overwrite=overwrite, progress=progress,
+    )
+    return xr.open_zarr(spec.run.store)
+
+
+def run(
+    spec_or_path: GridSpec | str | os.PathLike,
+    *,
+    store: str | os.PathLike | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    block_size: int | None = None,
+    retry_failed: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[GridSpec, Summary]:
+    spec, template = prepare(spec_or_path, store=store, workers=workers, block_size=block_size)
+    target = open_store(spec, template, overwrite=overwrite)
+    executor, shutdown = make_executor(spec, address)
+    bar = _progress_bar(spec, target, retry_failed) if progress else None
+    try:
+        summary = run_sweep(
+            spec, target, executor, retry_failed=retry_failed,
+            on_result=None if bar is None else bar.update_block,
+        )
+    finally:
+        executor.close()
+        if bar is not None:
+            bar.close()
+        if shutdown is not None:
+            shutdown()
+    return spec, summary
+
+
+def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
+    """In-process for ``workers = 0``, else warm Ray actors; returns (executor, shutdown)."""
+    kernel_class = spec.kernel_class()
+    if spec.run.workers == 0:
+        if address is not None:
+            raise SweeperError("--workers 0 runs in this process; it cannot be combined with --address.")
+        return InProcessExecutor(kernel_class, spec.fixed, spec.run.outputs), None
+    import ray
+
+    workers, started = connect_ray(address, spec.run.workers)
+    executor = RayExecutor(
+        kernel_class, spec.fixed, spec.run.outputs, workers=workers, max_attempts=spec.run.max_attempts
+    )
+    return executor, (ray.shutdown if started else None)
+
+
+class _progress_bar:
+    """tqdm bar over points: done / failed, rate and ETA."""
+
+    def __init__(self, spec: GridSpec, store: Store, retry_failed: bool):
+        from tqdm.auto import tqdm
+
+        status = store.status()
+        todo = int((status == PENDING).sum() + ((status == FAILED).sum() if retry_failed else 0))
+        self.failed = 0
+        self.bar = tqdm(total=todo, unit="pt", desc=spec.name, dynamic_ncols=True, smoothing=0.05)
+
+    def update_block(self, result) -> None:
+        self.failed += int((result.status == FAILED).sum())
+        self.bar.set_postfix(failed=self.failed, refresh=False)
+        self.bar.update(len(result.status))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# -- descriptions for the CLI ---------------------------------------------------------------
+
+
+def describe_plan(spec: GridSpec, template: Template) -> str:
+    """What `submit --dry-run` prints: dims, points, blocks, outputs, store size."""
+    layout = spec.layout
+    lines = [
+        f"grid      {spec.name} ({spec.source})",
+        f"kernel    {spec.kernel} v{spec.kernel_class().version}",
+        "dims      " + ", ".join(f"{d}: {n}" for d, n in zip(spec.dims, spec.shape)),
+        f"points    {spec.n_points}",
+        f"blocks    {layout.n_blocks} of up to {math.prod(layout.chunks)} points (chunk {layout.chunks})",
+        "outputs   " + ", ".join(
+            f"{k}({', '.join(spec.dims + o.dims)})" for k, o in template.outputs.items()
+        ),
+        f"store     {spec.run.store} (at most {format_bytes(template.nbytes())} uncompressed)",
+    ]
+    path = Path(spec.run.store)
+    if path.exists():
+        try:
+            counts = Store.open(path, mode="r").counts()
+            lines.append("existing  " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        except SweeperError as exc:
+            lines.append(f"existing  {exc}")
+    return "\n".join(lines)
+
+
+def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
+    """Counts by status, failures with their messages, rate and ETA."""
+    store = Store.open(path, mode="r")
+    status = store.status()
+    counts = store.counts()
+    total = status.size
+    lines = [
+        f"store     {path}",
+        f"grid      {store.attrs.get('grid_name')} (kernel {store.attrs.get('kernel')})",
+        f"points    {total}: ok {counts['ok']}, failed {counts['failed']}, pending {counts['pending']}",
+    ]
+    finished = store.group["finished_at"][...]
+    done_times = np.sort(finished[np.isfinite(finished)])
+    if done_times.size:
+        now = time.time()
+        window = done_times[done_times > now - 600]
+        if counts["pending"] and window.size >= 2:
+            rate = window.size / max(now - window[0], 1e-9)
+            lines.append(f"rate      {rate:.3g} points/s over the last {now - window[0]:.0f} s; "
+                         f"ETA {counts['pending'] / rate:.0f} s")
+        wall = store.group["wall_time"][...]
+        lines.append(f"compute   {np.nansum(wall):.3g} s in points, median {np.nanmedian(wall):.3g} s/point")
+    if counts["failed"]:
+        messages = store.group["message"][...]
+        dims = store.dims
+        coords = {d: store.group[d][...] for d in dims}
+        failed = np.argwhere(status == FAILED)
+        lines.append(f"failures  (first {min(max_failures, len(failed))} of {len(failed)})")
+        for index in failed[:max_failures]:
+            at = ", ".join(f"{d}={coords[d][i]}" for d, i in zip(dims, index))
+            lines.append(f"  [{at}] {messages[tuple(index)]}")
+    if counts["ok"] == total:
+        lines.append("complete")
+    return "\n".join(lines)
+
+
+def describe_kernels() -> str:
+    """Registered kernels with their parameters, defaults and outputs."""
+    import dataclasses
+
+    from kernels.registry import available, get_kernel
+
+    blocks = []
+    for name in available():
+        try:
+            kernel_class = get_kernel(name)
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not hide the others
+            blocks.append(f"{name}: cannot be imported ({type(exc).__name__}: {exc})")
+            continue
+        params = kernel_class.make_params()
+        outputs = kernel_class().outputs(params)
+        lines = [f"{name} (v{kernel_class.version}): {(kernel_class.__doc__ or '').strip().splitlines()[0]}"]
+        lines.append("  parameters (* = sets output shapes, cannot be swept):")
+        for f in dataclasses.fields(params):
+            star = "*" if f.name in kernel_class.shape_params else " "
+            lines.append(f"   {star} {f.name} = {getattr(params, f.name)!r}")
+        lines.append("  outputs:")
+        for key, out in outputs.items():
+            units = f" [{out.units}]" if out.units else ""
+            lines.append(f"    {key}({', '.join(out.dims)}): {out.long_name}{units}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "no kernels registered"

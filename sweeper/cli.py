@@ -1,0 +1,85 @@
+"""`sweeper` command line: thin wrappers over :mod:`sweeper.api`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from sweeper import api
+from sweeper.errors import SweeperError
+
+
+class _Group(click.Group):
+    """Turn a SweeperError into one line on stderr and exit 1 (tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SweeperError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Distributed sweeps of learning-dynamics kernels on Ray, stored in zarr."""
+    ctx.obj = {"debug": debug}
+
+
+@main.command()
+@click.argument("grid", type=click.Path(path_type=str))
+@click.option("--address", default=None, help="Join a Ray cluster: `auto` or HOST:PORT. Default: a private local Ray.")
+@click.option("--workers", type=int, default=None, help="Number of warm actors (0 = run in this process).")
+@click.option("--store", default=None, help="Store path (default: run.store of the grid, or results/NAME.zarr).")
+@click.option("--block-size", type=int, default=None, help="Points per block (= zarr chunk) for a new store.")
+@click.option("--retry-failed", is_flag=True, help="Also rerun points that failed before.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
+@click.option("--dry-run", is_flag=True, help="Print dims, points, blocks and store size, then exit.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def submit(grid, address, workers, store, block_size, retry_failed, overwrite, dry_run, quiet) -> None:
+    """Run GRID (a grid.toml), computing only the points its store lacks."""
+    if dry_run:
+        spec, template = api.prepare(grid, store=store, workers=workers, block_size=block_size)
+        click.echo(api.describe_plan(spec, template))
+        return
+    spec, summary = api.run(
+        grid, store=store, workers=workers, address=address, block_size=block_size,
+        retry_failed=retry_failed, overwrite=overwrite, progress=not quiet,
+    )
+    click.echo(
+        f"{spec.run.store}: computed {summary.computed} points (ok {summary.ok}, failed {summary.failed}), "
+        f"{summary.skipped} already done, in {summary.seconds:.1f} s"
+    )
+
+
+@main.command()
+@click.argument("store", type=click.Path(path_type=str))
+def status(store: str) -> None:
+    """Counts by status, failures with their messages, rate and ETA."""
+    click.echo(api.describe_status(store))
+
+
+@main.command()
+@click.argument("store", type=click.Path(path_type=str))
+def show(store: str) -> None:
+    """The stored dataset: dims, variables, attrs."""
+    import xarray as xr
+
+    api.Store.open(store, mode="r")  # a clear error if it is not a store
+    ds = xr.open_zarr(store)
+    click.echo(ds)
+
+
+@main.command()
+def kernels() -> None:
+    """Registered kernels with their parameters, defaults and outputs."""
+    click.echo(api.describe_kernels())
+
+
+if __name__ == "__main__":
+    main()

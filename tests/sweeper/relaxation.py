@@ -1,0 +1,57 @@
+"""A test-only kernel: noisy exponential relaxation, with switches to fail on purpose.
+
+x(t) = x0 exp(-rate t) + noise * N(0, 1) per saved time. `rate < 0` raises,
+`rate == 0` returns NaN: the two failure modes the engine must record per point.
+"""
+
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from kernels.base import Kernel, Output, check, rng
+from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, saved_times
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelaxationParams(TimeGridParams):
+    rate: float = 1.0
+    x0: float = 1.0
+    noise: float = 0.0
+    n_modes: int = 2
+    shape: Literal["exp", "power"] = "exp"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.noise >= 0, "noise", f"must be non-negative, got {self.noise!r}.")
+
+
+class Relaxation(Kernel):
+    """Noisy exponential relaxation (tests only)."""
+
+    name = "relaxation"
+    version = "1"
+    Params = RelaxationParams
+    shape_params = TIME_GRID_PARAMS | {"n_modes"}
+
+    def outputs(self, params):
+        return {
+            "x": Output(("time",), "relaxing quantity", units="1"),
+            "modes": Output(("mode",), "mode amplitudes"),
+            "final": Output((), "final value"),
+        }
+
+    def coords(self, params):
+        return {"time": saved_times(params), "mode": np.arange(params.n_modes)}
+
+    def coord_attrs(self, params):
+        return {"time": {"long_name": "time", "units": "1/rate"}}
+
+    def _run(self, p, seed):
+        if p.rate < 0:
+            raise ValueError(f"negative rate {p.rate}")
+        t = saved_times(p)
+        x = p.x0 * np.exp(-p.rate * t) if p.rate > 0 else np.full_like(t, np.nan)
+        x = x + p.noise * rng(seed, "noise").normal(size=t.shape)
+        return {"x": x, "modes": np.arange(p.n_modes) * p.rate, "final": x[-1]}
