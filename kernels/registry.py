@@ -15,7 +15,9 @@ from kernels.base import Kernel
 ENTRY_POINT_GROUP = "sweeper.kernels"
 
 # name -> "module:Class"; imported lazily so one broken kernel does not hide the others.
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {
+    "meanfield": "kernels.meanfield:MeanFieldKernel",
+}
 
 _registered: dict[str, type[Kernel]] = {}
 
