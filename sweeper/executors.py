@@ -74,34 +74,57 @@ class RayExecutor:
     def map(self, tasks: Iterable[BlockTask]) -> Iterator[BlockResult]:
         ray = self.ray
         queue = deque(tasks)
-        load = {i: 0 for i in range(len(self.actors))}
+        # Per actor, its calls in submission order: an actor runs them one at a time, so
+        # the oldest is the one running and the only one to blame if the actor dies.
+        calls: list[deque] = [deque() for _ in self.actors]
         running: dict[Any, tuple[int, BlockTask]] = {}
 
         def submit(task: BlockTask) -> None:
-            i = min(load, key=load.get)
-            running[self.actors[i].run.remote(task)] = (i, task)
-            load[i] += 1
+            i = min(range(len(calls)), key=lambda k: len(calls[k]))
+            ref = self.actors[i].run.remote(task)
+            running[ref] = (i, task)
+            calls[i].append(ref)
 
         while queue or running:
-            while queue and min(load.values()) < self.in_flight_per_worker:
+            while queue and min(len(c) for c in calls) < self.in_flight_per_worker:
                 submit(queue.popleft())
             done, _ = ray.wait(list(running), num_returns=1)
             ref = done[0]
             i, task = running.pop(ref)
-            load[i] -= 1
+            was_running = calls[i][0] == ref
+            calls[i].remove(ref)
             try:
                 yield ray.get(ref)
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                     ray.exceptions.ObjectLostError) as exc:
-                if task.attempt >= self.max_attempts:
+                queue.extendleft(reversed(self._after_death(task, was_running, exc)))
+                while queue and queue[0].attempt > self.max_attempts:
                     yield failed_block(
-                        task, f"worker died {task.attempt} times running this block: {type(exc).__name__}"
+                        dead := queue.popleft(),
+                        f"worker died {dead.attempt - 1} times running this point: {type(exc).__name__}",
                     )
-                else:
-                    task.attempt += 1
-                    queue.appendleft(task)
             except ray.exceptions.RayTaskError as exc:
                 yield failed_block(task, f"block failed outside the kernel: {exc.cause!r}")
+
+    def _after_death(self, task: BlockTask, was_running: bool, exc: Exception) -> list[BlockTask]:
+        """What to resubmit after ``task``'s actor died.
+
+        A task that was only queued behind the one that killed the actor is not
+        charged an attempt. A block that used up its attempts is split into single
+        points with one last attempt each, so a poison point fails alone.
+        """
+        if not was_running:
+            return [task]
+        task.attempt += 1
+        if task.attempt <= self.max_attempts:
+            return [task]
+        if len(task.swept) == 1:
+            return [task]  # attempt > max_attempts: reported failed by the caller
+        return [
+            BlockTask(task.block_id, task.indices[k : k + 1], [task.swept[k]], [task.seeds[k]],
+                      attempt=self.max_attempts)
+            for k in range(len(task.swept))
+        ]
 
     def close(self) -> None:
         for actor in self.actors:

@@ -24,7 +24,8 @@ def chunk_shape(shape: tuple[int, ...], block_size: int) -> tuple[int, ...]:
     chunks = []
     room = max(1, block_size)
     for size in reversed(shape):
-        take = max(1, min(size, room))
+        # Balanced chunks: 4 seeds with room for 3 are two chunks of 2, not 3 + 1.
+        take = size if size <= room else math.ceil(size / math.ceil(size / room))
         chunks.append(take)
         room //= take
     return tuple(reversed(chunks))

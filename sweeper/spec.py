@@ -190,7 +190,8 @@ def load_spec(path: str | os.PathLike) -> GridSpec:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(f"{where}: not UTF-8 text (bad byte at offset {exc.start}).") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(f"{where}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}).") from None
     return parse_spec(text, source=where)
 
 
@@ -225,7 +226,7 @@ class _Parser:
             kernel = get_kernel(kernel_name)
         except UnknownKernelError as exc:
             raise self.fail("kernel", str(exc)) from None
-        name = self.string(doc, "name", Path(self.source).stem if self.source != "<string>" else None)
+        name = self.string(doc, "name", Path(self.source).stem if self.source != "<string>" else "grid")
         if not name or any(c in name for c in "/\\") or name.startswith("."):
             raise self.fail("name", f"expected a plain name usable as a file name, got {name!r}.")
         description = self.string(doc, "description", "")

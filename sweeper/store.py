@@ -67,7 +67,8 @@ def make_template(spec: GridSpec) -> Template:
     kernel = kernel_class()
     params = spec.base_params()
     outputs = declared_outputs(spec, kernel, params)
-    kernel_coords = {k: np.asarray(v) for k, v in kernel.coords(params).items()}
+    used = {d for o in outputs.values() for d in o.dims}
+    kernel_coords = {k: np.asarray(v) for k, v in kernel.coords(params).items() if k in used}
     clash = set(kernel_coords) & set(spec.dims)
     if clash:
         raise StoreError(f"kernel dims {sorted(clash)} clash with the grid's dims {spec.dims}.")
@@ -179,8 +180,10 @@ class Store:
                     shape = list(arr.shape)
                     shape[axis] = n
                     arr.resize(tuple(shape))
-            self.group["seed"][:] = np.asarray(seeds, dtype=np.int64)
             zarr.consolidate_metadata(str(self.path))
+            # The group caches the consolidated metadata it was opened with: reopen it.
+            self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
+        self.group["seed"][:] = np.asarray(seeds, dtype=np.int64)
         status = self.group["status"]
         self.layout = Layout(tuple(status.shape), tuple(status.chunks))
 
@@ -284,6 +287,8 @@ def _write_template(root: zarr.Group, t: Template) -> None:
 
 
 def _array(root, name, shape, chunks, dtype, dims, fill):
+    if np.dtype(dtype).kind in "UO":
+        dtype = str  # variable-length UTF-8: the string type zarr v3 specifies
     return root.create_array(
         name,
         shape=tuple(shape),

@@ -1,12 +1,16 @@
 """A test-only kernel: noisy exponential relaxation, with switches to fail on purpose.
 
 x(t) = x0 exp(-rate t) + noise * N(0, 1) per saved time. `rate < 0` raises,
-`rate == 0` returns NaN: the two failure modes the engine must record per point.
+`rate == 0` returns NaN: the two failure modes the engine must record per point;
+`crash` kills the worker process (always, or once per rate value).
 """
 
 
 from dataclasses import dataclass
 from typing import Literal
+
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +24,8 @@ class RelaxationParams(TimeGridParams):
     x0: float = 1.0
     noise: float = 0.0
     n_modes: int = 2
-    shape: Literal["exp", "power"] = "exp"
+    crash: Literal["never", "always", "once"] = "never"
+    crash_dir: str = ""  # where "once" leaves its mark, so the retry succeeds
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -49,9 +54,19 @@ class Relaxation(Kernel):
         return {"time": {"long_name": "time", "units": "1/rate"}}
 
     def _run(self, p, seed):
+        if p.crash == "always" or (p.crash == "once" and _first_time(p.crash_dir, p.rate)):
+            os._exit(1)  # a worker process dying, as a segfault would
         if p.rate < 0:
             raise ValueError(f"negative rate {p.rate}")
         t = saved_times(p)
         x = p.x0 * np.exp(-p.rate * t) if p.rate > 0 else np.full_like(t, np.nan)
         x = x + p.noise * rng(seed, "noise").normal(size=t.shape)
         return {"x": x, "modes": np.arange(p.n_modes) * p.rate, "final": x[-1]}
+
+
+def _first_time(directory: str, key: float) -> bool:
+    mark = Path(directory) / f"crashed-{key}"
+    if mark.exists():
+        return False
+    mark.touch()
+    return True
