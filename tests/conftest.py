@@ -1,4 +1,3 @@
-import os
 import tempfile
 
 import pytest
@@ -48,4 +47,3 @@ def grid_file(tmp_path):
     return write
 
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
