@@ -12,3 +12,7 @@ class BlockActor:
 
     def run(self, task: BlockTask):
         return self.runner.run(task)
+
+    def ready(self) -> bool:
+        """Returns once the actor (and its warm kernel) is constructed."""
+        return True

@@ -126,6 +126,10 @@ class RayExecutor:
             for k in range(len(task.swept))
         ]
 
+    def wait_ready(self) -> None:
+        """Block until every actor is up (benchmarks time the steady state after this)."""
+        self.ray.get([actor.ready.remote() for actor in self.actors])
+
     def close(self) -> None:
         for actor in self.actors:
             self.ray.kill(actor)
