@@ -17,7 +17,9 @@ How to add a kernel
    numbers only through :func:`rng`, so that paired kernels (a theory and its
    simulation) draw the same initial condition from the same seed. On numerical
    failure raise :class:`NumericalFailure` (optionally with the partial outputs).
-5. Add one line to ``kernels/registry.py``.
+5. Set ``example`` to small parameters that run in about a second (the contract
+   suite in ``tests/kernels/test_contract.py`` runs every kernel on them).
+6. Add one line to ``kernels/registry.py``.
 
 :meth:`Kernel.run` does the bookkeeping: it calls ``_run``, checks every output
 against the declared schema, turns non-finite values and :class:`NumericalFailure`
@@ -102,6 +104,8 @@ class Kernel:
     version: ClassVar[str] = "0"
     Params: ClassVar[type]
     shape_params: ClassVar[frozenset[str]] = frozenset()
+    # Small parameters that run in about a second: the contract suite runs every kernel on them.
+    example: ClassVar[dict[str, Any]] = {}
 
     # -- schema -------------------------------------------------------------
     def outputs(self, params: Any) -> dict[str, Output]:

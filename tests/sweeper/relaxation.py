@@ -39,6 +39,7 @@ class Relaxation(Kernel):
     version = "1"
     Params = RelaxationParams
     shape_params = TIME_GRID_PARAMS | {"n_modes"}
+    example = {"n_times": 5}
 
     def outputs(self, params):
         return {
