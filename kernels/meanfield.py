@@ -165,9 +165,9 @@ def _bin_centres(spec: tuple[float, float, int]) -> np.ndarray:
 
 def _initial_weights(params: MeanFieldParams, seed: Seed):
     """PROVISIONAL until kernels/twolayer.py lands: i.i.d. N(0, init_scale^2) student rows,
-    N(0, 1) teacher rows, a = a* = 1."""
+    orthonormal teacher rows times sqrt(d) (P = I), a = a* = 1."""
     g = rng(seed, "init")
-    W_star = g.standard_normal((params.M, params.d))
+    W_star = np.linalg.qr(g.standard_normal((params.d, params.M)))[0].T * np.sqrt(params.d)
     W = params.init_scale * g.standard_normal((params.K, params.d))
     return W, W_star, np.ones(params.K), np.ones(params.M)
 

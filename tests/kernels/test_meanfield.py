@@ -1,0 +1,234 @@
+"""Checks of the ``meanfield`` kernel: exactness against the overlap ODE, convergence in the
+number of particles, reduced (m, q_perp) dynamics against particles, Euler order in dt.
+
+Runtime budget: about a minute on two shared cores (d is kept small: the physics checked here
+does not need large d, and the particle step costs O(p^2 d)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kernels.base import ParameterError
+from kernels.meanfield import MeanFieldKernel
+from kernels.meanfield_particles import pair_sums
+from kernels.meanfield_reduced import angle_nodes
+from kernels.registry import get_kernel
+
+KERNEL = MeanFieldKernel()
+
+
+def run(**values):
+    seed = values.pop("seed", 0)
+    result = KERNEL.run(KERNEL.make_params(**values), seed=seed)
+    assert result.ok, result.message
+    return result.outputs
+
+
+# -- building blocks -------------------------------------------------------------------
+
+
+def test_registered():
+    assert get_kernel("meanfield") is MeanFieldKernel
+
+
+def test_pair_sums_match_dense_formulas():
+    """The tiled Gram / numba pass equals the dense p x p formulas (tiles of 64 over p = 300)."""
+    g = np.random.default_rng(1)
+    p, d = 300, 20
+    W = g.standard_normal((p, d))
+    a = g.standard_normal(p)
+    Y, s, u, q = pair_sums(W, a, with_u=True, tile=64)
+    Q = W @ W.T / d
+    D = 1 + np.diag(Q)
+    R = 1 / np.sqrt(np.outer(D, D) - Q**2)
+    np.testing.assert_allclose(q, np.diag(Q), rtol=1e-13)
+    np.testing.assert_allclose(Y, (R * a) @ W, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(s, (R * Q) @ a, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(u, np.arcsin(Q / np.sqrt(np.outer(D, D))) @ a, rtol=1e-11, atol=1e-11)
+
+
+def test_angle_nodes_moments():
+    """Z = cosine of two uniform directions in R^n: E Z = 0, E Z^2 = 1/n, E Z^4 = 3/(n(n+2))."""
+    for d, k in [(4, 1), (10, 1), (50, 3)]:
+        z, w = angle_nodes(d, k, 12)
+        n = d - k
+        assert w.sum() == pytest.approx(1.0)
+        assert w @ z == pytest.approx(0.0, abs=1e-14)
+        assert w @ z**2 == pytest.approx(1 / n, rel=1e-12)
+        assert w @ z**4 == pytest.approx(3 / (n * (n + 2)), rel=1e-12)
+
+
+# -- exactness against the overlap ODE -------------------------------------------------
+
+
+def _i3(C11, C12, C13, C23, C33):
+    """I3 of ode_meanfield.md §2 (erf(x/sqrt2)), broadcasting."""
+    lam = (1 + C11) * (1 + C33) - C13**2
+    return 2 / np.pi * (C23 * (1 + C11) - C12 * C13) / ((1 + C11) * np.sqrt(lam))
+
+
+def _ode_rhs(Omega, p, k):
+    """I3-only overlap ODE (ode_meanfield.md §3.3, Arnaboldi time, a = a* = 1) on the full
+    (p+k) x (p+k) covariance; returns d Omega / dt (teacher block fixed)."""
+    n = p + k
+    c = np.concatenate([-np.ones(p) / p, np.ones(k) / k])  # error signal y - f
+    diag = np.diag(Omega)
+    # F[i, b] = sum_A c_A I3(i, b, A) for student i and any field b
+    C11 = diag[:p, None, None]
+    C12 = Omega[:p, :, None]
+    C13 = Omega[:p, None, :]
+    C23 = Omega[None, :, :]
+    C33 = diag[None, None, :]
+    F = _i3(C11, C12, C13, C23, C33) @ c  # (p, n)
+    dO = np.zeros((n, n))
+    dO[:p, :] = F
+    dO[:, :p] += F.T
+    dO[p:, p:] = 0.0
+    # dM is F[:, p:] once (the teacher does not move); dQ is F + F^T
+    dO[p:, :p] = F[:, p:].T
+    dO[:p, p:] = F[:, p:]
+    return dO
+
+
+def _ode_risk(Omega, p, k):
+    c = np.concatenate([-np.ones(p) / p, np.ones(k) / k])
+    D = np.sqrt(1 + np.diag(Omega))
+    I2 = 2 / np.pi * np.arcsin(Omega / np.outer(D, D))
+    return 0.5 * c @ I2 @ c
+
+
+def _ode_trajectory(Omega0, p, k, times, dt):
+    """RK4 integration, accurate to ~1e-10 at the dt used below."""
+    Omega = Omega0.copy()
+    out = [_ode_risk(Omega, p, k)]
+    t = 0.0
+    for t_next in times[1:]:
+        while t < t_next - 1e-12:
+            h = min(dt, t_next - t)
+            k1 = _ode_rhs(Omega, p, k)
+            k2 = _ode_rhs(Omega + 0.5 * h * k1, p, k)
+            k3 = _ode_rhs(Omega + 0.5 * h * k2, p, k)
+            k4 = _ode_rhs(Omega + h * k3, p, k)
+            Omega = Omega + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            t += h
+        out.append(_ode_risk(Omega, p, k))
+    return np.array(out)
+
+
+def test_particles_are_exactly_the_overlap_ode():
+    """Population gradient flow of p particles at finite d *is* the I3 overlap ODE.
+
+    The particle risk is Euler in dt; Richardson extrapolation 2 R(dt/2) - R(dt) removes the
+    O(dt) error, leaving O(dt^2) ~ 1e-6 relative. Any modelling difference (a missing term,
+    a wrong 1/p, the self pair) would show at O(1) or O(1/p) = 0.1 relative, so 1e-4 separates
+    "same equations" from "different equations" by three orders of magnitude.
+    """
+    p, k, d = 8, 2, 30
+    common = dict(d=d, K=p, M=k, t_max=4.0, n_times=5, histograms=False, init_scale=1.0, seed=3)
+    r1 = run(dt=0.02, **common)["risk"]
+    r2 = run(dt=0.01, **common)["risk"]
+    extrapolated = 2 * r2 - r1
+    from kernels.meanfield import _initial_weights  # same initial overlaps as the kernel
+
+    W, W_star, _, _ = _initial_weights(
+        KERNEL.make_params(**{k_: v for k_, v in common.items() if k_ != "seed"}), 3
+    )
+    X = np.vstack([W, W_star])
+    Omega0 = X @ X.T / d
+    ode = _ode_trajectory(Omega0, p, k, np.linspace(0, 4.0, 5), dt=0.01)
+    assert ode[0] == pytest.approx(r1[0], rel=1e-12)
+    np.testing.assert_allclose(extrapolated, ode, rtol=1e-4)
+    # and the raw Euler result differs by O(dt): not already converged to 1e-4
+    assert np.max(np.abs(r1 / ode - 1)) > 1e-4
+
+
+# -- time step -------------------------------------------------------------------------
+
+
+def test_euler_first_order_in_dt():
+    """Halving dt halves the error: (R(dt) - R(dt/2)) / (R(dt/2) - R(dt/4)) -> 2 for Euler."""
+    common = dict(d=20, K=50, M=1, t_max=3.0, n_times=4, histograms=False, seed=1)
+    r = [run(dt=dt, **common)["risk"][1:] for dt in (0.04, 0.02, 0.01)]
+    ratio = (r[0] - r[1]) / (r[1] - r[2])
+    # the O(dt^2) remainder moves the ratio by O(dt / t) ~ 2%: allow 10%
+    np.testing.assert_allclose(ratio, 2.0, rtol=0.1)
+
+
+# -- reduced dynamics ------------------------------------------------------------------
+
+
+def test_reduced_matches_particles_at_finite_d():
+    """Reduced (m, q_perp) dynamics vs particles, p = 1000, d = 10, same initial units.
+
+    Both start from the same K units, so they differ only by the angle average replacing the
+    empirical angles (a p^{-1/2} fluctuation, ~3% of the interaction term) and the O(1/p) self
+    pair: a 3% band. The d -> infinity version (Z = 0) drifts away at d = 10 (§7.4 caveat): at
+    the last time it must be at least 3x further from the particles than the finite-d one.
+    """
+    common = dict(d=10, K=1000, M=1, t_max=10.0, n_times=6, dt=0.1, init_scale=0.5, histograms=False, seed=2)
+    part = run(method="particles", **common)["risk"]
+    red = run(method="reduced", n_angle=8, **common)["risk"]
+    dinf = run(method="reduced_dinf", **common)["risk"]
+    np.testing.assert_allclose(red, part, rtol=0.03)
+    err_red = abs(red[-1] / part[-1] - 1)
+    err_dinf = abs(dinf[-1] / part[-1] - 1)
+    assert err_red < err_dinf / 3, (err_red, err_dinf)
+
+
+# -- convergence in the number of particles --------------------------------------------
+
+
+def test_particle_number_convergence():
+    """Spread across seeds ~ p^{-1/2}; the mean converges as p grows.
+
+    p = 100, 400, 1600 at d = 5 with 6 seeds. The fitted slope of log std vs log p has a
+    standard error of about 0.15 with 6 seeds (relative error of a std ~ 1/sqrt(2*5)), so
+    we accept -0.5 +- 0.25. The mean at p = 100 and 400 must agree with the p = 1600 mean
+    within 4 standard errors of the difference.
+    """
+    ps = [100, 400, 1600]
+    seeds = range(6)
+    times_idx = -1
+    risks = np.array(
+        [
+            [
+                run(d=5, K=p, M=1, t_max=4.0, n_times=3, dt=0.1, histograms=False, seed=s)["risk"][times_idx]
+                for s in seeds
+            ]
+            for p in ps
+        ]
+    )
+    std = risks.std(axis=1, ddof=1)
+    slope = np.polyfit(np.log(ps), np.log(std), 1)[0]
+    assert -0.75 < slope < -0.25, (std, slope)
+    mean = risks.mean(axis=1)
+    se = std / np.sqrt(len(seeds))
+    for i in range(len(ps) - 1):
+        assert abs(mean[i] - mean[-1]) < 4 * np.hypot(se[i], se[-1]), (mean, se)
+
+
+# -- schema and parameters -------------------------------------------------------------
+
+
+def test_outputs_and_schema():
+    out = run(d=10, K=200, M=2, t_max=1.0, n_times=3, dt=0.1, save_particles=5, seed=0)
+    assert out["risk"].shape == (3,)
+    assert out["m"].shape == (3, 5, 2)
+    assert out["q"].shape == (3, 5)
+    dens = out["density"]
+    params = KERNEL.make_params(d=10, K=200, M=2)
+    (m0, m1, nm), (q0, q1, nq) = params.hist_m, params.hist_q
+    mass = dens.sum(axis=(2, 3)) * (m1 - m0) / nm * (q1 - q0) / nq
+    assert np.all(mass <= 1 + 1e-12) and np.all(mass > 0.95)
+
+
+def test_save_particles_cannot_exceed_k():
+    with pytest.raises(ParameterError, match=r"save_particles: .*\[0, K=10\]"):
+        KERNEL.make_params(K=10, save_particles=20)
+
+
+def test_k_is_sweepable_but_save_particles_is_not():
+    assert "K" not in MeanFieldKernel.shape_params
+    assert "save_particles" in MeanFieldKernel.shape_params
