@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 
 from kernels.base import Kernel, NumericalFailure, Output, ParameterError, Seed, check, rng
-from kernels.meanfield_particles import TWO_OVER_PI, pair_sums
+from kernels.meanfield_particles import TWO_OVER_PI, velocity
 from kernels.meanfield_reduced import angle_nodes, reduced_velocity
 from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, save_steps, saved_times
 
@@ -97,6 +97,7 @@ class MeanFieldKernel(Kernel):
     version = "0.1"
     Params = MeanFieldParams
     shape_params = TIME_GRID_PARAMS | {"M", "save_particles", "histograms", "hist_m", "hist_q"}
+    example = {"d": 10, "K": 50, "M": 2, "t_max": 1.0, "n_times": 3, "dt": 0.1, "save_particles": 3}
 
     # -- schema -------------------------------------------------------------
     def outputs(self, params: MeanFieldParams) -> dict[str, Output]:
@@ -232,9 +233,7 @@ def _schedule(params: MeanFieldParams) -> tuple[int, np.ndarray]:
 
 def _run_particles(params, seed, W, W_star, a, a_star):
     p, d = W.shape
-    k = W_star.shape[0]
     P, risk_tt = _teacher_terms(W_star, a_star, d)
-    dP = 1.0 + np.diag(P)
     n_steps, steps = _schedule(params)
     save_at = {}
     for i, s in enumerate(steps):
@@ -249,13 +248,11 @@ def _run_particles(params, seed, W, W_star, a, a_star):
     for n in range(n_steps + 1):
         saving = n in save_at
         with_u = saving or params.train_second_layer
-        Y, s, u, q = pair_sums(W, a, with_u=with_u)
-        M = W @ W_star.T / d
-        Dq = 1.0 + q
-        Rt = 1.0 / np.sqrt(np.outer(Dq, dP) - M**2)  # teacher pairs, (p, k)
+        V, Va, M, q = velocity(W, a, W_star, a_star, with_u=with_u)
         if saving:
+            # a . Va = p * cross - p * (student term), so the risk needs no extra pair pass
             cross = _cross_risk(M, q, a, P, a_star)
-            student = TWO_OVER_PI * float(a @ u) / p**2
+            student = cross - float(a @ Va) / p
             risk = 0.5 * (risk_tt - 2.0 * cross + student)
             for i in save_at[n]:
                 rec.record(i, risk, M, q, a)
@@ -263,14 +260,6 @@ def _run_particles(params, seed, W, W_star, a, a_star):
                 raise NumericalFailure(f"risk is not finite at t={n * dt:g}", rec.out)
         if n == n_steps:
             break
-        # velocity in flow time (module docstring of meanfield_particles)
-        coef_t = (a_star / k) * Rt  # (p, k)
-        V = coef_t @ W_star - (np.sum(coef_t * M, axis=1) / Dq)[:, None] * W
-        V -= (Y - (s / Dq)[:, None] * W) / p
-        V *= (TWO_OVER_PI * a)[:, None]
-        if params.train_second_layer:
-            Ut = TWO_OVER_PI * np.arcsin(M / np.sqrt(np.outer(Dq, dP)))
-            Va = Ut @ a_star / k - TWO_OVER_PI * u / p
         if decay:
             V -= decay * W
         W += dt * V

@@ -136,3 +136,51 @@ def pair_sums(W, a, with_u=False, tile=TILE):
             if not diagonal:
                 Y[j0:j1] += G.T @ aW[i0:i1]
     return Y, s, (u if with_u else None), q
+
+
+def velocity(W, a, W_star, a_star, with_u=False, tile=TILE):
+    """Population gradient-flow velocity of every particle, in flow time.
+
+    Parameters
+    ----------
+    W : (p, d) array
+        First-layer weights of the particles.
+    a : (p,) array
+        Second-layer weights.
+    W_star : (k, d) array
+        Teacher first layer.
+    a_star : (k,) array
+        Teacher second layer.
+    with_u : bool
+        Also compute the second-layer force (needed to train ``a`` and for the risk).
+
+    Returns
+    -------
+    V : (p, d) array
+        ``dw_j/dt`` (module docstring).
+    Va : (p,) array or None
+        ``(1/k) sum_r a*_r U_jr - (1/p) sum_l a_l U_jl`` with ``U`` of ode_meanfield.md §7.2;
+        ``da_j/dt`` is this times the second-layer rate.
+    M : (p, k) array
+        Teacher overlaps ``w_j . w*_r / d``.
+    q : (p,) array
+        Self overlaps ``|w_j|^2 / d``.
+    """
+    p, d = W.shape
+    k = W_star.shape[0]
+    Y, s, u, q = pair_sums(W, a, with_u=with_u, tile=tile)
+    M = W @ W_star.T * (1.0 / d)
+    Dq = 1.0 + q
+    dP = 1.0 + np.einsum("ij,ij->i", W_star, W_star) / d
+    coef_t = (a_star / k) / np.sqrt(np.outer(Dq, dP) - M**2)  # teacher pairs, (p, k)
+    # V_j = (2/pi) a_j [sum_r c_jr w*_r - (sum_r c_jr M_jr) w_j/(1+q_j) - (Y_j - s_j w_j/(1+q_j))/p]
+    diag = (np.sum(coef_t * M, axis=1) - s / p) / Dq
+    V = coef_t @ W_star
+    V -= diag[:, None] * W
+    V -= Y * (1.0 / p)
+    V *= (TWO_OVER_PI * a)[:, None]
+    Va = None
+    if with_u:
+        Ut = TWO_OVER_PI * np.arcsin(M / np.sqrt(np.outer(Dq, dP)))
+        Va = Ut @ a_star / k - TWO_OVER_PI * u / p
+    return V, Va, M, q
