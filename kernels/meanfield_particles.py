@@ -110,16 +110,20 @@ def pair_sums(W, a, with_u=False, tile=TILE):
     Y = np.zeros_like(W)
     s = np.zeros(p)
     u = np.zeros(p) if with_u else np.zeros(0)
+    # equal tiles, and each tile a contiguous view of one flat buffer: a strided slice of a
+    # 2-D buffer sends np.matmul(out=...) off the BLAS path and numba to the slow 'A' layout
+    n_tiles = -(-p // tile)
+    tile = -(-p // n_tiles)
     starts = list(range(0, p, tile))
     sq = np.sqrt(1.0 + q)
-    buf = np.empty((min(tile, p), min(tile, p)))
+    flat = np.empty(tile * tile)
     for bi, i0 in enumerate(starts):
         i1 = min(i0 + tile, p)
         Wi = W[i0:i1]
         for j0 in starts[bi:]:
             j1 = min(j0 + tile, p)
             diagonal = i0 == j0
-            G = buf[: i1 - i0, : j1 - j0]
+            G = flat[: (i1 - i0) * (j1 - j0)].reshape(i1 - i0, j1 - j0)
             np.matmul(Wi, W[j0:j1].T, out=G)
             if with_u:
                 # numpy's arcsin is SIMD-vectorised (SVML), numba's math.asin is scalar libm
