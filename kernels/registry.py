@@ -17,6 +17,7 @@ ENTRY_POINT_GROUP = "sweeper.kernels"
 # name -> "module:Class"; imported lazily so one broken kernel does not hide the others.
 BUILTIN: dict[str, str] = {
     "meanfield": "kernels.meanfield:MeanFieldKernel",
+    "sgd": "kernels.sgd:SGDKernel",
 }
 
 _registered: dict[str, type[Kernel]] = {}
