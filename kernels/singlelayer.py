@@ -113,9 +113,11 @@ class SingleLayerParams(TimeGridParams):
         ``gd`` (all samples every step), ``sgd`` (i.i.d. Bernoulli(b) batches)
         or ``psgd`` (persistent chain with persistence time ``tau``).
     b
-        Mean fraction of samples in the batch.
+        Mean fraction of samples in the batch. ``gd`` ignores it (b = 1), so a
+        grid can sweep ``algorithm`` with ``b`` fixed.
     tau
-        Persistence time of ``psgd`` (time units of ``t = step lr``).
+        Persistence time of ``psgd`` (time units of ``t = step lr``); ignored by
+        ``gd`` and ``sgd`` (which is ``tau = lr / b``).
     batch_normalise
         Use ``s_hat = s / b`` (True) or ``s`` (False) as the sample weight.
     temperature
@@ -183,8 +185,6 @@ class SingleLayerParams(TimeGridParams):
                 "loss",
                 f'`{self.loss}` needs labels +-1: use `teacher = "sign"` or a mixture model.',
             )
-        if self.algorithm == "gd":
-            check(self.b == 1, "b", f"`gd` uses every sample (b = 1), got b={self.b!r}; use `sgd`.")
         if self.algorithm == "psgd":
             p01, p10 = _chain(self.b, self.tau, self.lr)
             check(self.tau > 0, "tau", f"must be positive, got {self.tau!r}.")
@@ -215,9 +215,14 @@ def selection_probabilities(p: SingleLayerParams) -> tuple[float, float]:
     return _chain(p.b, p.tau, p.lr)
 
 
+def batch_fraction(p: SingleLayerParams) -> float:
+    """The effective ``b``: 1 for ``gd`` whatever ``b`` says, else ``b``."""
+    return 1.0 if p.algorithm == "gd" else p.b
+
+
 def sample_weight(p: SingleLayerParams) -> float:
-    """``s_hat / s``: ``1 / b`` with batch normalisation, else 1."""
-    return 1.0 / p.b if p.batch_normalise else 1.0
+    """``s_hat / s``: ``1 / b`` with batch normalisation, else 1 (always 1 for ``gd``)."""
+    return 1.0 / batch_fraction(p) if p.batch_normalise else 1.0
 
 
 def orthogonal_variance(p: SingleLayerParams) -> float:
@@ -353,6 +358,7 @@ __all__ = [
     "MODEL_CODES",
     "SIGN",
     "SingleLayerParams",
+    "batch_fraction",
     "TEACHER_CODES",
     "draw_clusters",
     "draw_effective",

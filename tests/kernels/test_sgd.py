@@ -196,8 +196,14 @@ def test_invalid_parameters_name_the_field():
         SGDKernel.make_params(loss="hinge")
     with pytest.raises(ParameterError, match=r"^tau: the selection chain needs lr/tau <= 1"):
         SGDKernel.make_params(algorithm="psgd", b=0.5, tau=0.01, lr=0.1)
-    with pytest.raises(ParameterError, match=r"^b: `gd` uses every sample"):
-        SGDKernel.make_params(b=0.5)
+    with pytest.raises(ParameterError, match=r"^b: must be in \(0, 1\], got 0.0"):
+        SGDKernel.make_params(b=0.0)
+
+
+def test_gd_ignores_b():
+    # a grid may sweep `algorithm` with b fixed: gd then uses every sample with weight 1
+    common = dict(d=100, t_max=1.0, n_times=3)
+    assert np.array_equal(run(0, b=0.5, **common)["m"], run(0, **common)["m"])
 
 
 def test_divergence_is_a_failed_result():
