@@ -244,7 +244,14 @@ def initial_weights(p: SingleLayerParams, v: np.ndarray, seed) -> np.ndarray:
     return p.m0 * v + z
 
 
-def simulate(p: SingleLayerParams, d: int, seed, two_time: bool = False, response_field: float = 1e-4):
+def simulate(
+    p: SingleLayerParams,
+    d: int,
+    seed,
+    two_time: bool = False,
+    response_field: float = 1e-4,
+    state: dict | None = None,
+):
     """Run one multi-pass trajectory; returns the outputs on the saved grid.
 
     Parameters
@@ -257,6 +264,8 @@ def simulate(p: SingleLayerParams, d: int, seed, two_time: bool = False, respons
         Point seed, used through :func:`kernels.base.rng`.
     two_time, response_field
         Also measure ``C`` and ``R`` (see the module docstring).
+    state
+        If given, receives the final weights ``"w"`` and the special direction ``"v"``.
 
     Returns
     -------
@@ -323,6 +332,8 @@ def simulate(p: SingleLayerParams, d: int, seed, two_time: bool = False, respons
                 R[i, n_active - 1] = 1.0
                 n_active += 1
     out["test_error"] = test_error(p, out["m"], out["Q"])
+    if state is not None:
+        state.update(w=W[0].copy(), v=v)
     if two_time:
         out["C"] = snapshots @ snapshots.T / d
         out["R"] = R

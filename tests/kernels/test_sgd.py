@@ -15,7 +15,7 @@ import pytest
 from kernels.base import ParameterError
 from kernels.registry import get_kernel
 from kernels.sgd import SGDKernel
-from kernels.sgd_multipass import draw_problem, initial_weights, selection_path
+from kernels.sgd_multipass import draw_problem, initial_weights, selection_path, simulate
 
 KERNEL = SGDKernel()
 
@@ -227,3 +227,46 @@ def test_phase_retrieval_psgd_beats_gd():
     gd = [abs(run(s, **common)["m"][-1]) for s in range(2)]
     assert sum(m > 0.99 for m in psgd) >= 2, psgd
     assert all(m < 0.5 for m in gd), gd
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(teacher="sign", loss="logistic"),
+        dict(teacher="abs", loss="phase", spherical="projection", q0=1.0, lr=0.01),
+        dict(model="mixture2", noise=0.3, loss="hinge"),
+        dict(model="mixture3", noise=0.1, rho=0.4, loss="logistic"),
+    ],
+)
+def test_test_error_from_overlaps_matches_fresh_samples(kw):
+    # test_error from (m, Q) against the error of the trained weights on 40 000 fresh samples
+    # from the same teacher (the data model written out independently here)
+    from kernels.singlelayer import MIXTURE3_THRESHOLD, test_error
+
+    d, n = 300, 40_000
+    p = KERNEL.make_params(
+        d=d, alpha=2.0, t_max=2.0, n_times=2, **{"lr": 0.05, "algorithm": "sgd", "b": 0.5, **kw}
+    )
+    state = {}
+    out = simulate(p, d, 7, state=state)
+    w, v = state["w"], state["v"]
+    gen = np.random.default_rng(0)
+    if p.model == "glm":
+        Xt = gen.standard_normal((n, d))
+        u = Xt @ v / np.sqrt(d)
+        yt = np.where(u >= 0, 1.0, -1.0) if p.teacher == "sign" else np.abs(u)
+    else:
+        weights = [0.5, 0.0, 0.5] if p.model == "mixture2" else [(1 - p.rho) / 2, p.rho, (1 - p.rho) / 2]
+        c = gen.choice([-1.0, 0.0, 1.0], size=n, p=weights)
+        yt = c if p.model == "mixture2" else np.where(c == 0, -1.0, 1.0)
+        Xt = np.outer(c, v / np.sqrt(d)) + np.sqrt(p.noise) * gen.standard_normal((n, d))
+    r = Xt @ w / np.sqrt(d)
+    if p.teacher == "abs" and p.model == "glm":
+        errs = 0.25 * (yt**2 - r**2) ** 2
+    else:
+        score = r**2 - MIXTURE3_THRESHOLD if p.model == "mixture3" else r
+        errs = (np.where(score >= 0, 1.0, -1.0) != yt).astype(float)
+    # 5 standard errors of the test-set mean
+    assert abs(errs.mean() - out["test_error"][-1]) < 5 * errs.std() / np.sqrt(n)
+    assert out["test_error"][-1] == test_error(p, w @ v / d, w @ w / d)
+    assert 0 < out["test_error"][-1] < 1.0
