@@ -7,23 +7,34 @@ One registry entry, two modes chosen by the shape parameter ``mode``:
     ``n = alpha d`` samples, the finite-N counterpart of the `dmft` kernel
     (Mignacco et al. 2020, arXiv 2006.06098; Mignacco, Urbani & Zdeborova 2021,
     arXiv 2103.04902; ``/work/shared/science/dmft.md`` §1). Parameters and
-    definitions are shared with `dmft` through :class:`kernels.singlelayer.SingleLayerParams`;
-    the simulator is :mod:`kernels.sgd_multipass`. Outputs ``m``, ``Q``,
-    ``train_loss``, ``train_error``, ``test_error`` on the saved grid (time
-    ``t = step * lr``), and with ``two_time = True`` also ``C`` and ``R`` on
-    ``("time", "time2")``.
+    definitions are shared with `dmft` through
+    :class:`kernels.singlelayer.SingleLayerParams`; simulator in
+    :mod:`kernels.sgd_multipass`. Outputs ``m``, ``Q``, ``train_loss``,
+    ``train_error``, ``test_error`` on the saved grid (time ``t = step * lr``),
+    and with ``two_time = True`` also ``C`` and ``R`` on ``("time", "time2")``.
 
 ``"online"``
     One-pass SGD of two-layer networks (Saad & Solla 1995, Goldt et al. 2019,
-    Veiga et al. 2022), the counterpart of the `ode` and `meanfield` kernels;
-    see :mod:`kernels.sgd_online`.
+    Veiga et al. 2022), the counterpart of the `ode` and `meanfield` kernels,
+    with the parameter names of :class:`kernels.twolayer.TwoLayerParams`;
+    simulator in :mod:`kernels.sgd_online`.
 
-Parameters of the other mode are ignored (their defaults are recorded in the
-store like any other fixed parameter).
+Parameters
+----------
+Each mode has its own parameter class (:class:`MultipassParams`,
+:class:`OnlineParams`), which inherits the shared names from the theory side
+and adds the simulation-only knobs. :class:`SGDParams` is their union plus
+``mode``; it validates a point by building the active mode's class from its
+fields, so each mode's checks (and error messages) are exactly its own. A name
+both modes use with different types or defaults (e.g. ``init``, ``teacher``)
+takes the union of the types and the default ``None``, meaning "the active
+mode's default". Parameters of the other mode are ignored.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,31 +44,24 @@ import numpy as np
 from kernels.base import Kernel, Output, Seed, check
 from kernels.sgd_multipass import simulate
 from kernels.singlelayer import SingleLayerParams
-from kernels.timegrid import TIME_GRID_PARAMS, saved_times
+from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, saved_times
 
 
 @dataclass(frozen=True, kw_only=True)
-class SGDParams(SingleLayerParams):
-    """Parameters of the `sgd` kernel.
-
-    The shared single-layer names are documented in
-    :class:`kernels.singlelayer.SingleLayerParams`; the simulation-only ones:
+class MultipassParams(SingleLayerParams):
+    """Multipass mode: the shared single-layer names plus the simulation knobs.
 
     Parameters
     ----------
-    mode
-        ``multipass`` (fixed data set, DMFT setting) or ``online`` (one-pass
-        two-layer networks, ODE / mean-field setting). A shape parameter.
     d
-        Input dimension.
+        Input dimension (``n = round(alpha d)`` samples).
     two_time
-        Multipass: also output ``C(t, t')`` and ``R(t, t')`` (cost grows with
-        the number of saved times). A shape parameter.
+        Also output ``C(t, t')`` and ``R(t, t')``; the cost grows with the
+        number of saved times (one perturbed replica per saved ``t'``).
     response_field
-        Multipass, ``two_time``: size of the kick used to measure ``R``.
+        Size of the kick that measures ``R``.
     """
 
-    mode: Literal["multipass", "online"] = "multipass"
     d: int = 1000
     two_time: bool = False
     response_field: float = 1e-4
@@ -66,11 +70,77 @@ class SGDParams(SingleLayerParams):
         super().__post_init__()
         check(self.d >= 1, "d", f"must be a positive integer, got {self.d!r}.")
         check(self.response_field > 0, "response_field", f"must be positive, got {self.response_field!r}.")
-        check(
-            self.mode == "multipass" or not self.two_time,
-            "two_time",
-            'two-time functions are only measured in `mode = "multipass"`.',
-        )
+
+
+MODES: dict[str, type] = {"multipass": MultipassParams}
+
+
+def _widen(a: Any, b: Any) -> Any:
+    """A type hint accepting the values of both ``a`` and ``b``, and None."""
+    if typing.get_origin(a) is Literal and typing.get_origin(b) is Literal:
+        return Literal[tuple(dict.fromkeys(typing.get_args(a) + typing.get_args(b)))] | None
+    return (a if a == b else a | b) | None
+
+
+def combine_modes(modes: Mapping[str, type]) -> tuple[list, frozenset[str]]:
+    """Fields of one flat dataclass with ``mode`` and every field of every mode's class.
+
+    Returns the ``make_dataclass`` field list and the names whose type or default
+    differs between modes (their default is None: the active mode's default).
+    """
+    spec: dict[str, list[Any]] = {}
+    conflicts: set[str] = set()
+    for cls in modes.values():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in spec:
+                spec[f.name] = [hints[f.name], f.default]
+            elif spec[f.name] != [hints[f.name], f.default] and f.name not in conflicts:
+                conflicts.add(f.name)
+                spec[f.name] = [_widen(spec[f.name][0], hints[f.name]), None]
+            elif f.name in conflicts:
+                spec[f.name][0] = _widen(spec[f.name][0], hints[f.name])
+    names = tuple(modes)
+    fields = [("mode", Literal[names], dataclasses.field(default=names[0]))]
+    fields += [(n, t, dataclasses.field(default=dflt)) for n, (t, dflt) in spec.items()]
+    return fields, frozenset(conflicts)
+
+
+_FIELDS, CONFLICTS = combine_modes(MODES)
+
+
+def _post_init(self) -> None:
+    object.__setattr__(self, "_active", _active_params(self))
+
+
+def _active_params(self) -> Any:
+    cls = MODES[self.mode]
+    values = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(self, f.name)
+        if f.name in CONFLICTS and value is None:
+            continue
+        values[f.name] = value
+    return cls(**values)
+
+
+SGDParams = dataclasses.make_dataclass(
+    "SGDParams",
+    _FIELDS,
+    bases=(TimeGridParams,),
+    frozen=True,
+    kw_only=True,
+    namespace={
+        "__post_init__": _post_init,
+        "active": property(lambda self: self._active),
+        "__doc__": (
+            "Parameters of the `sgd` kernel: ``mode`` and the union of the modes' parameters "
+            "(:class:`MultipassParams`, :class:`OnlineParams`). ``active`` is the validated "
+            "parameter object of the active mode."
+        ),
+    },
+)
+SGDParams.__module__ = __name__  # picklable by reference (Ray ships points to actors)
 
 
 _MULTIPASS_OUTPUTS = {
@@ -99,9 +169,10 @@ class SGDKernel(Kernel):
     Params = SGDParams
     shape_params = frozenset({"mode", "two_time"} | TIME_GRID_PARAMS)
 
-    def outputs(self, params: SGDParams) -> dict[str, Output]:
+    def outputs(self, params: Any) -> dict[str, Output]:
+        p = params.active
         out = dict(_MULTIPASS_OUTPUTS)
-        if params.two_time:
+        if p.two_time:
             out["C"] = Output(("time", "time2"), "correlation C(t, t') = w(t).w(t')/d")
             out["R"] = Output(
                 ("time", "time2"),
@@ -110,26 +181,28 @@ class SGDKernel(Kernel):
             )
         return out
 
-    def coords(self, params: SGDParams) -> dict[str, np.ndarray]:
-        times = saved_times(params)
+    def coords(self, params: Any) -> dict[str, np.ndarray]:
+        p = params.active
+        times = saved_times(p)
         out = {"time": times}
-        if params.two_time:
+        if getattr(p, "two_time", False):
             out["time2"] = times.copy()
         return out
 
-    def coord_attrs(self, params: SGDParams) -> dict[str, dict[str, str]]:
+    def coord_attrs(self, params: Any) -> dict[str, dict[str, str]]:
         unit = "step * lr"
         out = {"time": {"long_name": "time", "units": unit}}
-        if params.two_time:
+        if getattr(params.active, "two_time", False):
             out["time2"] = {"long_name": "earlier time t'", "units": unit}
         return out
 
-    def attrs(self, params: SGDParams) -> dict[str, Any]:
+    def attrs(self, params: Any) -> dict[str, Any]:
         return {
+            "mode": params.mode,
             "time_units": "t = step * lr (dmft.md §1.3)",
             "loss_normalisation": "sum over samples; train_loss is the per-sample mean",
-            "batch_normalise": str(params.batch_normalise),
         }
 
-    def _run(self, params: SGDParams, seed: Seed) -> Mapping[str, np.ndarray]:
-        return simulate(params, params.d, seed, params.two_time, params.response_field)
+    def _run(self, params: Any, seed: Seed) -> Mapping[str, np.ndarray]:
+        p = params.active
+        return simulate(p, p.d, seed, p.two_time, p.response_field)
