@@ -16,6 +16,7 @@ ENTRY_POINT_GROUP = "sweeper.kernels"
 
 # name -> "module:Class"; imported lazily so one broken kernel does not hide the others.
 BUILTIN: dict[str, str] = {
+    "dmft": "kernels.dmft:DMFTKernel",
     "meanfield": "kernels.meanfield:MeanFieldKernel",
     "sgd": "kernels.sgd:SGDKernel",
 }

@@ -1,0 +1,280 @@
+"""Dynamical mean-field theory of GD, SGD and persistent SGD in single-layer models.
+
+The `dmft` kernel solves the scalar effective process of Mignacco, Krzakala,
+Urbani & Zdeborova (NeurIPS 2020, arXiv 2006.06098, "Dynamical mean-field
+theory for stochastic gradient descent in Gaussian mixture classification"),
+Mignacco, Urbani & Zdeborova (MLST 2021, arXiv 2103.04902, phase retrieval)
+and Mignacco & Urbani (2022, arXiv 2112.10852), in the exact discrete-time form
+of ``/work/shared/science/dmft.md`` §3: for a step ``lr`` it reproduces
+discrete GD / SGD / p-SGD, not only their ``lr -> 0`` limit. With ``dt > 0`` it
+integrates the flow limit (``lr -> 0`` at fixed persistence time ``tau``) with
+step ``dt`` instead.
+
+Numerics (see :mod:`kernels.dmft_driver` and :mod:`kernels.dmft_solver`):
+
+- one causal forward pass per block of trajectories (dmft.md §4.4): every
+  kernel row is estimated from the process up to that step before it is used,
+  so the pass is the exact fixed point of the finite-sample equations; no
+  damped iteration is needed;
+- noise paths with covariance ``M_C`` via a growing Cholesky factor and fixed
+  normals (dmft.md §4.3 item 4);
+- response kernel ``M_R(k,j) = alpha sig^4 E[s_hat l''(k) G(k,j) s_hat l''(j)]``
+  with the factor at both times and prefactor ``alpha`` (dmft.md §4.3 items
+  1-2), ``G`` from the per-trajectory triangular system solved row by row in
+  adjoint form on ``n_resp`` trajectories (exact, ``O(K n)`` memory);
+- "moment matching": the Gaussian inputs of all trajectories are
+  orthonormalised, which makes the ridge/square case exact to round-off;
+- ``n_blocks`` independent blocks; outputs are block means and the
+  Monte-Carlo error is the block standard error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kernels import singlelayer as sl
+from kernels.base import Kernel, NumericalFailure, Output, check, rng
+from kernels.dmft_driver import Problem, block_memory, solve_block
+from kernels.dmft_solver import weight_side
+from kernels.losses import LOSS_CODES
+from kernels.singlelayer import SingleLayerParams
+from kernels.timegrid import TIME_GRID_PARAMS, save_steps, saved_times
+
+
+@dataclass(frozen=True, kw_only=True)
+class DMFTParams(SingleLayerParams):
+    """Parameters of the `dmft` kernel: the shared single-layer names plus solver knobs.
+
+    Solver knobs
+    ------------
+    n_traj
+        Trajectories of the effective process per block.
+    n_blocks
+        Independent blocks (separate random streams); outputs are block means,
+        the Monte-Carlo error is the standard error over blocks.
+    n_resp
+        Trajectories (per block, a subset) used for the response kernel ``M_R``;
+        0 means all. Its cost is ``n_resp K^3 / 6`` multiply-adds.
+    dt
+        0: exact discrete time with step ``lr``. ``dt > 0``: flow limit
+        (``lr -> 0`` at fixed ``tau``) integrated with step ``dt``.
+    two_time
+        Also return ``M_C``, ``M_R``, ``C``, ``R`` on the saved grid (large).
+    moment_matching
+        Orthonormalise the Gaussian inputs across trajectories (variance reduction).
+    max_memory_gb
+        Refuse (ParameterError) a point whose arrays would exceed this.
+    """
+
+    n_traj: int = 20000
+    n_blocks: int = 4
+    n_resp: int = 0
+    dt: float = 0.0
+    two_time: bool = False
+    moment_matching: bool = True
+    max_memory_gb: float = 4.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.dt >= 0, "dt", f"must be >= 0 (0 = discrete time with step lr), got {self.dt!r}.")
+        check(self.n_traj >= 16, "n_traj", f"must be at least 16, got {self.n_traj!r}.")
+        check(self.n_blocks >= 1, "n_blocks", f"must be at least 1, got {self.n_blocks!r}.")
+        check(
+            0 <= self.n_resp <= self.n_traj,
+            "n_resp",
+            f"must be in [0, n_traj] (0 = all), got {self.n_resp!r}.",
+        )
+        check(self.max_memory_gb > 0, "max_memory_gb", f"must be positive, got {self.max_memory_gb!r}.")
+        if self.dt > 0:
+            check(self.algorithm != "sgd", "dt", "i.i.d. SGD has no flow limit (tau = lr/b); use `dt = 0`.")
+            if self.algorithm == "psgd":
+                p01, p10 = _chain(self.b, self.tau, self.dt)
+                check(
+                    p01 <= 1 and p10 <= 1,
+                    "dt",
+                    f"the selection chain needs dt/tau <= 1 and dt (1-b)/(b tau) <= 1, "
+                    f"got dt={self.dt!r}, tau={self.tau!r}, b={self.b!r}.",
+                )
+        step = self.step
+        check(self.t_max >= step, "t_max", f"must cover at least one step of {step!r}, got {self.t_max!r}.")
+
+    @property
+    def step(self) -> float:
+        """Integration step: ``lr`` (exact discrete time) or ``dt`` (flow limit)."""
+        return self.dt if self.dt > 0 else self.lr
+
+
+def _chain(b: float, tau: float, step: float) -> tuple[float, float]:
+    """Per-step transition probabilities of the selection chain (dmft.md §1.3)."""
+    return step / tau, (1.0 - b) * step / (b * tau)
+
+
+# -- data models of the effective process (dmft.md §1.2, §2) --------------------------------
+
+
+def _sampler(p: DMFTParams):
+    """``(u, y)`` of the effective process (dmft.md §2) from a given standard normal ``g``.
+
+    Labels and clusters use the shared definitions of :mod:`kernels.singlelayer`;
+    only the Gaussian part ``g`` comes from the solver (moment-matched).
+    """
+
+    def sample(gen: np.random.Generator, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if p.model == "glm":
+            u = g.copy()
+            return u, sl.labels(p, u, None, gen)
+        c = sl.draw_clusters(p, gen, len(g))
+        u = c + math.sqrt(p.noise) * g
+        return u, sl.labels(p, u, c, gen)
+
+    return sample
+
+
+class DMFTKernel(Kernel):
+    """Discrete-time DMFT of GD / SGD / p-SGD for single-layer models (dmft.md §2-§4)."""
+
+    name = "dmft"
+    version = "1"
+    Params = DMFTParams
+    shape_params = TIME_GRID_PARAMS | frozenset({"two_time"})
+    example = {"alpha": 3.0, "ridge": 0.5, "t_max": 1.0, "n_times": 11, "n_traj": 400, "n_blocks": 2}
+
+    def outputs(self, params: DMFTParams) -> dict[str, Output]:
+        out = {
+            "m": Output(("time",), "teacher overlap m = w.v/d"),
+            "Q": Output(("time",), "self overlap Q = |w|^2/d"),
+            "nu": Output(("time",), "spherical Lagrange multiplier nu(t)"),
+            "train_loss": Output(("time",), "training loss per sample, E[l(y, r)]"),
+            "train_error": Output(
+                ("time",),
+                "training error",
+                description="kernels.singlelayer.sample_error averaged over the effective process",
+            ),
+            "test_error": Output(
+                ("time",), "generalisation error from (m, Q) (kernels.singlelayer.test_error)"
+            ),
+            "iterations": Output(
+                (), "causal passes per block (1: the pass is the finite-sample fixed point)"
+            ),
+            "residual": Output((), "self-consistency residual of the kernels"),
+            "m_mc_error": Output((), "Monte-Carlo standard error of m, max over time (from blocks)"),
+            "train_loss_mc_error": Output((), "Monte-Carlo standard error of train_loss, max over time"),
+        }
+        if params.two_time:
+            out |= {
+                "M_C": Output(("time", "time2"), "noise kernel M_C(t, t')"),
+                "M_R": Output(("time", "time2"), "memory kernel M_R(t, t') (t > t')"),
+                "C": Output(("time", "time2"), "weight correlation C(t, t') = w(t).w(t')/d"),
+                "R": Output(("time", "time2"), "weight response R(t, t') (t > t')"),
+            }
+        return out
+
+    def coords(self, params: DMFTParams) -> dict[str, np.ndarray]:
+        t = saved_times(params)
+        return {"time": t, "time2": t} if params.two_time else {"time": t}
+
+    def coord_attrs(self, params: DMFTParams) -> dict[str, dict[str, str]]:
+        unit = "step * lr" if params.dt == 0 else "step * dt (flow limit)"
+        out = {"time": {"long_name": "time", "units": unit}}
+        if params.two_time:
+            out["time2"] = {"long_name": "earlier time t'", "units": unit}
+        return out
+
+    def attrs(self, params: DMFTParams) -> dict[str, Any]:
+        return {
+            "time_units": "t = k * lr (discrete, dt = 0) or k * dt (flow limit)",
+            "reference": "dmft.md §3 (exact discrete-time DMFT), Mignacco et al. 2020/2021",
+        }
+
+    # ------------------------------------------------------------------------------------
+    def problem(self, p: DMFTParams) -> Problem:
+        """Translate parameters into the effective-process problem (dmft.md §1.3, §2)."""
+        step = p.step
+        if p.algorithm == "psgd":
+            p01, p10 = _chain(p.b, p.tau, step)
+        else:
+            p01, p10 = sl.selection_probabilities(p)
+        return Problem(
+            alpha=p.alpha,
+            sig2=sl.orthogonal_variance(p),
+            ridge=p.ridge,
+            spherical=p.spherical != "none",
+            temperature=p.temperature,
+            eta=step,
+            n_steps=int(round(p.t_max / step)),
+            shat=sl.sample_weight(p),
+            b=p.b,
+            p01=p01,
+            p10=p10,
+            loss_code=LOSS_CODES[p.loss],
+            model_code=sl.MODEL_CODES[p.model],
+            loss_scale=p.loss_scale,
+            err_kind=sl.error_kind(p),
+            # a random start has m(0) = O(d^-1/2): exactly 0 in the d -> infinity theory
+            m0=p.m0 if p.init == "warm" else 0.0,
+            q0=p.q0,
+            sample=_sampler(p),
+            n_traj=p.n_traj,
+            n_resp=p.n_resp or p.n_traj,
+            moment_matching=p.moment_matching,
+        )
+
+    def _run(self, params: DMFTParams, seed) -> dict[str, np.ndarray]:
+        prob = self.problem(params)
+        need = block_memory(prob) + 8 * 4 * (prob.n_steps + 1) ** 2
+        check(
+            need <= params.max_memory_gb * 2**30,
+            "max_memory_gb",
+            f"this point needs {need / 2**30:.2f} GB (n_traj={params.n_traj}, "
+            f"{prob.n_steps} steps); lower `n_traj`/`n_resp` or raise `max_memory_gb`.",
+        )
+        blocks = []
+        for blk in range(params.n_blocks):
+            gens = {s: rng(seed, f"dmft/{blk}/{s}") for s in ("init", "noise", "batch", "langevin")}
+            try:
+                blocks.append(solve_block(prob, gens))
+            except FloatingPointError as exc:
+                raise NumericalFailure(f"{exc} in block {blk}; residual = inf") from exc
+        mean = {k: np.mean([b[k] for b in blocks], axis=0) for k in blocks[0]}
+        nb = len(blocks)
+        sem = {
+            k: (
+                np.std([b[k] for b in blocks], axis=0, ddof=1) / math.sqrt(nb)
+                if nb > 1
+                else np.zeros_like(mean[k])
+            )
+            for k in ("m", "train_loss")
+        }
+        R, Ct = weight_side(
+            mean["nut"],
+            mean["M_R"],
+            mean["M_C"],
+            prob.eta,
+            prob.sig2 * (prob.q0 - prob.m0**2),
+            2.0 * prob.temperature * prob.sig2 * prob.eta,
+        )
+        m = mean["m"]
+        C = np.outer(m, m) + Ct / prob.sig2
+        q = np.diag(C).copy()
+        idx = save_steps(saved_times(params), prob.eta)
+        test = sl.test_error(params, m, q)
+        out = {
+            "m": m[idx],
+            "Q": q[idx],
+            "nu": mean["nu"][idx],
+            "train_loss": mean["train_loss"][idx],
+            "train_error": mean["train_error"][idx],
+            "test_error": test[idx],
+            "iterations": np.array(1.0),
+            "residual": np.array(0.0),
+            "m_mc_error": np.array(sem["m"].max()),
+            "train_loss_mc_error": np.array(sem["train_loss"].max()),
+        }
+        if params.two_time:
+            ix = np.ix_(idx, idx)
+            out |= {"M_C": mean["M_C"][ix], "M_R": mean["M_R"][ix], "C": C[ix], "R": R[ix]}
+        return out

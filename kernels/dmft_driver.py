@@ -1,0 +1,166 @@
+"""One causal forward pass of the discrete-time DMFT (dmft.md §3, §4.4) on one block of trajectories.
+
+:func:`solve_block` is the Python loop over *time steps* (never over
+trajectories); each step calls the numba functions of :mod:`kernels.dmft_solver`
+and :mod:`kernels.dmft_process`. Order of operations at step ``k`` (every
+quantity uses only steps ``<= k``, which is what makes one pass exact):
+
+1. ``r[k] = m[k] u + rho[k]``; losses and derivatives; sample means.
+2. ``nu[k]`` (spherical multiplier), ``nut[k]``, ``mu[k]``.
+3. Row ``k`` of ``M_C`` and of ``M_R`` (adjoint response solve).
+4. Noise ``xi[k]`` from the Gram-Schmidt factor of the ``f`` rows (a Cholesky factor of ``M_C``).
+5. ``rho[k+1]``, ``m[k+1]``; selection chain ``s[k+1]``.
+
+Memory per block (bytes): ``8 (K+1) (3 n + 2 n_resp)`` for the per-trajectory
+histories ``rho``, the orthonormalised ``f = s_hat l'`` rows, the fixed normals
+``z``, ``a = s_hat l''`` and the adjoint workspace, plus ``8 (K+1)^2 x 4`` for
+``M_C``, ``M_R`` (and its transpose) and the factor ``R``.
+:func:`block_memory` states it before anything is allocated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from kernels.dmft_process import (
+    N_SUMS,
+    S_A,
+    S_BLOSS,
+    S_ERR,
+    S_LOSS,
+    S_RF,
+    S_UF,
+    evaluate,
+    update_selection,
+)
+from kernels.dmft_solver import advance, orthonormalize_row, qr_row, response_row
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything one forward pass needs, in the units of dmft.md §2-§3.
+
+    ``sample(gen, g)`` returns ``(u, y)`` for ``n`` trajectories given a
+    standard normal vector ``g`` (the Gaussian part of ``u``);
+    ``sig2`` is the variance of the data orthogonal to the special direction
+    (1 for teacher-student, ``Delta`` for the Gaussian mixture).
+    """
+
+    alpha: float
+    sig2: float
+    ridge: float
+    spherical: bool
+    temperature: float
+    eta: float
+    n_steps: int
+    shat: float  # s_hat = shat * s   (1/b with batch normalisation, else 1)
+    b: float
+    p01: float  # P(s: 0 -> 1) per step
+    p10: float  # P(s: 1 -> 0) per step
+    loss_code: int
+    model_code: int
+    loss_scale: float
+    err_kind: int
+    m0: float
+    q0: float
+    sample: Callable[[np.random.Generator, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    n_traj: int
+    n_resp: int
+    moment_matching: bool = True
+
+
+def block_memory(p: Problem) -> int:
+    """Peak bytes of the arrays allocated by :func:`solve_block`."""
+    k1 = p.n_steps + 1
+    return 8 * k1 * (3 * p.n_traj + 2 * p.n_resp) + 8 * 3 * p.n_traj + 8 * 4 * k1 * k1
+
+
+def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, np.ndarray]:
+    """Run one causal pass; returns per-step arrays (length ``K+1``) and ``M_C``, ``M_R``.
+
+    ``gens`` holds the generators of the streams ``init``, ``noise``, ``batch``
+    and ``langevin`` for this block.
+    """
+    n, nr, K, eta = p.n_traj, p.n_resp, p.n_steps, p.eta
+    k1 = K + 1
+    # normals: row 0 constant, row 1 the Gaussian part of u, row 2 rho(0), rows 3.. noise z[k]
+    basis = np.empty((k1 + 3, n))
+    basis[0] = 1.0
+    basis[1:3] = gens["init"].standard_normal((2, n))
+    n_orth = min(k1 + 3, n // 2) if p.moment_matching else 0
+    for j in range(1, min(3, n_orth)):
+        orthonormalize_row(basis, j)
+    Z = basis[3:]
+    u, y = p.sample(gens["init"], basis[1])
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    rho = np.empty((k1, n))
+    rho[0] = np.sqrt(max(p.sig2 * (p.q0 - p.m0**2), 0.0)) * basis[2]
+    F = np.empty((k1, n))
+    A = np.empty((k1, nr))
+    Y = np.empty((k1, nr))  # adjoint workspace
+    MC = np.zeros((k1, k1))
+    MR = np.zeros((k1, k1))
+    MRT = np.zeros((k1, k1))
+    R = np.zeros((k1, k1))  # Gram-Schmidt factor of the f rows: M_C = a4 R R^T
+    s = (gens["batch"].random(n) < p.b).astype(np.float64)
+    m = np.zeros(k1)
+    nu = np.zeros(k1)
+    nut = np.zeros(k1)
+    loss = np.zeros(k1)
+    err = np.zeros(k1)
+    batch_loss = np.zeros(k1)
+    m[0] = p.m0
+    row = np.zeros(k1)
+    a4 = p.alpha * p.sig2 * p.sig2
+    sqa4 = np.sqrt(a4)
+    lang = np.sqrt(2.0 * p.temperature * p.sig2 * eta)
+    for k in range(k1):
+        sums = (
+            evaluate(
+                k, m[k], u, y, rho, s, p.shat, p.loss_code, p.model_code, p.loss_scale, p.err_kind, F, A, nr
+            )
+            / n
+        )
+        loss[k], err[k], batch_loss[k] = sums[S_LOSS], sums[S_ERR], sums[S_BLOSS]
+        if p.spherical:
+            # Q = q0 held by d/dt Q = -2 (ridge + nu) Q - 2 alpha E[s_hat r l'] + 2 T = 0 (dmft.md §2)
+            nu[k] = (p.temperature - p.alpha * sums[S_RF]) / p.q0 - p.ridge
+        nut[k] = p.ridge + nu[k] + p.alpha * p.sig2 * sums[S_A]
+        fk = F[k].copy()
+        R[k, : k + 1] = qr_row(F, k)  # F[k] becomes the k-th orthonormal direction
+        MC[k, : k + 1] = a4 * (R[: k + 1, : k + 1] @ R[k, : k + 1])
+        MC[: k + 1, k] = MC[k, : k + 1]
+        if k > 0:
+            response_row(k, A, nut, MRT, eta, p.sig2, Y, row)
+            MR[k, :k] = a4 * row[:k]
+            MRT[:k, k] = MR[k, :k]
+        if k == K:
+            break
+        Z[k] = gens["noise"].standard_normal(n)
+        if k + 3 < n_orth:
+            orthonormalize_row(basis, k + 3)
+        zeta = gens["langevin"].standard_normal(n) if p.temperature > 0 else Z[k]
+        advance(k, rho, fk, Z, sqa4 * R[k], MR[k], nut[k], eta, p.sig2, lang, zeta)
+        m[k + 1] = m[k] - eta * ((p.ridge + nu[k]) * m[k] + p.alpha * sums[S_UF])
+        if p.b < 1.0:
+            update_selection(s, gens["batch"].random(n), p.p01, p.p10)
+        if not np.isfinite(m[k + 1]) or not np.all(np.isfinite(rho[k + 1, :CHECK])):
+            raise FloatingPointError(f"effective process diverged at step {k + 1} (t = {(k + 1) * eta:g})")
+    return {
+        "m": m,
+        "nu": nu,
+        "nut": nut,
+        "train_loss": loss,
+        "train_error": err,
+        "batch_loss": batch_loss,
+        "M_C": MC,
+        "M_R": MR,
+    }
+
+
+CHECK = 256  # trajectories checked for finiteness each step (a blow-up spreads through the kernels)
+__all__ = ["N_SUMS", "Problem", "block_memory", "solve_block"]
