@@ -74,8 +74,14 @@ def run(
     progress: bool = True,
 ) -> tuple[GridSpec, Summary]:
     spec, template = prepare(spec_or_path, store=store, workers=workers, block_size=block_size)
-    target = open_store(spec, template, overwrite=overwrite)
-    executor, shutdown = make_executor(spec, address)
+    executor, shutdown = make_executor(spec, address)  # connect first: a bad address writes nothing
+    try:
+        target = open_store(spec, template, overwrite=overwrite)
+    except BaseException:
+        executor.close()
+        if shutdown is not None:
+            shutdown()
+        raise
     bar = _progress_bar(spec, target, retry_failed) if progress else None
     try:
         summary = run_sweep(

@@ -157,9 +157,27 @@ def connect_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
             log_to_driver=False,
         )
     else:
+        _probe(address)
         try:
             ray.init(address=address, log_to_driver=False)
         except ConnectionError as exc:
             raise SweeperError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
     return workers or int(ray.cluster_resources().get("CPU", 1)), True
 
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT nobody answers (Ray itself waits minutes)."""
+    import socket
+
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError) as exc:
+        raise SweeperError(
+            f"cannot reach a Ray cluster at {address!r} ({exc}); start one with `ray up cluster.yaml` "
+            f"or `ray start --head`, or drop `--address` to run on a private local Ray."
+        ) from None

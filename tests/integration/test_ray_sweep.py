@@ -110,3 +110,4 @@ def test_cli_kernels_lists_parameters_and_outputs():
     assert result.exit_code == 0
     assert "relaxation (v1)" in result.output and "* n_times = 101" in result.output
     assert "x(time): relaxing quantity [1]" in result.output
+
