@@ -18,6 +18,7 @@ ENTRY_POINT_GROUP = "sweeper.kernels"
 BUILTIN: dict[str, str] = {
     "dmft": "kernels.dmft:DMFTKernel",
     "meanfield": "kernels.meanfield:MeanFieldKernel",
+    "ode": "kernels.ode:ODEKernel",
     "sgd": "kernels.sgd:SGDKernel",
 }
 
