@@ -41,10 +41,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kernels.base import Kernel, Output, Seed, check
-from kernels.sgd_multipass import simulate
+from kernels import sgd_multipass, sgd_online
+from kernels.base import Kernel, Output, Seed, check, coerce
+from kernels.sgd_online import OnlineParams
 from kernels.singlelayer import SingleLayerParams
 from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, saved_times
+from kernels.twolayer import time_unit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +74,7 @@ class MultipassParams(SingleLayerParams):
         check(self.response_field > 0, "response_field", f"must be positive, got {self.response_field!r}.")
 
 
-MODES: dict[str, type] = {"multipass": MultipassParams}
+MODES: dict[str, type] = {"multipass": MultipassParams, "online": OnlineParams}
 
 
 def _widen(a: Any, b: Any) -> Any:
@@ -114,13 +116,16 @@ def _post_init(self) -> None:
 
 
 def _active_params(self) -> Any:
+    # coerce against the mode's own hints: a widened name must still take a value the
+    # active mode knows (e.g. `teacher = "abs"` is multipass-only)
     cls = MODES[self.mode]
+    hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
         value = getattr(self, f.name)
         if f.name in CONFLICTS and value is None:
             continue
-        values[f.name] = value
+        values[f.name] = coerce(f.name, value, hints[f.name])
     return cls(**values)
 
 
@@ -161,16 +166,44 @@ _MULTIPASS_OUTPUTS = {
 }
 
 
+_ONLINE_OUTPUTS = {
+    "risk": Output(
+        ("time",),
+        "population risk from the overlaps",
+        description="E[(f*(x) - f(x))^2] / 2 by the closed form of kernels.twolayer.risk; "
+        "excludes the label-noise floor noise/2",
+    ),
+    "Q": Output(("time", "student", "student2"), "student-student overlap Q = W W^T / d"),
+    "M": Output(("time", "student", "teacher"), "student-teacher overlap M = W W*^T / d"),
+    "P": Output(("time", "teacher", "teacher2"), "teacher-teacher overlap P = W* W*^T / d"),
+    "v": Output(("time", "student"), "student second-layer weights v"),
+}
+
+
 class SGDKernel(Kernel):
     """Finite-N SGD; see the module docstring for the two modes."""
 
     name = "sgd"
     version = "1"
     Params = SGDParams
-    shape_params = frozenset({"mode", "two_time"} | TIME_GRID_PARAMS)
+    shape_params = frozenset({"mode", "two_time", "K", "M", "n_test", "save_particles"} | TIME_GRID_PARAMS)
+    example = {"mode": "online", "d": 50, "K": 2, "M": 2, "t_max": 1.0, "n_times": 3}
 
     def outputs(self, params: Any) -> dict[str, Output]:
         p = params.active
+        if params.mode == "online":
+            out = dict(_ONLINE_OUTPUTS)
+            if p.n_test:
+                out["risk_test"] = Output(
+                    ("time",),
+                    "population risk on a fixed test set",
+                    description=f"mean over n_test = {p.n_test} noiseless samples of (f* - f)^2 / 2",
+                )
+            if p.save_particles:
+                out["m"] = Output(("time", "unit", "teacher"), "teacher overlap m_jr = w_j.w*_r/d")
+                out["q"] = Output(("time", "unit"), "self overlap q_j = |w_j|^2/d")
+                out["a"] = Output(("time", "unit"), "second-layer weight a_j")
+            return out
         out = dict(_MULTIPASS_OUTPUTS)
         if p.two_time:
             out["C"] = Output(("time", "time2"), "correlation C(t, t') = w(t).w(t')/d")
@@ -185,24 +218,44 @@ class SGDKernel(Kernel):
         p = params.active
         times = saved_times(p)
         out = {"time": times}
-        if getattr(p, "two_time", False):
+        if params.mode == "online":
+            out |= {
+                "student": np.arange(p.K),
+                "student2": np.arange(p.K),
+                "teacher": np.arange(p.M),
+                "teacher2": np.arange(p.M),
+            }
+            if p.save_particles:
+                out["unit"] = np.arange(p.save_particles)
+        elif p.two_time:
             out["time2"] = times.copy()
         return out
 
     def coord_attrs(self, params: Any) -> dict[str, dict[str, str]]:
-        unit = "step * lr"
+        p = params.active
+        unit = time_unit(p) if params.mode == "online" else "step * lr"
         out = {"time": {"long_name": "time", "units": unit}}
-        if getattr(params.active, "two_time", False):
+        if params.mode == "multipass" and p.two_time:
             out["time2"] = {"long_name": "earlier time t'", "units": unit}
         return out
 
     def attrs(self, params: Any) -> dict[str, Any]:
+        p = params.active
+        if params.mode == "online":
+            return {
+                "mode": "online",
+                "time_units": time_unit(p),
+                "risk": "E[(f* - f)^2]/2 against the noiseless teacher; excludes noise/2",
+                "committee": p.committee,
+            }
         return {
-            "mode": params.mode,
+            "mode": "multipass",
             "time_units": "t = step * lr (dmft.md §1.3)",
             "loss_normalisation": "sum over samples; train_loss is the per-sample mean",
         }
 
     def _run(self, params: Any, seed: Seed) -> Mapping[str, np.ndarray]:
         p = params.active
-        return simulate(p, p.d, seed, p.two_time, p.response_field)
+        if params.mode == "online":
+            return sgd_online.simulate(p, seed)
+        return sgd_multipass.simulate(p, p.d, seed, p.two_time, p.response_field)

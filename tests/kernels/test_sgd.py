@@ -67,7 +67,7 @@ def test_ridge_gd_equals_exact_linear_algebra():
     # The simulator against a dense numpy iteration of the same discrete GD on the same
     # data: agreement to round-off (the fused numba loop sums in a different order).
     d, steps = 300, 40
-    p = KERNEL.make_params(d=d, **{**RIDGE, "t_max": steps * 0.1, "n_times": steps + 1})
+    p = KERNEL.make_params(d=d, **{**RIDGE, "t_max": steps * 0.1, "n_times": steps + 1}).active
     v, X, y = draw_problem(p, d, 3)
     w = initial_weights(p, v, 3)
     A, bvec = X.T @ X / d, X.T @ y / np.sqrt(d)
@@ -97,7 +97,7 @@ def test_sgd_mean_overlap_follows_gd():
 
 def test_persistent_chain_mean_and_correlation_time():
     b, tau, lr = 0.3, 1.0, 0.05
-    p = KERNEL.make_params(algorithm="psgd", b=b, tau=tau, lr=lr)
+    p = KERNEL.make_params(algorithm="psgd", b=b, tau=tau, lr=lr).active
     n, steps = 2000, 600
     s = selection_path(p, n, steps, 11)
     # stationary from the start: mean b at every step; 1.2e6 Bernoulli draws,
@@ -117,8 +117,8 @@ def test_persistent_chain_mean_and_correlation_time():
 
 def test_persistent_chain_with_tau_lr_over_b_is_iid_sgd():
     b, lr = 0.4, 0.05
-    psgd = KERNEL.make_params(algorithm="psgd", b=b, tau=lr / b, lr=lr)
-    sgd = KERNEL.make_params(algorithm="sgd", b=b, lr=lr)
+    psgd = KERNEL.make_params(algorithm="psgd", b=b, tau=lr / b, lr=lr).active
+    sgd = KERNEL.make_params(algorithm="sgd", b=b, lr=lr).active
     s_p, s_s = selection_path(psgd, 3000, 200, 5), selection_path(sgd, 3000, 200, 5)
     # same uniforms, thresholds b in both states: the same batches (distribution and sample)
     np.testing.assert_array_equal(s_p, s_s)
@@ -246,7 +246,7 @@ def test_test_error_from_overlaps_matches_fresh_samples(kw):
     d, n = 300, 40_000
     p = KERNEL.make_params(
         d=d, alpha=2.0, t_max=2.0, n_times=2, **{"lr": 0.05, "algorithm": "sgd", "b": 0.5, **kw}
-    )
+    ).active
     state = {}
     out = simulate(p, d, 7, state=state)
     w, v = state["w"], state["v"]
@@ -270,3 +270,76 @@ def test_test_error_from_overlaps_matches_fresh_samples(kw):
     assert abs(errs.mean() - out["test_error"][-1]) < 5 * errs.std() / np.sqrt(n)
     assert out["test_error"][-1] == test_error(p, w @ v / d, w @ w / d)
     assert 0 < out["test_error"][-1] < 1.0
+
+
+# -- online mode (two-layer networks, ode_meanfield.md §1, §8) ---------------------------------
+
+
+def online(seed=0, **kw):
+    return run(seed, mode="online", **kw)
+
+
+def test_online_starts_from_the_ode_kernels_initial_overlaps():
+    # paired `ode` and `sgd` points draw their weights from twolayer.draw_weights: the saved
+    # t = 0 overlaps are exactly those of the shared initial weights
+    from kernels.twolayer import draw_weights, overlaps
+
+    p = KERNEL.make_params(mode="online", d=200, K=3, M=2, t_max=1.0, n_times=3)
+    out = KERNEL.run(p, 9).outputs
+    W, Wt, v, vt = draw_weights(p.active, 9)
+    Q, M, P = overlaps(W, Wt)
+    np.testing.assert_array_equal(out["Q"][0], Q)
+    np.testing.assert_array_equal(out["M"][0], M)
+    np.testing.assert_array_equal(out["P"][0], P)
+    np.testing.assert_array_equal(out["v"][0], v)
+
+
+@pytest.mark.parametrize("activation", ["erf", "relu", "linear"])
+def test_online_risk_from_overlaps_equals_test_set(activation):
+    # Closed-form risk (kernels.twolayer.risk) vs a fixed test set of 20 000 noiseless samples.
+    # For a Gaussian-like difference f* - f of variance 2R, (f* - f)^2 / 2 has standard
+    # deviation ~ sqrt(2) R: 6 standard errors is 6 sqrt(2/n) R = 0.06 R.
+    n = 20_000
+    kw = dict(d=100, K=3, M=2, activation=activation, lr=0.2, noise=0.01, n_test=n)
+    kw |= dict(committee="mean", train_second_layer=True, t_max=3.0, n_times=4)
+    out = online(1, **kw)
+    np.testing.assert_allclose(out["risk_test"], out["risk"], rtol=6 * np.sqrt(2 / n))
+    assert out["risk"][-1] < out["risk"][0]  # it learns
+
+
+def test_online_concentrates_with_d():
+    # small learning rate: across-seed variance of the overlaps is O(1/d) (ode_meanfield.md
+    # §6: deviations from the ODE are O(d^-1/2)). From d = 100 to 1000 the variance should
+    # fall ~10x; with 8 seeds, averaged over 5 times and 6 overlap entries, the ratio's
+    # sampling spread is well under 2x, so > 3 is a safe threshold.
+    def spread(d):
+        kw = dict(d=d, K=2, M=2, lr=0.3, t_max=4.0, n_times=5)
+        runs = [online(s, **kw) for s in range(8)]
+        stack = np.array([np.concatenate([r["Q"][1:].ravel(), r["M"][1:].ravel()]) for r in runs])
+        return stack.var(0, ddof=1).mean(), np.array([r["risk"] for r in runs]).var(0, ddof=1)[1:].mean()
+
+    (q100, r100), (q1000, r1000) = spread(100), spread(1000)
+    assert q100 / q1000 > 3, (q100, q1000)
+    assert r100 / r1000 > 3, (r100, r1000)
+
+
+def test_online_per_unit_outputs_and_mean_field_scaling():
+    out = online(2, d=50, K=40, M=1, committee="mean", lr=1.0, save_particles=5, t_max=2.0, n_times=3)
+    np.testing.assert_array_equal(out["m"], out["M"][:, :5])
+    np.testing.assert_array_equal(out["q"], np.diagonal(out["Q"], axis1=1, axis2=2)[:, :5])
+    np.testing.assert_allclose(out["a"], 1 / 40)
+    assert out["risk"][-1] < out["risk"][0]
+
+
+def test_online_deterministic_and_conflicting_names():
+    kw = dict(d=60, K=2, M=2, noise=0.1, train_second_layer=True, t_max=2.0, n_times=3)
+    a, b = online(3, **kw), online(3, **kw)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    # names shared with different meanings take the active mode's default when unset
+    p = KERNEL.make_params(mode="online")
+    assert p.active.lr == 0.5 and p.active.teacher == "orthogonal" and p.active.init == "random"
+    q = KERNEL.make_params()
+    assert q.active.lr == 0.1 and q.active.teacher == "linear" and q.active.init == "warm"
+    with pytest.raises(ParameterError, match="^teacher: expected one of"):
+        KERNEL.make_params(mode="online", teacher="abs")
