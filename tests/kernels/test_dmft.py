@@ -19,11 +19,37 @@ from kernels.registry import get_kernel
 RIDGE = {"alpha": 3.0, "ridge": 0.5, "m0": 0.2, "q0": 1.04, "loss": "square", "teacher": "linear"}
 
 
-def run_dmft(**values):
+def run_dmft(seed=0, **values):
     kernel = DMFTKernel()
-    result = kernel.run(kernel.make_params(**values), seed=values.pop("seed", 0) if "seed" in values else 0)
+    result = kernel.run(kernel.make_params(**values), seed=seed)
     assert result.ok, result.message
     return result.outputs
+
+
+def simulate(n_seeds: int, d: int, **values) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Finite-d runs of the `sgd` kernel (same parameter names): mean and standard error per output."""
+    kernel = get_kernel("sgd")()
+    params = kernel.make_params(d=d, **values)
+    runs = []
+    for seed in range(n_seeds):
+        result = kernel.run(params, seed=seed)
+        assert result.ok, result.message
+        runs.append(result.outputs)
+    return {
+        key: (
+            np.mean([r[key] for r in runs], 0),
+            np.std([r[key] for r in runs], 0, ddof=1) / np.sqrt(n_seeds),
+        )
+        for key in ("m", "Q", "train_loss", "train_error")
+    }
+
+
+def assert_agrees(theory, theory_err, sim, key, n_sigma=4.0, rel=0.0):
+    """``|theory - sim| <= n_sigma * sqrt(se_sim^2 + se_theory^2) + rel |sim|`` at every saved time."""
+    mean, se = sim[key]
+    bound = n_sigma * np.sqrt(se**2 + theory_err**2) + rel * np.abs(mean)
+    worst = np.max(np.abs(theory - mean) - bound)
+    assert worst <= 0, f"{key}: theory {theory} vs simulation {mean} +- {se} exceeds the bound by {worst}"
 
 
 # -- rung 1: ridge regression, square loss, GD = closed-form Marchenko-Pastur ----------------------
@@ -91,3 +117,58 @@ def test_parameter_errors_are_explained():
         DMFTKernel.make_params(n_traj=100, n_resp=200)
     with pytest.raises(ParameterError, match="max_memory_gb"):
         DMFTKernel().run(DMFTKernel.make_params(n_traj=10**6, t_max=100.0, lr=0.01, max_memory_gb=0.1))
+
+
+# -- rung 2: same model, i.i.d. SGD at b = 0.5 -------------------------------------------------------
+
+
+def test_ridge_sgd_overlap_follows_gd_and_loss_matches_simulation():
+    """m(t) of SGD equals GD (E[w] follows GD in the linear model, dmft.md §6.1); the train loss
+    carries the SGD noise and matches finite-d `sgd` runs (checks batch normalisation and the
+    alpha (not alpha/b) prefactor of M_R, dmft.md §4.3 item 2)."""
+    common = dict(RIDGE, lr=0.1, t_max=5.0, n_times=26)
+    out = run_dmft(**common, algorithm="sgd", b=0.5, n_traj=20000, n_blocks=4)
+    exact = ridge_gd_curves(3.0, 0.5, 0.2, np.linspace(0.0, 5.0, 26), lr=0.1)
+    assert np.max(np.abs(out["m"] - exact["m"])) < 4 * out["m_mc_error"] + 1e-4
+    sim = simulate(10, 1000, **common, algorithm="sgd", b=0.5)
+    # finite-d corrections are O(1/d); allow 2% on top of the statistical errors
+    assert_agrees(out["train_loss"], out["train_loss_mc_error"], sim, "train_loss", rel=0.02)
+    assert_agrees(out["m"], out["m_mc_error"], sim, "m", rel=0.005)
+    assert_agrees(out["Q"], out["m_mc_error"], sim, "Q", rel=0.01)
+    # and the SGD plateau is visibly above the GD one: the comparison has teeth
+    late = slice(10, None)
+    assert np.all(out["train_loss"][late] > exact["train_loss"][late] * 1.04)
+
+
+# -- rung 3: log-cosh loss, GD (dmft.md §6.2) ----------------------------------------------------------
+
+LOGCOSH = {"alpha": 2.0, "ridge": 0.1, "m0": 0.2, "q0": 1.04, "lr": 0.1, "loss": "logcosh", "t_max": 10.0}
+
+
+@pytest.fixture(scope="module")
+def logcosh_simulation():
+    return simulate(8, 2000, **LOGCOSH, n_times=21)
+
+
+def test_logcosh_gd_matches_simulation(logcosh_simulation):
+    out = run_dmft(**LOGCOSH, n_times=21, n_traj=20000, n_resp=5000, n_blocks=4)
+    assert_agrees(out["train_loss"], out["train_loss_mc_error"], logcosh_simulation, "train_loss", rel=0.01)
+    assert_agrees(out["m"], out["m_mc_error"], logcosh_simulation, "m", rel=0.002)
+    assert_agrees(out["Q"], out["m_mc_error"], logcosh_simulation, "Q", rel=0.002)
+
+
+def test_logcosh_catches_missing_second_factor_in_memory_kernel(logcosh_simulation, monkeypatch):
+    """The 2022 public-code bug (M_R without s_hat l''(t'), dmft.md §4.3 item 1) fails the same check."""
+    from numba import njit
+
+    import kernels.dmft_solver as solver
+
+    @njit
+    def contract_without_second_factor(k, A, Y, out):
+        for j in range(k):
+            out[j] = np.mean(A[k] * Y[j + 1])
+
+    monkeypatch.setattr(solver, "_contract", contract_without_second_factor)
+    out = run_dmft(**LOGCOSH, n_times=21, n_traj=10000, n_resp=2000, n_blocks=2)
+    mean, se = logcosh_simulation["train_loss"]
+    assert np.max(np.abs(out["train_loss"] / mean - 1)) > 0.2
