@@ -343,3 +343,26 @@ def test_online_deterministic_and_conflicting_names():
     assert q.active.lr == 0.1 and q.active.teacher == "linear" and q.active.init == "warm"
     with pytest.raises(ParameterError, match="^teacher: expected one of"):
         KERNEL.make_params(mode="online", teacher="abs")
+
+
+@pytest.mark.parametrize("committee", ["saad_solla", "mean"])
+def test_online_linear_mean_overlap_is_exact(committee):
+    # Linear units: E[e rho_n | W] = sum_m v*_m P_mn - sum_j v_j M_jn, so given the start the
+    # mean of M follows the linear recursion M <- M + (lr/d) v (v*^T P - v^T M) exactly at
+    # finite d, whatever Q does. Checks the update rule, the committee's second layers and
+    # the time unit (steps = t d). Residuals over 12 seeds: the SGD noise on M is
+    # ~ lr sqrt(t/d) |v| per entry; 5 standard errors of the mean.
+    d, t, lr = 100, 2.0, 0.5
+    kw = dict(d=d, K=2, M=1, activation="linear", committee=committee, lr=lr, t_max=t, n_times=2)
+    residuals = []
+    for seed in range(12):
+        out = online(seed, **kw)
+        M, P, v = out["M"][0], out["P"][0], out["v"][0]
+        vt = np.ones(1)  # M = 1: v* = 1 in both committees
+        for _ in range(int(t * d)):
+            M = M + (lr / d) * np.outer(v, vt @ P - v @ M)
+        residuals.append(out["M"][-1] - M)
+    residuals = np.array(residuals)
+    mean, sem = residuals.mean(0), residuals.std(0, ddof=1) / np.sqrt(len(residuals))
+    assert np.all(np.abs(mean) < 5 * sem), (mean, sem)
+    assert np.abs(residuals).max() < 0.2
