@@ -30,29 +30,60 @@ from typing import Literal
 
 import numpy as np
 
-from kernels.base import Kernel, NumericalFailure, Output, ParameterError, Seed, check, rng
+from kernels.base import Kernel, NumericalFailure, Output, Seed, check, rng
 from kernels.meanfield_particles import TWO_OVER_PI, velocity
 from kernels.meanfield_reduced import angle_nodes, reduced_velocity
-from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, save_steps, saved_times
+from kernels.timegrid import TIME_GRID_PARAMS, saved_times
+from kernels.twolayer import TwoLayerParams, draw_weights, learning_rates, steps_per_time, time_unit
 
 
 @dataclass(frozen=True, kw_only=True)
-class MeanFieldParams(TimeGridParams):
-    """Parameters of the ``meanfield`` kernel (``K`` = p particles, ``M`` = k teacher units)."""
+class MeanFieldParams(TwoLayerParams):
+    """Parameters of the ``meanfield`` kernel.
+
+    The two-layer names (``d``, ``K`` = p particles, ``M`` = k teacher units, ``committee``,
+    ``lr``, ``lr_v``, ``train_second_layer``, ``weight_decay``, ``kappa``, ``delta``, ``init``,
+    ``init_scale``, ``teacher``, ``Q0``/``M0``/``P0``/``v0``) mean what they mean for `ode` and
+    `sgd` (:class:`kernels.twolayer.TwoLayerParams`). The student is ``f = sum_j v_j g(.)``
+    with ``v_j = a_j / K``: ``a_j`` is the mean-field second layer of MMN. ``noise`` (label
+    noise) does not enter a gradient flow (only the lr^2 terms of the ODE); it is accepted
+    for a shared grid and ignored.
+
+    Parameters
+    ----------
+    method
+        ``particles`` (the flow of the K particles), ``reduced`` (per-unit ``(m, q_perp)``
+        dynamics at finite d, pairs averaged over the angle), ``reduced_dinf`` (same, d -> inf).
+    time_unit
+        ``sgd``: the `ode`/`sgd` time ``t = steps / steps_per_time`` (``steps / d`` without
+        scalings), in which the mean-field flow runs at rate ``lr / K``; ``flow``: the
+        mean-field time ``t = steps lr_eff / (K d)`` of Arnaboldi et al. 2023, in which the
+        flow does not depend on K or lr (use it to compare K). A shape parameter.
+    dt
+        Euler step in *flow* time whatever ``time_unit`` (its stability limit does not depend
+        on K or lr; 0.02-0.1 is stable for erf, ode_meanfield.md §7.3).
+    temperature
+        Langevin temperature ``1/beta`` per unit of ``time``: ``dw = v dt + sqrt(2 T) dB``
+        (MMN eq. 12); with ``weight_decay`` as the L2 confinement.
+    n_angle
+        Gauss-Jacobi nodes of the angle average of ``method = "reduced"``.
+    save_particles
+        Record ``m``, ``q``, ``v`` of the first ``save_particles`` units at every saved time
+        (0: none). A shape parameter, so ``K`` itself stays sweepable (units are exchangeable:
+        the first n are a random sample); must not exceed K.
+    histograms, hist_m, hist_q
+        Store the density of ``(m_jr, q_j)`` on fixed bins ``[min, max, bins]``.
+    """
 
     d: int = 100
     K: int = 1000
     M: int = 1
-    activation: Literal["erf"] = "erf"
-    train_second_layer: bool = False
-    lr: float = 1.0
-    lr_v: float = 1.0
-    weight_decay: float = 0.0
-    init_scale: float = 1.0
+    committee: Literal["saad_solla", "mean"] = "mean"
     method: Literal["particles", "reduced", "reduced_dinf"] = "particles"
-    dt: float = 0.01
+    time_unit: Literal["sgd", "flow"] = "sgd"
+    dt: float = 0.05
     temperature: float = 0.0
-    n_angle: int = 16
+    n_angle: int = 12
     save_particles: int = 0
     histograms: bool = True
     hist_m: tuple[float, float, int] = (-1.5, 1.5, 61)
@@ -60,11 +91,12 @@ class MeanFieldParams(TimeGridParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.d >= 1, "d", f"must be positive, got {self.d!r}.")
-        check(self.K >= 1, "K", f"must be positive, got {self.K!r}.")
-        check(self.M >= 1, "M", f"must be positive, got {self.M!r}.")
+        check(
+            self.activation == "erf",
+            "activation",
+            f"only 'erf' is implemented in `meanfield` (closed-form pair velocity), got {self.activation!r}.",
+        )
         check(self.dt > 0, "dt", f"must be positive, got {self.dt!r}.")
-        check(self.dt <= self.t_max, "dt", f"must not exceed t_max={self.t_max!r}, got {self.dt!r}.")
         check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature!r}.")
         check(self.n_angle >= 1, "n_angle", f"must be positive, got {self.n_angle!r}.")
         check(
@@ -90,14 +122,33 @@ class MeanFieldParams(TimeGridParams):
             )
 
 
+def flow_rate(p: MeanFieldParams) -> float:
+    """Flow time per unit of the kernel's ``time``.
+
+    One SGD step moves ``w_j`` by ``(lr_eff / sqrt d) v_j g' e x`` (kernels/twolayer.py); with
+    ``v_j = a_j / K`` the flow time ``lr_eff steps / (K d)`` (Arnaboldi et al. 2023, §1.3) is
+    ``steps_per_time * lr_eff / (K d)`` per unit of ``time = steps / steps_per_time``.
+    """
+    if p.time_unit == "flow":
+        return 1.0
+    lr, _ = learning_rates(p)
+    return steps_per_time(p) * lr / (p.K * p.d)
+
+
+def second_layer_rate(p: MeanFieldParams) -> float:
+    """``da_j / dt_flow`` per unit of the force ``Va`` (``dv/dtime = steps_per_time lr_v_eff/d E[g e]``)."""
+    lr, lr_v = learning_rates(p)
+    return p.K**2 * lr_v / lr
+
+
 class MeanFieldKernel(Kernel):
     """Mean-field particle PDE and its reduced ``(m, q_perp)`` dynamics; see the module docstring."""
 
     name = "meanfield"
-    version = "0.1"
+    version = "1"
     Params = MeanFieldParams
-    shape_params = TIME_GRID_PARAMS | {"M", "save_particles", "histograms", "hist_m", "hist_q"}
-    example = {"d": 10, "K": 50, "M": 2, "t_max": 1.0, "n_times": 3, "dt": 0.1, "save_particles": 3}
+    shape_params = TIME_GRID_PARAMS | {"M", "time_unit", "save_particles", "histograms", "hist_m", "hist_q"}
+    example = {"d": 10, "K": 50, "M": 2, "t_max": 1.0, "n_times": 3, "time_unit": "flow", "save_particles": 3}
 
     # -- schema -------------------------------------------------------------
     def outputs(self, params: MeanFieldParams) -> dict[str, Output]:
@@ -105,21 +156,21 @@ class MeanFieldKernel(Kernel):
             "risk": Output(
                 ("time",),
                 "population risk",
-                description="0.5 E[(f*(x) - f(x))^2] with f = (1/K) sum_j a_j erf(w_j.x/sqrt(2d)); "
-                "excludes the label-noise floor Delta/2",
+                description="E[(f*(x) - f(x))^2] / 2 with f = sum_j v_j erf(w_j.x / sqrt(2d)), closed form "
+                "for erf; excludes the label-noise floor Delta/2",
             )
         }
         if params.histograms:
             out["density"] = Output(
                 ("time", "teacher", "m_bin", "q_bin"),
                 "density of units over (m, q)",
-                description="histogram of (m_jr, q_j) over units j, normalised to a density "
-                "(fraction of units per unit area); mass outside the bins is dropped",
+                description="histogram over units j of (m_jr, q_j), normalised to a density (fraction "
+                "of units per unit area of the (m, q) plane); mass outside the bins is dropped",
             )
         if params.save_particles:
-            out["m"] = Output(("time", "unit", "teacher"), "teacher overlap m_jr = w_j.w*_r/d")
-            out["q"] = Output(("time", "unit"), "self overlap q_j = |w_j|^2/d")
-            out["a"] = Output(("time", "unit"), "second-layer weight a_j")
+            out["m"] = Output(("time", "unit", "teacher"), "teacher overlap m_jr = w_j.w*_r / d")
+            out["q"] = Output(("time", "unit"), "self overlap q_j = |w_j|^2 / d")
+            out["v"] = Output(("time", "unit"), "second-layer weight v_j = a_j / K")
         return out
 
     def coords(self, params: MeanFieldParams) -> dict[str, np.ndarray]:
@@ -133,29 +184,39 @@ class MeanFieldKernel(Kernel):
 
     def coord_attrs(self, params: MeanFieldParams) -> dict[str, dict[str, str]]:
         return {
-            "time": {"long_name": "time", "units": "nu * lr / (K d) (one-pass SGD steps nu)"},
-            "m_bin": {"long_name": "centre of the m bin"},
-            "q_bin": {"long_name": "centre of the q bin"},
+            "time": {"long_name": "time", "units": _time_units(params)},
+            "m_bin": {"long_name": "centre of the m bin (overlap with a teacher unit)"},
+            "q_bin": {"long_name": "centre of the q bin (|w|^2 / d)"},
+            "unit": {"long_name": "student unit (the first save_particles of K)"},
         }
 
     def attrs(self, params: MeanFieldParams) -> dict[str, str]:
         return {
-            "time_units": "t = nu * lr / (K d): gradient-flow time in which dM/dt = Psi(Omega) "
-            "(Arnaboldi et al. 2023); one Euler step of size dt",
-            "risk_convention": "risk excludes Delta/2; committee = mean (1/K, 1/M)",
+            "time_units": _time_units(params),
+            "dynamics": "population gradient flow (lr -> 0 at fixed K, d: the I3 part of the overlap "
+            "ODE), explicit Euler with step dt in flow time; optional Langevin noise",
+            "risk_convention": "E[(f* - f)^2] / 2, label-noise floor Delta/2 excluded",
         }
 
     # -- running ------------------------------------------------------------
     def _run(self, params: MeanFieldParams, seed: Seed) -> Mapping[str, np.ndarray]:
-        if params.activation != "erf":
-            raise ParameterError(f"activation: only 'erf' is implemented, got {params.activation!r}.")
-        W, W_star, a, a_star = _initial_weights(params, seed)
+        W, W_star, v, v_star = draw_weights(params, seed)
+        # mean-field second layers: f = (1/K) sum_j a_j g, f* = (1/M) sum_r a*_r g
+        a = params.K * np.asarray(v, dtype=float)
+        a_star = params.M * np.asarray(v_star, dtype=float)
+        steps = _Steps(params)
         if params.method == "particles":
-            return _run_particles(params, seed, W, W_star, a, a_star)
-        return _run_reduced(params, seed, W, W_star, a, a_star)
+            return _run_particles(params, seed, steps, W, W_star, a, a_star)
+        return _run_reduced(params, seed, steps, W, W_star, a, a_star)
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+def _time_units(p: MeanFieldParams) -> str:
+    if p.time_unit == "flow":
+        return "steps * lr_eff / (K d) (mean-field flow time, Arnaboldi et al. 2023)"
+    return time_unit(p)
 
 
 def _bin_centres(spec: tuple[float, float, int]) -> np.ndarray:
@@ -164,13 +225,49 @@ def _bin_centres(spec: tuple[float, float, int]) -> np.ndarray:
     return 0.5 * (edges[1:] + edges[:-1])
 
 
-def _initial_weights(params: MeanFieldParams, seed: Seed):
-    """PROVISIONAL until kernels/twolayer.py lands: i.i.d. N(0, init_scale^2) student rows,
-    orthonormal teacher rows times sqrt(d) (P = I), a = a* = 1."""
-    g = rng(seed, "init")
-    W_star = np.linalg.qr(g.standard_normal((params.d, params.M)))[0].T * np.sqrt(params.d)
-    W = params.init_scale * g.standard_normal((params.K, params.d))
-    return W, W_star, np.ones(params.K), np.ones(params.M)
+class _Steps:
+    """Euler schedule in flow time, and the rates converted to it.
+
+    Each interval between saved times is cut into the fewest equal steps of at most ``dt``
+    (flow time), so every saved time is hit exactly. ``weight_decay`` and ``temperature`` are
+    rates per unit of the kernel's ``time``; one unit of ``time`` is ``flow_rate`` units of
+    flow time.
+    """
+
+    def __init__(self, p: MeanFieldParams):
+        c = flow_rate(p)
+        flow_times = saved_times(p) * c
+        gaps = np.diff(flow_times, prepend=0.0)
+        self.counts = np.ceil(gaps / p.dt - 1e-9).astype(np.int64)
+        self.sizes = np.divide(gaps, self.counts, out=np.zeros_like(gaps), where=self.counts > 0)
+        self.decay = p.weight_decay / c
+        self.temperature = p.temperature / c
+        self.rate_a = second_layer_rate(p) if p.train_second_layer else 0.0
+        self.flow_rate = c
+        stiff = max(self.decay, self.rate_a) * p.dt
+        if stiff > 0.5:
+            which = "weight_decay" if self.decay >= self.rate_a else "the second-layer rate K^2 lr_v / lr"
+            raise NumericalFailure(
+                f"explicit Euler is unstable: dt * {which} = {stiff:.3g} in flow time (> 0.5). "
+                "Reduce `dt`, or lr_v (the second layer of committee='mean' moves K^2 lr_v/lr "
+                "times faster than the first; lr_v ~ lr / K^2 balances them)."
+            )
+
+    def drive(self, evaluate, advance, record):
+        """Run the schedule: ``evaluate(with_u)`` returns the velocity at the current state,
+        ``advance(velocity, h)`` does one Euler step, ``record(i, velocity)`` stores saved time
+        ``i`` (its velocity carries the second-layer force, needed for the risk). The velocity
+        evaluated for a record is reused by the next step."""
+        current = None
+        for i, (count, h) in enumerate(zip(self.counts, self.sizes, strict=True)):
+            for _ in range(count):
+                if current is None:
+                    current = evaluate(self.rate_a > 0)
+                advance(current, h)
+                current = None
+            if current is None:
+                current = evaluate(True)
+            record(i, current)
 
 
 def _histogram(m: np.ndarray, q: np.ndarray, params: MeanFieldParams) -> np.ndarray:
@@ -198,7 +295,7 @@ class _Recorder:
         if n:
             self.out["m"] = np.full((nt, n, params.M), np.nan)
             self.out["q"] = np.full((nt, n), np.nan)
-            self.out["a"] = np.full((nt, n), np.nan)
+            self.out["v"] = np.full((nt, n), np.nan)
 
     def record(self, i: int, risk: float, m: np.ndarray, q: np.ndarray, a: np.ndarray) -> None:
         self.out["risk"][i] = risk
@@ -208,16 +305,16 @@ class _Recorder:
         if n:
             self.out["m"][i] = m[:n]
             self.out["q"][i] = q[:n]
-            self.out["a"][i] = a[:n]
+            self.out["v"][i] = a[:n] / self.params.K
 
 
 def _teacher_terms(W_star: np.ndarray, a_star: np.ndarray, d: int):
+    """``P`` and the teacher-teacher risk term ``(1/k^2) sum_rs a*_r a*_s U(w*_r, w*_s)``."""
     P = W_star @ W_star.T / d
     dP = np.sqrt(1.0 + np.diag(P))
     U_star = TWO_OVER_PI * np.arcsin(P / np.outer(dP, dP))
     k = len(a_star)
-    risk_tt = a_star @ U_star @ a_star / k**2
-    return P, risk_tt
+    return P, float(a_star @ U_star @ a_star) / k**2
 
 
 def _cross_risk(m: np.ndarray, q: np.ndarray, a: np.ndarray, P: np.ndarray, a_star: np.ndarray) -> float:
@@ -226,100 +323,95 @@ def _cross_risk(m: np.ndarray, q: np.ndarray, a: np.ndarray, P: np.ndarray, a_st
     return float(a @ U @ a_star) / (len(a) * len(a_star))
 
 
-def _schedule(params: MeanFieldParams) -> tuple[int, np.ndarray]:
-    steps = save_steps(saved_times(params), params.dt)
-    return int(steps[-1]), steps
+def _risk(risk_tt: float, cross: float, a: np.ndarray, force: np.ndarray) -> float:
+    """``R = (tt - 2 cross + ss) / 2`` (ode_meanfield.md §7.2), with the student-student term
+    read off the second-layer force: ``(1/p) a.force = cross - ss``. This is the closed form of
+    :func:`kernels.twolayer.risk` evaluated tile by tile, without the p x p overlap matrix
+    (tests check the two agree)."""
+    student = cross - float(a @ force) / len(a)
+    return 0.5 * (risk_tt - 2.0 * cross + student)
 
 
-def _run_particles(params, seed, W, W_star, a, a_star):
-    p, d = W.shape
+def _run_particles(params, seed, steps, W, W_star, a, a_star):
+    d = W.shape[1]
     P, risk_tt = _teacher_terms(W_star, a_star, d)
-    n_steps, steps = _schedule(params)
-    save_at = {}
-    for i, s in enumerate(steps):
-        save_at.setdefault(int(s), []).append(i)
     rec = _Recorder(params)
-    dt = params.dt
-    noise = math.sqrt(2.0 * params.temperature * dt) if params.temperature > 0 else 0.0
     g = rng(seed, "langevin")
-    decay = params.weight_decay
-    W = W.copy()
+    W = np.array(W, dtype=float, order="C")
     a = a.copy()
-    for n in range(n_steps + 1):
-        saving = n in save_at
-        with_u = saving or params.train_second_layer
-        V, Va, M, q = velocity(W, a, W_star, a_star, with_u=with_u)
-        if saving:
-            # a . Va = p * cross - p * (student term), so the risk needs no extra pair pass
-            cross = _cross_risk(M, q, a, P, a_star)
-            student = cross - float(a @ Va) / p
-            risk = 0.5 * (risk_tt - 2.0 * cross + student)
-            for i in save_at[n]:
-                rec.record(i, risk, M, q, a)
-            if not np.isfinite(risk):
-                raise NumericalFailure(f"risk is not finite at t={n * dt:g}", rec.out)
-        if n == n_steps:
-            break
-        if decay:
-            V -= decay * W
-        W += dt * V
-        if noise:
-            W += noise * g.standard_normal(W.shape)
+
+    def evaluate(with_u):
+        return velocity(W, a, W_star, a_star, with_u=with_u)
+
+    def advance(vel, h):
+        V, Va, _, _ = vel
+        if steps.decay:
+            V = V - steps.decay * W
         if params.train_second_layer:
-            a += dt * (params.lr_v / params.lr * Va - decay * a)
+            a[:] += h * (steps.rate_a * Va - steps.decay * a)
+        W[:] += h * V
+        if steps.temperature:
+            W[:] += math.sqrt(2.0 * steps.temperature * h) * g.standard_normal(W.shape)
+
+    def record(i, vel):
+        _, Va, M, q = vel
+        risk = _risk(risk_tt, _cross_risk(M, q, a, P, a_star), a, Va)
+        rec.record(i, risk, M, q, a)
+        if not np.isfinite(risk):
+            raise NumericalFailure(f"risk is not finite at saved time index {i}", rec.out)
+
+    steps.drive(evaluate, advance, record)
     return rec.out
 
 
-def _run_reduced(params, seed, W, W_star, a, a_star):
+def _run_reduced(params, seed, steps, W, W_star, a, a_star):
     p, d = W.shape
     k = W_star.shape[0]
     P, risk_tt = _teacher_terms(W_star, a_star, d)
     Pinv = np.linalg.inv(P)
+    sqrtP = np.linalg.cholesky(P)
     m = W @ W_star.T / d
-    q0 = np.einsum("ij,ij->i", W, W) / d
-    qp = q0 - np.einsum("ij,jk,ik->i", m, Pinv, m)
+    qp = np.einsum("ij,ij->i", W, W) / d - np.einsum("ij,jk,ik->i", m, Pinv, m)
     finite_d = params.method == "reduced"
     z, wz = angle_nodes(d if finite_d else 0, k, params.n_angle)
-    n_steps, steps = _schedule(params)
-    save_at = {}
-    for i, s in enumerate(steps):
-        save_at.setdefault(int(s), []).append(i)
     rec = _Recorder(params)
-    dt = params.dt
-    T = params.temperature
-    decay = params.weight_decay
+    T = steps.temperature
+    decay = steps.decay
     g = rng(seed, "langevin")
     a = a.copy()
-    dm = np.empty_like(m)
-    dqp = np.empty_like(qp)
-    ua = np.empty_like(a)
-    sqrtP = np.linalg.cholesky(P)
-    for n in range(n_steps + 1):
-        saving = n in save_at
-        with_u = saving or params.train_second_layer
+
+    def evaluate(with_u):
+        dm = np.empty_like(m)
+        dqp = np.empty_like(qp)
+        ua = np.empty_like(a)
         reduced_velocity(m, qp, a, P, Pinv, a_star, z, wz, with_u, dm, dqp, ua)
-        q = np.einsum("ij,jk,ik->i", m, Pinv, m) + qp
-        if saving:
-            cross = _cross_risk(m, q, a, P, a_star)
-            student = cross - float(a @ ua) / p
-            risk = 0.5 * (risk_tt - 2.0 * cross + student)
-            for i in save_at[n]:
-                rec.record(i, risk, m, q, a)
-            if not np.isfinite(risk):
-                raise NumericalFailure(f"risk is not finite at t={n * dt:g}", rec.out)
-        if n == n_steps:
-            break
-        m_new = m + dt * (dm - decay * m)
-        qp_new = qp + dt * (dqp - 2.0 * decay * qp)
+        return dm, dqp, ua
+
+    def advance(vel, h):
+        dm, dqp, ua = vel
+        qp_old = qp.copy()
+        m[:] += h * (dm - decay * m)
+        qp[:] += h * (dqp - 2.0 * decay * qp_old)
         if T > 0:
-            # Ito drift and martingale parts of |w_perp|^2/d and w.w*_r/d under sqrt(2T) dB
+            # exact Ito terms of w.w*_r/d and |w_perp|^2/d under dw = ... + sqrt(2T) dB: by
+            # rotation invariance of dB these are the laws of the particle's own overlaps
             if finite_d:
-                qp_new += dt * 2.0 * T * (d - k) / d
-                qp_new += 2.0 * np.sqrt(2.0 * T * np.maximum(qp, 0.0) * dt / d) * g.standard_normal(p)
-                m_new += math.sqrt(2.0 * T * dt / d) * g.standard_normal((p, k)) @ sqrtP.T
+                qp[:] += h * 2.0 * T * (d - k) / d
+                qp[:] += 2.0 * np.sqrt(2.0 * T * np.maximum(qp_old, 0.0) * h / d) * g.standard_normal(p)
+                m[:] += math.sqrt(2.0 * T * h / d) * g.standard_normal((p, k)) @ sqrtP.T
             else:
-                qp_new += dt * 2.0 * T
+                qp[:] += h * 2.0 * T
+        np.maximum(qp, 0.0, out=qp)
         if params.train_second_layer:
-            a = a + dt * (params.lr_v / params.lr * ua - decay * a)
-        m, qp = m_new, np.maximum(qp_new, 0.0)
+            a[:] += h * (steps.rate_a * ua - decay * a)
+
+    def record(i, vel):
+        ua = vel[2]
+        q = np.einsum("ij,jk,ik->i", m, Pinv, m) + qp
+        risk = _risk(risk_tt, _cross_risk(m, q, a, P, a_star), a, ua)
+        rec.record(i, risk, m, q, a)
+        if not np.isfinite(risk):
+            raise NumericalFailure(f"risk is not finite at saved time index {i}", rec.out)
+
+    steps.drive(evaluate, advance, record)
     return rec.out
