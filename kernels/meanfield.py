@@ -68,9 +68,9 @@ class MeanFieldParams(TwoLayerParams):
     n_angle
         Gauss-Jacobi nodes of the angle average of ``method = "reduced"``.
     save_particles
-        Record ``m``, ``q``, ``v`` of the first ``save_particles`` units at every saved time
-        (0: none). A shape parameter, so ``K`` itself stays sweepable (units are exchangeable:
-        the first n are a random sample); must not exceed K.
+        Record ``m``, ``q``, ``a`` (= ``v_j``, as in `sgd`) of the first ``save_particles``
+        units at every saved time (0: none). A shape parameter, so ``K`` itself stays
+        sweepable (units are exchangeable: the first n are a random sample); at most K.
     histograms, hist_m, hist_q
         Store the density of ``(m_jr, q_j)`` on fixed bins ``[min, max, bins]``.
     """
@@ -170,7 +170,12 @@ class MeanFieldKernel(Kernel):
         if params.save_particles:
             out["m"] = Output(("time", "unit", "teacher"), "teacher overlap m_jr = w_j.w*_r / d")
             out["q"] = Output(("time", "unit"), "self overlap q_j = |w_j|^2 / d")
-            out["v"] = Output(("time", "unit"), "second-layer weight v_j = a_j / K")
+            out["a"] = Output(
+                ("time", "unit"),
+                "second-layer weight v_j",
+                description="the student's v_j of kernels/twolayer (= a_j / K in the mean-field a_j); "
+                "same name and meaning as the `sgd` kernel's per-unit output",
+            )
         return out
 
     def coords(self, params: MeanFieldParams) -> dict[str, np.ndarray]:
@@ -295,7 +300,7 @@ class _Recorder:
         if n:
             self.out["m"] = np.full((nt, n, params.M), np.nan)
             self.out["q"] = np.full((nt, n), np.nan)
-            self.out["v"] = np.full((nt, n), np.nan)
+            self.out["a"] = np.full((nt, n), np.nan)
 
     def record(self, i: int, risk: float, m: np.ndarray, q: np.ndarray, a: np.ndarray) -> None:
         self.out["risk"][i] = risk
@@ -305,7 +310,7 @@ class _Recorder:
         if n:
             self.out["m"][i] = m[:n]
             self.out["q"][i] = q[:n]
-            self.out["v"][i] = a[:n] / self.params.K
+            self.out["a"][i] = a[:n] / self.params.K
 
 
 def _teacher_terms(W_star: np.ndarray, a_star: np.ndarray, d: int):
