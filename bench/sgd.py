@@ -125,17 +125,18 @@ def numpy_online_steps(W, v, Wt, vt, xs, noise, lr):
 
 def bench_online(d: int, K: int, M: int, steps: int, anchor: str) -> None:
     from kernels.sgd import SGDKernel
-    from kernels.sgd_online import run_steps
+    from kernels.sgd_online import generator_state, run_steps
     from kernels.twolayer import draw_weights
 
     p = SGDKernel.make_params(mode="online", d=d, K=K, M=M, lr=0.1, noise=1e-3).active
     W0, Wt, v, vt = draw_weights(p, 0)
-    lam = np.zeros(K)
+    lam, x = np.zeros(K), np.zeros(d)
+    states = generator_state(np.random.default_rng(1)), generator_state(np.random.default_rng(2))
 
     def kernel_steps():
-        # exactly what the kernel does between two saved times: blocks of inputs, jitted loop
+        # exactly what the kernel does between two saved times (inputs drawn in the loop)
         W = W0.copy()
-        run_steps(p, W, v.copy(), Wt, vt, steps, np.random.default_rng(1), np.random.default_rng(2), lam)
+        run_steps(p, W, v.copy(), Wt, vt, steps, *states, lam, x)
 
     kernel_steps()
     t_kernel = median_time(kernel_steps) / steps

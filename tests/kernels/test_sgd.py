@@ -366,3 +366,21 @@ def test_online_linear_mean_overlap_is_exact(committee):
     mean, sem = residuals.mean(0), residuals.std(0, ddof=1) / np.sqrt(len(residuals))
     assert np.all(np.abs(mean) < 5 * sem), (mean, sem)
     assert np.abs(residuals).max() < 0.2
+
+
+def test_online_normals_are_standard_normal():
+    # the in-loop generator (xoshiro256+ and ziggurat) against N(0, 1): 10^6 draws, so
+    # moments have standard errors 1e-3 (mean), 1.4e-3 (variance), 1e-2 (4th moment);
+    # tail frequencies and a KS test check the ziggurat's wedges and tail
+    from scipy import stats
+
+    from kernels.sgd_online import generator_state, normals
+
+    z = normals(generator_state(np.random.default_rng(0)), 1_000_000)
+    assert abs(z.mean()) < 5e-3 and abs(z.var() - 1) < 7e-3 and abs((z**4).mean() - 3) < 0.05
+    for cut in (1.0, 2.5, 3.5):
+        expected = 2 * stats.norm.sf(cut)
+        assert abs(np.mean(np.abs(z) > cut) - expected) < 5 * np.sqrt(expected / 1e6)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    s = generator_state(np.random.default_rng(0))
+    assert np.array_equal(normals(s.copy(), 10), normals(s.copy(), 10))
