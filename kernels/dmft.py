@@ -38,6 +38,7 @@ import numpy as np
 
 from kernels import singlelayer as sl
 from kernels.base import Kernel, NumericalFailure, Output, check, rng
+from kernels.dmft_blas import single_threaded_blas
 from kernels.dmft_driver import Problem, block_memory, solve_block
 from kernels.dmft_solver import weight_side
 from kernels.losses import LOSS_CODES
@@ -236,7 +237,8 @@ class DMFTKernel(Kernel):
         for blk in range(params.n_blocks):
             gens = {s: rng(seed, f"dmft/{blk}/{s}") for s in ("init", "noise", "batch", "langevin")}
             try:
-                blocks.append(solve_block(prob, gens))
+                with single_threaded_blas():
+                    blocks.append(solve_block(prob, gens))
             except FloatingPointError as exc:
                 raise NumericalFailure(f"{exc} in block {blk}; residual = inf") from exc
         mean = {k: np.mean([b[k] for b in blocks], axis=0) for k in blocks[0]}

@@ -172,3 +172,57 @@ def test_logcosh_catches_missing_second_factor_in_memory_kernel(logcosh_simulati
     out = run_dmft(**LOGCOSH, n_times=21, n_traj=10000, n_resp=2000, n_blocks=2)
     mean, se = logcosh_simulation["train_loss"]
     assert np.max(np.abs(out["train_loss"] / mean - 1)) > 0.2
+
+
+# -- rung 4: persistent SGD --------------------------------------------------------------------------
+
+
+def test_selection_chain_has_mean_b_and_correlation_time_b_tau():
+    """dmft.md §1.3: stationary P(s = 1) = b, lag-k correlation (1 - step/(b tau))^k."""
+    from kernels.base import rng
+    from kernels.dmft_process import update_selection
+
+    b, tau, step, n = 0.3, 0.5, 0.05, 200000
+    p01, p10 = step / tau, (1 - b) * step / (b * tau)
+    gen = rng(0, "chain-test")
+    s = (gen.random(n) < b).astype(np.float64)
+    s0 = s.copy()
+    for _ in range(10):
+        update_selection(s, gen.random(n), p01, p10)
+    assert s.mean() == pytest.approx(b, abs=4 * np.sqrt(b * (1 - b) / n))
+    corr = np.mean((s - b) * (s0 - b)) / (b * (1 - b))
+    assert corr == pytest.approx((1 - step / (b * tau)) ** 10, abs=0.01)
+
+
+def test_psgd_tends_to_gd_as_tau_vanishes():
+    """Flow limit (dt = 0.01) at b = 0.5: the distance to GD shrinks with tau and is within
+    Monte-Carlo error at tau = 2 dt."""
+    common = dict(RIDGE, lr=0.01, dt=0.01, t_max=2.0, n_times=21, n_traj=4000, n_resp=1000, n_blocks=2)
+    gd = run_dmft(**common)
+    dist = {}
+    for tau in (0.5, 0.1, 0.02):
+        out = run_dmft(**common, algorithm="psgd", b=0.5, tau=tau)
+        dist[tau] = np.max(np.abs(out["train_loss"] / gd["train_loss"] - 1))
+        if tau == 0.02:
+            assert np.max(np.abs(out["m"] - gd["m"])) < 4 * out["m_mc_error"]
+    assert dist[0.5] > 3 * dist[0.1] > 9 * dist[0.02]
+    assert dist[0.02] < 0.02
+
+
+def test_psgd_with_tau_lr_over_b_is_iid_sgd():
+    """tau = lr / b makes the chain memoryless: p-SGD and SGD are the same process."""
+    common = dict(RIDGE, lr=0.1, t_max=2.0, n_times=11, n_traj=2000, n_blocks=2, b=0.5)
+    sgd = run_dmft(**common, algorithm="sgd")
+    psgd = run_dmft(**common, algorithm="psgd", tau=0.2)
+    for key in ("m", "Q", "train_loss"):
+        np.testing.assert_allclose(psgd[key], sgd[key], rtol=1e-12, err_msg=key)
+
+
+def test_psgd_logcosh_matches_simulation():
+    """Persistent SGD (b = 0.5, tau = 1, finite lr = 0.1) against finite-d p-SGD runs."""
+    common = dict(LOGCOSH, algorithm="psgd", b=0.5, tau=1.0, n_times=21)
+    out = run_dmft(**common, n_traj=10000, n_resp=2500, n_blocks=4)
+    sim = simulate(10, 1000, **common)
+    assert_agrees(out["train_loss"], out["train_loss_mc_error"], sim, "train_loss", rel=0.02)
+    assert_agrees(out["m"], out["m_mc_error"], sim, "m", rel=0.003)
+    assert_agrees(out["Q"], out["m_mc_error"], sim, "Q", rel=0.005)
