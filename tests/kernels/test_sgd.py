@@ -384,3 +384,13 @@ def test_online_normals_are_standard_normal():
     assert stats.kstest(z, "norm").pvalue > 1e-3
     s = generator_state(np.random.default_rng(0))
     assert np.array_equal(normals(s.copy(), 10), normals(s.copy(), 10))
+
+
+def test_langevin_stationary_norm():
+    # Without data (n = 1 sample at d = 2000), discrete Langevin on the ridge is an OU process
+    # per coordinate: w <- (1 - lr ridge) w + sqrt(2 T lr) zeta, stationary variance
+    # 2 T lr / (1 - (1 - lr ridge)^2) = 2 T / (ridge (2 - lr ridge)). Averaged over the last
+    # 10 saved times (correlated), the relative error of Q is ~ sqrt(2/d) = 3%; 10% tolerance.
+    T, ridge, lr = 0.5, 1.0, 0.1
+    out = run(0, d=2000, alpha=0.0005, ridge=ridge, temperature=T, lr=lr, t_max=30.0, n_times=31)
+    np.testing.assert_allclose(out["Q"][-10:].mean(), 2 * T / (ridge * (2 - lr * ridge)), rtol=0.1)
