@@ -28,7 +28,17 @@ and adds the simulation-only knobs. :class:`SGDParams` is their union plus
 fields, so each mode's checks (and error messages) are exactly its own. A name
 both modes use with different types or defaults (e.g. ``init``, ``teacher``)
 takes the union of the types and the default ``None``, meaning "the active
-mode's default". Parameters of the other mode are ignored.
+mode's default"; so read values from ``params.active`` (the validated
+:class:`MultipassParams` or :class:`OnlineParams`), not from ``params`` itself.
+Parameters of the other mode are ignored.
+
+Shape parameters: ``mode``, the time grid, ``two_time`` (multipass), ``K``, ``M``,
+``n_test`` and ``save_particles`` (online).
+
+Random streams (:func:`kernels.base.rng`): multipass ``"teacher"``, ``"data"``,
+``"init"``, ``"batches"``, ``"langevin"``, ``"response"``; online ``"teacher"`` and
+``"init"`` (through :func:`kernels.twolayer.draw_weights`), ``"data"``,
+``"label_noise"``, ``"test"``.
 """
 
 from __future__ import annotations

@@ -221,10 +221,12 @@ def test_phase_retrieval_psgd_beats_gd():
     # alpha = 3, d = 1000; p-SGD with b = 0.5, tau = 2. Recovery: |m| > 0.99.
     common = dict(
         d=1000, alpha=3.0, teacher="abs", loss="phase", spherical="projection", q0=1.0,
-        init="random", lr=0.01, t_max=150.0, n_times=4,
+        init="random", lr=0.01, n_times=4,
     )  # fmt: skip
-    psgd = [abs(run(s, algorithm="psgd", b=0.5, tau=2.0, **common)["m"][-1]) for s in range(3)]
-    gd = [abs(run(s, **common)["m"][-1]) for s in range(2)]
+    psgd = [abs(run(s, algorithm="psgd", b=0.5, tau=2.0, t_max=150.0, **common)["m"][-1]) for s in range(3)]
+    # GD settles in a spurious minimum by t ~ 20 (m constant afterwards at d = 500 and 1000);
+    # t_max = 50 keeps the full-batch runs, the costliest per step, short
+    gd = [abs(run(s, t_max=50.0, **common)["m"][-1]) for s in range(2)]
     assert sum(m > 0.99 for m in psgd) >= 2, psgd
     assert all(m < 0.5 for m in gd), gd
 
