@@ -73,6 +73,44 @@ def _clip(x):
     return min(1.0, max(-1.0, x))
 
 
+# fdlibm's rational approximation of (asin(t) - t) / t^3 in z = t^2, |t| <= 0.5.
+_PS = (
+    1.66666666666666657415e-01,
+    -3.25565818622400915405e-01,
+    2.01212532134862925881e-01,
+    -4.00555345006794114027e-02,
+    7.91534994289814532176e-04,
+    3.47933107596021167570e-05,
+)
+_QS = (
+    -2.40339491173441421878e00,
+    2.02094576023350569471e00,
+    -6.88283971605453293030e-01,
+    7.70381505559019352791e-02,
+)
+_HALF_PI = 0.5 * math.pi
+
+
+@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
+def fast_asin(x):
+    """``asin(x)`` for ``|x| <= 1`` without branches, so loops over it vectorise.
+
+    libm's ``asin`` is an opaque call that blocks SIMD (numba here has no SVML). Same
+    reduction as fdlibm: ``|x| <= 1/2`` uses ``t = |x|``, ``z = t^2``; above,
+    ``asin(|x|) = pi/2 - 2 asin(t)`` with ``t = sqrt(z)``, ``z = (1 - |x|)/2``; both share one
+    rational approximation, chosen by selects. Tested to ~1e-15 absolute against numpy.
+    """
+    a = min(abs(x), 1.0)
+    small = a <= 0.5
+    z = a * a if small else 0.5 * (1.0 - a)
+    t = a if small else math.sqrt(z)
+    p = z * (_PS[0] + z * (_PS[1] + z * (_PS[2] + z * (_PS[3] + z * (_PS[4] + z * _PS[5])))))
+    q = 1.0 + z * (_QS[0] + z * (_QS[1] + z * (_QS[2] + z * _QS[3])))
+    r = t + t * p / q
+    r = r if small else _HALF_PI - 2.0 * r
+    return math.copysign(r, x)
+
+
 @njit(cache=True)
 def act(code, x):
     """The activation ``g(x)``."""

@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit
 
 from kernels.base import Kernel, NumericalFailure, Output, Seed, check, rng
-from kernels.gaussian import ERF, LIN, i2, i3, i4_quadrature, j2, risk_overlaps, sobol_normals
+from kernels.gaussian import ERF, LIN, fast_asin, i2, i3, i4_quadrature, j2, risk_overlaps, sobol_normals
 from kernels.timegrid import TIME_GRID_PARAMS, save_steps, saved_times
 from kernels.twolayer import (
     REGIONS,
@@ -99,7 +99,7 @@ class ODEParams(TwoLayerParams):
 # -- the hot loop ----------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _learning_erf(K, n, Om, c, F, r, s):
     """``F[i, b] = sum_A c_A I3(i, b, A)`` for erf, in ``O(K n^2)`` multiply-adds.
 
@@ -131,13 +131,23 @@ def _learning_generic(code, K, n, Om, c, F):
             F[i, b] = acc
 
 
-@njit(cache=True, fastmath=True)
-def _quadratic_erf(K, n, Om, c, noise, G, w):
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef):
     """``G[i, k] = sum_AB c_A c_B I4(i, k, A, B) + noise J2(i, k)`` for erf, ``i <= k``.
 
-    ``Lambda_4`` depends on ``(i, k)`` only and ``Lambda_1``, ``Lambda_2`` on ``(i, k, A)``,
-    so they are hoisted; the ``(A, B)`` sum uses ``I4(i, k, A, B) = I4(i, k, B, A)``.
+    Uses both symmetries of I4: only ``i <= k`` and ``A <= B`` are evaluated (off-diagonal
+    ``A < B`` counted twice through ``coef``). ``Lambda_4`` depends on ``(i, k)`` only and
+    ``Lambda_1``, ``Lambda_2`` on ``(i, k, A)``, so they are hoisted; ``Lambda_0`` is a rank-2
+    update of ``Omega`` (rows ``x = Omega_i.``, ``y = Omega_k.``). The arcsine arguments of one
+    ``(i, k)`` go to a flat buffer, and a single branch-free pass (:func:`fast_asin`) over it
+    vectorises; libm's ``asin`` would be an opaque call per element.
     """
+    m = 0
+    for a in range(n):
+        for b in range(a, n):
+            coef[m] = (1.0 if a == b else 2.0) * c[a] * c[b]
+            m += 1
+    n_pairs = m
     for i in range(K):
         ui = 1.0 + Om[i, i]
         for k in range(i, K):
@@ -145,36 +155,26 @@ def _quadratic_erf(K, n, Om, c, noise, G, w):
             oik = Om[i, k]
             l4 = ui * uk - oik * oik
             for a in range(n):
-                oia = Om[i, a]
-                oka = Om[k, a]
-                l1 = l4 * (1.0 + Om[a, a]) - oka * oka * ui - oia * oia * uk + 2.0 * oik * oia * oka
-                w[a] = 1.0 / math.sqrt(l1)
-            acc = 0.0
+                x[a] = Om[i, a]
+                y[a] = Om[k, a]
             for a in range(n):
-                oia = Om[i, a]
-                oka = Om[k, a]
+                l1 = l4 * (1.0 + Om[a, a]) - y[a] * y[a] * ui - x[a] * x[a] * uk + 2.0 * oik * x[a] * y[a]
+                w[a] = 1.0 / math.sqrt(l1)
+            m = 0
+            for a in range(n):
+                # Lambda_0 = l4 Om_ab - ui y_a y_b - uk x_a x_b + oik (x_a y_b + x_b y_a)
+                xa = x[a] * uk - oik * y[a]
+                ya = y[a] * ui - oik * x[a]
                 wa = w[a]
-                # diagonal term, then twice the strict upper triangle
-                part = (
-                    0.5
-                    * c[a]
-                    * _asin_clip(
-                        (l4 * Om[a, a] - oka * oka * ui - oia * oia * uk + 2.0 * oik * oia * oka) * wa * wa
-                    )
-                )
-                for b in range(a + 1, n):
-                    oib = Om[i, b]
-                    okb = Om[k, b]
-                    l0 = l4 * Om[a, b] - oka * okb * ui - oia * oib * uk + oik * (oia * okb + oib * oka)
-                    part += c[b] * _asin_clip(l0 * wa * w[b])
-                acc += 2.0 * c[a] * part
-            G[i, k] = _FOUR_OVER_PI2 / math.sqrt(l4) * acc + noise * _TWO_OVER_PI / math.sqrt(l4)
+                for b in range(a, n):
+                    buf[m + b - a] = (l4 * Om[a, b] - ya * y[b] - xa * x[b]) * wa * w[b]
+                m += n - a
+            acc = 0.0
+            for j in range(n_pairs):
+                acc += coef[j] * fast_asin(buf[j])
+            inv = 1.0 / math.sqrt(l4)
+            G[i, k] = _FOUR_OVER_PI2 * inv * acc + noise * _TWO_OVER_PI * inv
             G[k, i] = G[i, k]
-
-
-@njit(cache=True)
-def _asin_clip(x):
-    return math.asin(min(1.0, max(-1.0, x)))
 
 
 @njit(cache=True)
@@ -241,6 +241,10 @@ def integrate(
     r = np.empty(n)
     s = np.empty(K)
     w = np.empty(n)
+    x = np.empty(n)
+    y = np.empty(n)
+    buf = np.empty(n * (n + 1) // 2)
+    coef = np.empty(n * (n + 1) // 2)
     cov = np.empty((4, 4))
     chol = np.zeros((4, 4))
     for p in range(Mt):
@@ -272,7 +276,7 @@ def integrate(
                 _learning_generic(code, K, n, Om, c, F)
         if a2 != 0.0:
             if code == ERF:
-                _quadratic_erf(K, n, Om, c, noise, G, w)
+                _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef)
             else:
                 _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol)
         if av != 0.0:
