@@ -1,24 +1,39 @@
 """The ``meanfield`` kernel: mean-field particle flow of a wide two-layer erf network.
 
-Two discretisations of one Wasserstein gradient flow (Mei, Montanari & Nguyen, PNAS 2018,
-eq. 7 and its noisy version eq. 12; Chizat & Bach, NeurIPS 2018):
+Two discretisations of one Wasserstein gradient flow ``d_t rho = div(rho grad Psi(theta; rho))``
+(Mei, Montanari & Nguyen, PNAS 2018, eq. 7, and its noisy version eq. 12; Chizat & Bach,
+NeurIPS 2018) of ``f(x) = (1/p) sum_j a_j g(w_j.x / sqrt d)`` learning
+``f*(x) = (1/k) sum_r a*_r g(w*_r.x / sqrt d)`` under the square loss, ``g = erf(. / sqrt 2)``:
 
 ``method = "particles"``
     the ``p = K`` particles ``theta_j = (a_j, w_j)`` in ``R^(d+1)`` follow the population
-    velocity field of ode_meanfield.md §7.2 (closed form for erf), explicit Euler, optional
-    Langevin noise at ``temperature`` (MMN eq. 12) and L2 confinement ``weight_decay``.
-    At finite ``p`` and ``d`` this is *exactly* the gradient-flow part of the overlap ODE
-    (§3.3 with the learning-rate-squared terms off) for the same ``K`` units.
+    velocity field of ode_meanfield.md §7.2 (closed form for erf; :mod:`kernels.meanfield_particles`),
+    explicit Euler, optional Langevin noise at ``temperature`` (MMN eq. 12) and L2
+    confinement ``weight_decay``, second layer fixed or trained. At finite ``K`` and ``d``
+    this is *exactly* the gradient-flow part of the overlap ODE of the `ode` kernel
+    (``quadratic_terms = False``) for the same ``K`` units: the tests check it to 1e-4.
 ``method = "reduced"`` / ``"reduced_dinf"``
     the per-unit overlaps ``(m_j, q_perp_j)`` of Arnaboldi et al. (COLT 2023,
-    arXiv:2302.05882; ode_meanfield.md §7.4) with every pair averaged over the angle ``Z`` of
-    the orthogonal components (finite ``d``), or ``Z = 0`` (``d -> infinity``). Started from
-    the same ``K`` initial units, so a reduced point and a particle point with the same seed
-    start from the same overlaps.
+    arXiv:2302.05882; ode_meanfield.md §7.4; :mod:`kernels.meanfield_reduced`) with every
+    pair, the self pair included, averaged over the angle ``Z`` of the orthogonal components
+    (finite ``d``), or ``Z = 0`` (``d -> infinity``). Started from the same ``K`` initial units
+    as the particles, so the two methods with one seed start from the same overlaps.
 
-Only ``activation = "erf"`` is implemented: for ReLU the pair velocity needs ``I3`` and ``I2``
-with a kink (ode_meanfield.md §4) and there was no time to validate it; asking for it raises
-a ParameterError.
+Conventions are those of :mod:`kernels.twolayer` (shared with `ode` and `sgd`): the student
+is ``sum_j v_j g(.)`` with ``v_j = a_j / K`` (``committee = "mean"``: ``a_j = 1``), the
+initial weights come from :func:`kernels.twolayer.draw_weights`, and ``time`` is
+``steps / steps_per_time`` of one-pass SGD (``steps / d`` without scalings), in which the
+flow runs at rate ``lr / K``; ``time_unit = "flow"`` switches to the K-independent flow time
+``steps lr / (K d)`` (Arnaboldi et al. 2023, ode_meanfield.md §1.3). ``risk`` is the closed
+form ``E[(f* - f)^2] / 2`` without the label-noise floor, as in `ode`.
+
+Outputs: ``risk`` on the saved times; with ``histograms`` the density of ``(m_jr, q_j)`` on
+fixed bins (so ``K`` stays sweepable); with ``save_particles = n`` the overlaps ``m``, ``q``
+and second layer ``a`` of the first ``n`` units (names of the `sgd` kernel).
+
+Only ``activation = "erf"`` is implemented: for ReLU the pair velocity needs the kinked
+``I3``/``I2`` of ode_meanfield.md §4 and was not validated in time; asking for it raises a
+ParameterError. SGD itself (the finite-step counterpart) is the `sgd` kernel, online mode.
 """
 
 from __future__ import annotations
@@ -52,8 +67,10 @@ class MeanFieldParams(TwoLayerParams):
     Parameters
     ----------
     method
-        ``particles`` (the flow of the K particles), ``reduced`` (per-unit ``(m, q_perp)``
-        dynamics at finite d, pairs averaged over the angle), ``reduced_dinf`` (same, d -> inf).
+        ``particles`` (the flow of the K particles; O(K^2 d) per step, BLAS-3 tiles),
+        ``reduced`` (per-unit ``(m, q_perp)`` dynamics at finite d, pairs averaged over the
+        angle; O(K^2 n_angle) per step, independent of d), ``reduced_dinf`` (same with Z = 0,
+        d -> infinity; O(K^2)).
     time_unit
         ``sgd``: the `ode`/`sgd` time ``t = steps / steps_per_time`` (``steps / d`` without
         scalings), in which the mean-field flow runs at rate ``lr / K``; ``flow``: the
