@@ -407,7 +407,10 @@ class ODEKernel(Kernel):
                 "where kappa + delta >= 0 (green, blue) and t = steps / d^(1+2(kappa+delta)) where "
                 "kappa + delta < 0 (orange, red); per-point value in `steps_per_time`"
             ),
-            "learning_rate": "lr * d^(-delta) per step (lr alone without scalings); same for lr_v",
+            "learning_rate": (
+                "per SGD step: lr without scalings; lr * d^(-delta) * K / d^kappa with them "
+                "(gamma/K = lr d^-(kappa+delta)); same for lr_v"
+            ),
             "regions": (
                 "green kappa+delta > 0: I3 terms only; blue kappa+delta = 0: I3 + I4 + noise; "
                 "orange kappa < -delta < (kappa+1)/2: I4 + noise only, M and v frozen; red beyond: "

@@ -8,8 +8,8 @@ fresh sample per step. One SGD step (Goldt et al. 2019, ``nn2pp``) is::
     w_i <- (1 - weight_decay / steps_per_time) w_i + (lr_eff / sqrt d) v_i g'(lambda_i) e x
     v_i <- (1 - weight_decay / steps_per_time) v_i + (lr_v_eff / d) g(lambda_i) e
 
-with ``e = y - f(x)``, ``lr_eff = lr d^(-delta)`` (``lr`` alone without scalings) and
-likewise ``lr_v_eff``.
+with ``e = y - f(x)``, ``lr_eff = lr`` without scalings and ``lr d^(-delta) K / d^kappa``
+with them (:func:`learning_rates`), likewise ``lr_v_eff``; ``v`` decays only when trained.
 
 Conventions
 -----------
@@ -21,7 +21,8 @@ Time: ``t = steps / steps_per_time``. Without scalings (``kappa = delta = None``
 (``p ~ d^kappa``, ``gamma = lr d^(-delta)``), ``steps_per_time = d^(1 + kappa + delta)`` when
 ``kappa + delta >= 0`` (green region and blue line) and ``d^(1 + 2 (kappa + delta))``
 otherwise (orange, and red where the description breaks down), ode_meanfield.md §1.2.
-``kappa`` only selects the time unit and the region; the student width is the integer ``K``.
+``kappa`` selects the time unit and the region; the student width is the integer ``K``,
+which stands for ``d^kappa`` in the learning rate (:func:`learning_rates`).
 
 Weight decay is a rate per unit time, so it means the same in every time unit (without
 scalings it is Goldt's ``wd / N`` per step).
@@ -66,8 +67,8 @@ class TwoLayerParams(TimeGridParams):
         Second-layer convention: ``saad_solla`` (``v = v* = 1``) or ``mean``
         (``v = 1/K``, ``v* = 1/M``).
     lr
-        First-layer learning rate ``eta``; ``gamma_0`` when ``delta`` is set
-        (``gamma = lr d^(-delta)``).
+        First-layer learning rate ``eta``; ``gamma_0`` when the scalings are set
+        (``gamma = lr d^(-delta) K / d^kappa``, see :func:`learning_rates`).
     lr_v
         Second-layer learning rate (same scaling); ``None`` means equal to ``lr``.
     train_second_layer
@@ -212,8 +213,16 @@ def time_unit(p: TwoLayerParams) -> str:
 
 
 def learning_rates(p: TwoLayerParams) -> tuple[float, float]:
-    """Effective ``(lr, lr_v)`` per step: ``lr d^(-delta)`` under the scalings."""
-    factor = 1.0 if p.delta is None else float(p.d) ** (-p.delta)
+    """Effective ``(lr, lr_v)`` per SGD step.
+
+    Without scalings: ``(lr, lr_v)``. With them: ``gamma = lr d^(-delta) K / d^kappa``, i.e.
+    Veiga's ``gamma_0 d^(-delta)`` with the nominal width ``p = d^kappa`` replaced by the
+    actual ``K``. That keeps ``gamma / K = lr d^(-(kappa + delta))`` exact, which is the ratio
+    that sets the regions (noise / learning) and makes one unit of ``time`` carry an O(lr)
+    learning term at any fixed ``K``, so a (kappa, delta) grid at fixed ``K`` is Veiga et
+    al.'s phase diagram (their ODE code uses ``gamma_0 / p`` with ``gamma_0 = p``, §1.4).
+    """
+    factor = 1.0 if p.delta is None else float(p.d) ** (-p.delta - p.kappa) * p.K
     lr_v = p.lr if p.lr_v is None else p.lr_v
     return p.lr * factor, lr_v * factor
 
