@@ -5,8 +5,9 @@ Usage::
     sweeper submit experiments/meanfield_convergence.toml
     python experiments/plot_meanfield_density.py results/meanfield_convergence.zarr [--out fig.png]
 
-The density panels show the largest K (averaged over seeds, teacher unit 0); the last panel
-shows the risk against time for every K (mean over seeds, band = one standard deviation).
+The density panels show the largest K (averaged over seeds, teacher unit 0); then the risk
+against time for every K (mean over seeds, band = one standard deviation), and the spread of
+the risk across seeds at the middle saved time against K, with a K^(-1/2) guide.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main() -> None:
     else:
         shown = [float(times[i]) for i in np.linspace(0, len(times) - 1, 4).round().astype(int)]
 
-    fig, axes = plt.subplots(1, len(shown) + 1, figsize=(4 * (len(shown) + 1), 3.6))
+    fig, axes = plt.subplots(1, len(shown) + 2, figsize=(4 * (len(shown) + 2), 3.6))
     vmax = float(dens.sel(time=shown).max())
     for ax, t in zip(axes, shown, strict=False):
         d = dens.sel(time=t)
@@ -51,7 +52,7 @@ def main() -> None:
         ax.set_xlabel("m (overlap with teacher unit 0)")
         ax.set_ylabel("q = |w|^2 / d")
 
-    ax = axes[-1]
+    ax = axes[-2]
     risk = ds["risk"]
     ks = risk["K"].values if "K" in risk.dims else [None]
     for K in ks:
@@ -61,9 +62,23 @@ def main() -> None:
         ax.plot(times, mean, label=f"K = {K}")
         ax.fill_between(times, mean - std, mean + std, alpha=0.2)
     ax.set_yscale("log")
-    ax.set_xlabel(f"time [{ds['time'].attrs.get('units', '')}]")
+    ax.set_xlabel("time")
+    ax.set_title(ds["time"].attrs.get("units", ""), fontsize=7)
     ax.set_ylabel("risk")
     ax.legend(fontsize=8)
+
+    ax = axes[-1]
+    if "K" in risk.dims and "seed" in risk.dims:
+        mid = risk.isel(time=len(times) // 2)
+        spread = mid.std("seed")
+        ks = np.asarray(risk["K"].values, dtype=float)
+        ax.loglog(ks, spread, "o-", label="std over seeds")
+        ax.loglog(ks, float(spread[0]) * (ks / ks[0]) ** -0.5, "k--", label="K^(-1/2)")
+        ax.set_xlabel("K (particles)")
+        ax.set_title(f"risk spread at t = {float(mid['time']):g}", fontsize=9)
+        ax.legend(fontsize=8)
+    else:
+        ax.set_axis_off()
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
