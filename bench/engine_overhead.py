@@ -166,8 +166,10 @@ def main() -> None:
         spec = grid(n_x, 1, work_ms, block, 2, f"{tmp}/busy{work_ms}.zarr")
         wall = sweep(spec)
         ideal = spec.n_points * work_ms / 1000 / 2
-        print(f"  {work_ms:4.0f} ms points x {spec.n_points}: wall {wall:6.2f} s, ideal {ideal:5.2f} s, "
-              f"efficiency {ideal / wall:6.1%}")
+        print(
+            f"  {work_ms:4.0f} ms points x {spec.n_points}: wall {wall:6.2f} s, ideal {ideal:5.2f} s, "
+            f"efficiency {ideal / wall:6.1%}"
+        )
 
     print("\nthe same trivial points elsewhere (per-point wall time, all inclusive)")
     others = []

@@ -131,9 +131,7 @@ class Kernel:
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         return {
-            f.name: f.default
-            for f in dataclasses.fields(cls.Params)
-            if f.default is not dataclasses.MISSING
+            f.name: f.default for f in dataclasses.fields(cls.Params) if f.default is not dataclasses.MISSING
         }
 
     @classmethod
@@ -234,7 +232,9 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
             return int(value)
         raise ParameterError(f"{name}: expected an integer, got {value!r}.")
     if hint is float:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)
+        ):
             raise ParameterError(f"{name}: expected a number, got {value!r}.")
         return float(value)
     if hint is str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor, connect_ray
-from sweeper.runner import FAILED, OK, PENDING
+from sweeper.runner import FAILED, PENDING
 from sweeper.scheduler import Summary, run_sweep
 from sweeper.spec import GridSpec, load_spec
 from sweeper.store import Store, Template, format_bytes, make_template  # noqa: F401  (Store used by cli)
@@ -56,8 +56,14 @@ def submit(
     import xarray as xr
 
     spec, summary = run(
-        spec_or_path, store=store, workers=workers, address=address, block_size=block_size,
-        retry_failed=retry_failed, overwrite=overwrite, progress=progress,
+        spec_or_path,
+        store=store,
+        workers=workers,
+        address=address,
+        block_size=block_size,
+        retry_failed=retry_failed,
+        overwrite=overwrite,
+        progress=progress,
     )
     return xr.open_zarr(spec.run.store)
 
@@ -85,7 +91,10 @@ def run(
     bar = _progress_bar(spec, target, retry_failed) if progress else None
     try:
         summary = run_sweep(
-            spec, target, executor, retry_failed=retry_failed,
+            spec,
+            target,
+            executor,
+            retry_failed=retry_failed,
             on_result=None if bar is None else bar.update_block,
         )
     finally:
@@ -145,9 +154,8 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
         "dims      " + ", ".join(f"{d}: {n}" for d, n in zip(spec.dims, spec.shape)),
         f"points    {spec.n_points}",
         f"blocks    {layout.n_blocks} of up to {math.prod(layout.chunks)} points (chunk {layout.chunks})",
-        "outputs   " + ", ".join(
-            f"{k}({', '.join(spec.dims + o.dims)})" for k, o in template.outputs.items()
-        ),
+        "outputs   "
+        + ", ".join(f"{k}({', '.join(spec.dims + o.dims)})" for k, o in template.outputs.items()),
         f"store     {spec.run.store} (at most {format_bytes(template.nbytes())} uncompressed)",
     ]
     path = Path(spec.run.store)
@@ -178,8 +186,10 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
         window = done_times[done_times > now - 600]
         if counts["pending"] and window.size >= 2:
             rate = window.size / max(now - window[0], 1e-9)
-            lines.append(f"rate      {rate:.3g} points/s over the last {now - window[0]:.0f} s; "
-                         f"ETA {counts['pending'] / rate:.0f} s")
+            lines.append(
+                f"rate      {rate:.3g} points/s over the last {now - window[0]:.0f} s; "
+                f"ETA {counts['pending'] / rate:.0f} s"
+            )
         wall = store.group["wall_time"][...]
         lines.append(f"compute   {np.nansum(wall):.3g} s in points, median {np.nanmedian(wall):.3g} s/point")
     if counts["failed"]:

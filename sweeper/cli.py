@@ -33,9 +33,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 @click.argument("grid", type=click.Path(path_type=str))
-@click.option("--address", default=None, help="Join a Ray cluster: `auto` or HOST:PORT. Default: a private local Ray.")
+@click.option(
+    "--address", default=None, help="Join a Ray cluster: `auto` or HOST:PORT. Default: a private local Ray."
+)
 @click.option("--workers", type=int, default=None, help="Number of warm actors (0 = run in this process).")
-@click.option("--store", default=None, help="Store path (default: run.store of the grid, or results/NAME.zarr).")
+@click.option(
+    "--store", default=None, help="Store path (default: run.store of the grid, or results/NAME.zarr)."
+)
 @click.option("--block-size", type=int, default=None, help="Points per block (= zarr chunk) for a new store.")
 @click.option("--retry-failed", is_flag=True, help="Also rerun points that failed before.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
@@ -48,8 +52,14 @@ def submit(grid, address, workers, store, block_size, retry_failed, overwrite, d
         click.echo(api.describe_plan(spec, template))
         return
     spec, summary = api.run(
-        grid, store=store, workers=workers, address=address, block_size=block_size,
-        retry_failed=retry_failed, overwrite=overwrite, progress=not quiet,
+        grid,
+        store=store,
+        workers=workers,
+        address=address,
+        block_size=block_size,
+        retry_failed=retry_failed,
+        overwrite=overwrite,
+        progress=not quiet,
     )
     click.echo(
         f"{spec.run.store}: computed {summary.computed} points (ok {summary.ok}, failed {summary.failed}), "

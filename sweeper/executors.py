@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -95,8 +96,15 @@ class RayExecutor:
             calls[i].remove(ref)
             try:
                 yield ray.get(ref)
-            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                    ray.exceptions.ObjectLostError) as exc:
+            except ray.exceptions.ActorUnavailableError:
+                # The actor is restarting and the call never ran: resubmit it uncharged.
+                time.sleep(0.05)
+                queue.appendleft(task)
+            except (
+                ray.exceptions.RayActorError,
+                ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError,
+            ) as exc:
                 queue.extendleft(reversed(self._after_death(task, was_running, exc)))
                 while queue and queue[0].attempt > self.max_attempts:
                     yield failed_block(
@@ -121,8 +129,13 @@ class RayExecutor:
         if len(task.swept) == 1:
             return [task]  # attempt > max_attempts: reported failed by the caller
         return [
-            BlockTask(task.block_id, task.indices[k : k + 1], [task.swept[k]], [task.seeds[k]],
-                      attempt=self.max_attempts)
+            BlockTask(
+                task.block_id,
+                task.indices[k : k + 1],
+                [task.swept[k]],
+                [task.seeds[k]],
+                attempt=self.max_attempts,
+            )
             for k in range(len(task.swept))
         ]
 
@@ -163,7 +176,6 @@ def connect_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
         except ConnectionError as exc:
             raise SweeperError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
     return workers or int(ray.cluster_resources().get("CPU", 1)), True
-
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:

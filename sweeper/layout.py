@@ -53,9 +53,7 @@ class Layout:
         return itertools.product(*(range(g) for g in self.grid))
 
     def region(self, block_id: tuple[int, ...]) -> tuple[slice, ...]:
-        return tuple(
-            slice(b * c, min((b + 1) * c, s)) for b, c, s in zip(block_id, self.chunks, self.shape)
-        )
+        return tuple(slice(b * c, min((b + 1) * c, s)) for b, c, s in zip(block_id, self.chunks, self.shape))
 
     def block_shape(self, block_id: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(r.stop - r.start for r in self.region(block_id))

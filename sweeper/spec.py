@@ -28,14 +28,13 @@ import json
 import math
 import os
 import tomllib
+import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-import typing
 
 from kernels.base import Kernel, Output, ParameterError, coerce
 from kernels.registry import UnknownKernelError, get_kernel
@@ -214,9 +213,7 @@ class _Parser:
     def parse(self, doc: dict[str, Any], text: str) -> GridSpec:
         unknown = [k for k in doc if k not in TOP_LEVEL_KEYS]
         if unknown:
-            raise self.fail(
-                unknown[0], f"unknown key. Known top-level keys: {', '.join(TOP_LEVEL_KEYS)}."
-            )
+            raise self.fail(unknown[0], f"unknown key. Known top-level keys: {', '.join(TOP_LEVEL_KEYS)}.")
         kernel_name = doc.get("kernel")
         if kernel_name is None:
             raise self.fail("kernel", 'missing: name the kernel to run, e.g. `kernel = "ode"`.')
@@ -263,7 +260,8 @@ class _Parser:
         n_points = math.prod(shape)
         if n_points > MAX_POINTS:
             raise self.fail(
-                "sweep", f"{n_points:.3g} points is more than the {MAX_POINTS:.0e} one grid may hold; split it."
+                "sweep",
+                f"{n_points:.3g} points is more than the {MAX_POINTS:.0e} one grid may hold; split it.",
             )
 
         # Build the first point and every axis value once: bad values fail here, not mid-sweep.
@@ -395,7 +393,8 @@ class _Parser:
         for i, case in enumerate(value):
             if list(case) != keys and set(case) != set(keys):
                 raise self.fail(
-                    f"cases[{i}]", f"sets {sorted(case)}, but cases[0] sets {sorted(keys)}; all cases set the same keys."
+                    f"cases[{i}]",
+                    f"sets {sorted(case)}, but cases[0] sets {sorted(keys)}; all cases set the same keys.",
                 )
             coerced = {}
             for key in keys:
@@ -420,7 +419,9 @@ class _Parser:
             if len(set(value)) != len(value):
                 raise self.fail("seeds", f"duplicate seeds in {value!r}.")
             return tuple(int(s) for s in value)
-        raise self.fail("seeds", f"expected a positive count or a list of non-negative integers, got {value!r}.")
+        raise self.fail(
+            "seeds", f"expected a positive count or a list of non-negative integers, got {value!r}."
+        )
 
     def run_options(
         self, doc: Mapping[str, Any], name: str, kernel: type[Kernel], base: Any, n_points: int
@@ -437,7 +438,9 @@ class _Parser:
             raise self.fail("run.block_size", f"expected a positive integer, got {block_size!r}.")
         workers = run.get("workers")
         if workers is not None and (not _is_int(workers) or workers < 0):
-            raise self.fail("run.workers", f"expected a non-negative integer (0 = in-process), got {workers!r}.")
+            raise self.fail(
+                "run.workers", f"expected a non-negative integer (0 = in-process), got {workers!r}."
+            )
         max_attempts = run.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
         if not _is_int(max_attempts) or max_attempts < 1:
             raise self.fail("run.max_attempts", f"expected a positive integer, got {max_attempts!r}.")
@@ -448,7 +451,8 @@ class _Parser:
         for o in outputs:
             if o not in declared:
                 raise self.fail(
-                    "run.outputs", f"unknown output {o!r}. Outputs of '{kernel.name}' here: {', '.join(declared)}."
+                    "run.outputs",
+                    f"unknown output {o!r}. Outputs of '{kernel.name}' here: {', '.join(declared)}.",
                 )
         return RunOptions(store, int(block_size), workers, tuple(outputs), int(max_attempts))
 

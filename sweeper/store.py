@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from kernels.base import Kernel, Output
+from kernels.base import Output
 from sweeper.errors import StoreError
 from sweeper.layout import Layout
 from sweeper.runner import FAILED, OK, PENDING, BlockResult, BlockTask
@@ -112,7 +112,9 @@ class Store:
         self.dims = tuple(group.attrs["swept_dims"])
         status = group["status"]
         self.layout = Layout(tuple(status.shape), tuple(status.chunks))
-        self.outputs = [k for k in group.array_keys() if k not in BOOKKEEPING and _is_output(group[k], self.dims)]
+        self.outputs = [
+            k for k in group.array_keys() if k not in BOOKKEEPING and _is_output(group[k], self.dims)
+        ]
 
     # -- creation and opening ---------------------------------------------------------
     @classmethod
@@ -211,9 +213,7 @@ class Store:
                 continue
             indices = self.layout.block_points(block_id)[mask]
             points = [spec.point(tuple(i)) for i in indices]
-            tasks.append(
-                BlockTask(block_id, indices, [p[0] for p in points], [p[1] for p in points])
-            )
+            tasks.append(BlockTask(block_id, indices, [p[0] for p in points], [p[1] for p in points]))
         return tasks
 
     # -- writing -------------------------------------------------------------------------
@@ -272,11 +272,21 @@ def _write_template(root: zarr.Group, t: Template) -> None:
         if coordinates:
             arr.attrs["coordinates"] = coordinates
     book = {
-        "status": (np.int8, PENDING, {"long_name": "status of the point", "flag_values": [0, 1, 2],
-                                       "flag_meanings": "pending ok failed"}),
+        "status": (
+            np.int8,
+            PENDING,
+            {
+                "long_name": "status of the point",
+                "flag_values": [0, 1, 2],
+                "flag_meanings": "pending ok failed",
+            },
+        ),
         "wall_time": (np.float64, np.nan, {"long_name": "wall time of the point", "units": "s"}),
-        "finished_at": (np.float64, np.nan, {"long_name": "time the point finished",
-                                             "units": "seconds since 1970-01-01"}),
+        "finished_at": (
+            np.float64,
+            np.nan,
+            {"long_name": "time the point finished", "units": "seconds since 1970-01-01"},
+        ),
         "message": (str, "", {"long_name": "failure message of the point"}),
     }
     for name, (dtype, fill, attrs) in book.items():
@@ -343,7 +353,9 @@ def git_commit() -> str:
         )
         dirty = subprocess.run(
             ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -370,8 +382,9 @@ def check_writable(path: Path, nbytes: int) -> None:
     free = shutil.disk_usage(parent).free
     if nbytes > free:
         raise StoreError(
-            f"{path}: the results may need up to {format_bytes(nbytes)} but only {format_bytes(free)} is free; "
-            f"store fewer outputs (`run.outputs`), fewer saved times, or write elsewhere (`--store`)."
+            f"{path}: the results may need up to {format_bytes(nbytes)} "
+            f"but only {format_bytes(free)} is free; store fewer outputs (`run.outputs`), "
+            f"fewer saved times, or write elsewhere (`--store`)."
         )
 
 

@@ -45,5 +45,3 @@ def grid_file(tmp_path):
         return str(path)
 
     return write
-
-

@@ -62,9 +62,7 @@ def test_one_and_two_workers_are_bit_identical(local_ray, tmp_path):
 def test_dead_actor_block_is_resubmitted_then_given_up(local_ray, tmp_path):
     """A worker dying once is retried and succeeds; a point that always kills it is marked failed."""
     text = GRID.format(store=tmp_path / "crash.zarr").replace("[run]", "[run]\nmax_attempts = 2")
-    once = parse_spec(
-        text.replace("noise = 0.3", f'noise = 0.3\ncrash = "once"\ncrash_dir = "{tmp_path}"')
-    )
+    once = parse_spec(text.replace("noise = 0.3", f'noise = 0.3\ncrash = "once"\ncrash_dir = "{tmp_path}"'))
     summary = api.run(once.with_run(workers=2), progress=False)[1]
     assert summary.failed == 0 and summary.ok == 48
     # Poison points (crash = "always" on the case x0 = 0.5 only) share blocks with good ones.
@@ -82,8 +80,10 @@ def test_dead_actor_block_is_resubmitted_then_given_up(local_ray, tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("kernel = 'relaxation'\n[sweep]\nrate = {linspace = [0.1, 2.0]}\n",
-         "sweep.rate: `linspace` expects [start, stop, num], got [0.1, 2.0]."),
+        (
+            "kernel = 'relaxation'\n[sweep]\nrate = {linspace = [0.1, 2.0]}\n",
+            "sweep.rate: `linspace` expects [start, stop, num], got [0.1, 2.0].",
+        ),
         ("kernel = 'nope'\n", "kernel: Unknown kernel 'nope'."),
         ("kernel = 'relaxation'\n[sweep]\nn_times = [3, 5]\n", "cannot be swept"),
     ],
@@ -110,4 +110,3 @@ def test_cli_kernels_lists_parameters_and_outputs():
     assert result.exit_code == 0
     assert "relaxation (v1)" in result.output and "* n_times = 101" in result.output
     assert "x(time): relaxing quantity [1]" in result.output
-

@@ -27,7 +27,9 @@ def test_declares_name_version_params(kernel_class):
 
 
 def test_unknown_parameter_lists_known_ones(kernel_class):
-    with pytest.raises(ParameterError, match=r"Unknown parameter 'no_such_knob' for kernel .*Known parameters: "):
+    with pytest.raises(
+        ParameterError, match=r"Unknown parameter 'no_such_knob' for kernel .*Known parameters: "
+    ):
         kernel_class.make_params(no_such_knob=1)
 
 
@@ -48,4 +50,3 @@ def test_example_runs_to_declared_schema_deterministically(kernel_class):
     again = kernel_class().run(params, seed=(0, 1))
     for name in outputs:
         np.testing.assert_array_equal(first.outputs[name], again.outputs[name])
-

@@ -5,12 +5,10 @@ x(t) = x0 exp(-rate t) + noise * N(0, 1) per saved time. `rate < 0` raises,
 `crash` kills the worker process (always, or once per rate value).
 """
 
-
-from dataclasses import dataclass
-from typing import Literal
-
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 

@@ -87,40 +87,103 @@ ERRORS = [
     ("kernel = 'nope'\n", r"kernel: Unknown kernel 'nope'\. Known kernels: .*'relaxation'"),
     ("kernel = 3\n", r"kernel: expected a string, got 3\."),
     ("kernel = 'relaxation'\nsweeps = {}\n", r"sweeps: unknown key\. Known top-level keys: kernel, name"),
-    ("kernel = 'relaxation'\n[params]\nrat = 1.0\n", r"params\.rat: unknown parameter 'rat' for kernel 'relaxation'\. Known parameters: t_max, .*rate"),
+    (
+        "kernel = 'relaxation'\n[params]\nrat = 1.0\n",
+        r"params\.rat: unknown parameter 'rat' for kernel 'relaxation'\. Known parameters: t_max, .*rate",
+    ),
     ("kernel = 'relaxation'\n[params]\nrate = 'fast'\n", r"params\.rate: expected a number, got 'fast'\."),
     ("kernel = 'relaxation'\n[params]\nn_times = 2.5\n", r"params\.n_times: expected an integer, got 2\.5\."),
     ("kernel = 'relaxation'\n[params]\nnoise = -1.0\n", r"params: noise: must be non-negative, got -1\.0\."),
     ("kernel = 'relaxation'\n[params]\nshape = 'exp'\n", r"params\.shape: unknown parameter"),
-    ("kernel = 'relaxation'\n[params]\ncrash = 'sometimes'\n", r"params\.crash: expected one of 'never', 'always', 'once', got 'sometimes'\."),
-    ("kernel = 'relaxation'\n[sweep]\nrate = []\n", r"sweep\.rate: empty list; an axis needs at least one value\."),
-    ("kernel = 'relaxation'\n[sweep]\nrate = ['a', 'b']\n", r"sweep\.rate\[0\]: expected a number, got 'a'\."),
-    ("kernel = 'relaxation'\n[sweep]\nrate = {linspace = [0.1, 2.0]}\n", r"sweep\.rate: `linspace` expects \[start, stop, num\], got \[0\.1, 2\.0\]\."),
-    ("kernel = 'relaxation'\n[sweep]\nrate = {linspace = [0, 1, 0]}\n", r"sweep\.rate: `linspace` num must be a positive integer, got 0\."),
-    ("kernel = 'relaxation'\n[sweep]\nrate = {logspace = [0, 1, 2.5]}\n", r"`logspace` num must be a positive integer, got 2\.5\."),
+    (
+        "kernel = 'relaxation'\n[params]\ncrash = 'sometimes'\n",
+        r"params\.crash: expected one of 'never', 'always', 'once', got 'sometimes'\.",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = []\n",
+        r"sweep\.rate: empty list; an axis needs at least one value\.",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = ['a', 'b']\n",
+        r"sweep\.rate\[0\]: expected a number, got 'a'\.",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = {linspace = [0.1, 2.0]}\n",
+        r"sweep\.rate: `linspace` expects \[start, stop, num\], got \[0\.1, 2\.0\]\.",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = {linspace = [0, 1, 0]}\n",
+        r"sweep\.rate: `linspace` num must be a positive integer, got 0\.",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = {logspace = [0, 1, 2.5]}\n",
+        r"`logspace` num must be a positive integer, got 2\.5\.",
+    ),
     ("kernel = 'relaxation'\n[sweep]\nrate = {range = [0.5, 3]}\n", r"sweep\.rate: `range` expects integers"),
-    ("kernel = 'relaxation'\n[sweep]\nrate = {range = [3, 1]}\n", r"sweep\.rate: `range` \[3, 1\] is empty\."),
-    ("kernel = 'relaxation'\n[sweep]\nrate = {geomspace = [1, 2, 3]}\n", r"sweep\.rate: expected a list or one of \{linspace"),
-    ("kernel = 'relaxation'\n[sweep]\nrate = 1.0\n", r"sweep\.rate: expected a list of values or a \{linspace = \.\.\.\} table, got 1\.0\."),
-    ("kernel = 'relaxation'\n[sweep]\nrate = [1, 2, 1]\n", r"sweep\.rate: duplicate values in \[1\.0, 2\.0, 1\.0\]"),
-    ("kernel = 'relaxation'\n[sweep]\nrate = [[1, 2]]\n", r"sweep\.rate\[0\]: expected a number, string or boolean"),
-    ("kernel = 'relaxation'\n[sweep]\nn_times = [3, 5]\n", r"sweep\.n_times: `n_times` sets the shape of the kernel's outputs, so it cannot be swept; fix it in \[params\]"),
-    ("kernel = 'relaxation'\n[params]\nrate = 1.0\n[sweep]\nrate = [1, 2]\n", r"sweep\.rate: `rate` is both fixed in \[params\] and swept"),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = {range = [3, 1]}\n",
+        r"sweep\.rate: `range` \[3, 1\] is empty\.",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = {geomspace = [1, 2, 3]}\n",
+        r"sweep\.rate: expected a list or one of \{linspace",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = 1.0\n",
+        r"sweep\.rate: expected a list of values or a \{linspace = \.\.\.\} table, got 1\.0\.",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = [1, 2, 1]\n",
+        r"sweep\.rate: duplicate values in \[1\.0, 2\.0, 1\.0\]",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nrate = [[1, 2]]\n",
+        r"sweep\.rate\[0\]: expected a number, string or boolean",
+    ),
+    (
+        "kernel = 'relaxation'\n[sweep]\nn_times = [3, 5]\n",
+        r"sweep\.n_times: `n_times` sets the shape of the kernel's outputs, so it cannot be swept; fix it in \[params\]",
+    ),
+    (
+        "kernel = 'relaxation'\n[params]\nrate = 1.0\n[sweep]\nrate = [1, 2]\n",
+        r"sweep\.rate: `rate` is both fixed in \[params\] and swept",
+    ),
     ("kernel = 'relaxation'\n[sweep]\nseed = [1, 2]\n", r"sweep\.seed: `seed` is a reserved dim name"),
     ("kernel = 'relaxation'\n[sweep]\nrate = [1]\nrate = [2]\n", r"invalid TOML"),
     ("kernel = 'relaxation'\nseeds = 0\n", r"seeds: expected a positive count or a list of seeds, got 0\."),
     ("kernel = 'relaxation'\nseeds = [1, 1]\n", r"seeds: duplicate seeds in \[1, 1\]\."),
-    ("kernel = 'relaxation'\nseeds = 'many'\n", r"seeds: expected a positive count or a list of non-negative integers, got 'many'\."),
+    (
+        "kernel = 'relaxation'\nseeds = 'many'\n",
+        r"seeds: expected a positive count or a list of non-negative integers, got 'many'\.",
+    ),
     ("kernel = 'relaxation'\ngrid_seed = -1\n", r"grid_seed: expected a non-negative integer, got -1\."),
     ("kernel = 'relaxation'\nparams = 3\n", r"params: expected a table `\[params\]`, got 3\."),
-    ("kernel = 'relaxation'\n[[cases]]\nrate = 1.0\n[[cases]]\nx0 = 1.0\n", r"cases\[1\]: sets \['x0'\], but cases\[0\] sets \['rate'\]"),
+    (
+        "kernel = 'relaxation'\n[[cases]]\nrate = 1.0\n[[cases]]\nx0 = 1.0\n",
+        r"cases\[1\]: sets \['x0'\], but cases\[0\] sets \['rate'\]",
+    ),
     ("kernel = 'relaxation'\n[[cases]]\nn_modes = 3\n", r"cases\[0\]\.n_modes: `n_modes` sets the shape"),
-    ("kernel = 'relaxation'\n[run]\nblock_size = 0\n", r"run\.block_size: expected a positive integer, got 0\."),
-    ("kernel = 'relaxation'\n[run]\nworkers = -2\n", r"run\.workers: expected a non-negative integer \(0 = in-process\), got -2\."),
+    (
+        "kernel = 'relaxation'\n[run]\nblock_size = 0\n",
+        r"run\.block_size: expected a positive integer, got 0\.",
+    ),
+    (
+        "kernel = 'relaxation'\n[run]\nworkers = -2\n",
+        r"run\.workers: expected a non-negative integer \(0 = in-process\), got -2\.",
+    ),
     ("kernel = 'relaxation'\n[run]\nspeed = 1\n", r"run\.speed: unknown key\. Known keys: store, block_size"),
-    ("kernel = 'relaxation'\n[run]\noutputs = ['y']\n", r"run\.outputs: unknown output 'y'\. Outputs of 'relaxation' here: x, modes, final\."),
-    ("kernel = 'relaxation'\nname = '../up'\n", r"name: expected a plain name usable as a file name, got '\.\./up'\."),
-    ("kernel = 'relaxation'\nseeds = 100000\n[sweep]\nrate = {linspace = [1, 2, 100000]}\n", r"sweep: 1e\+10 points is more than"),
+    (
+        "kernel = 'relaxation'\n[run]\noutputs = ['y']\n",
+        r"run\.outputs: unknown output 'y'\. Outputs of 'relaxation' here: x, modes, final\.",
+    ),
+    (
+        "kernel = 'relaxation'\nname = '../up'\n",
+        r"name: expected a plain name usable as a file name, got '\.\./up'\.",
+    ),
+    (
+        "kernel = 'relaxation'\nseeds = 100000\n[sweep]\nrate = {linspace = [1, 2, 100000]}\n",
+        r"sweep: 1e\+10 points is more than",
+    ),
 ]
 
 
@@ -171,9 +234,7 @@ def test_index_to_coords_round_trip(lengths, n_seeds, data):
     index = tuple(data.draw(st.integers(0, n - 1)) for n in spec.shape)
     swept, (_, seed) = spec.point(index)
     coords = spec.coords()
-    back = tuple(
-        int(np.flatnonzero(coords[d] == (seed if d == "seed" else swept[d]))[0]) for d in spec.dims
-    )
+    back = tuple(int(np.flatnonzero(coords[d] == (seed if d == "seed" else swept[d]))[0]) for d in spec.dims)
     assert back == index
 
 

@@ -94,8 +94,16 @@ def test_partial_block_is_patched_not_overwritten(tmp_path):
     keep = slice(0, 1)
     from sweeper.runner import BlockResult
 
-    store.write(BlockResult(task.block_id, first.indices[keep], {k: v[keep] for k, v in first.outputs.items()},
-                            first.status[keep], first.messages[keep], first.wall_time[keep]))
+    store.write(
+        BlockResult(
+            task.block_id,
+            first.indices[keep],
+            {k: v[keep] for k, v in first.outputs.items()},
+            first.status[keep],
+            first.messages[keep],
+            first.wall_time[keep],
+        )
+    )
     rest = store.todo(spec)[0]
     assert rest.block_id == task.block_id and len(rest.swept) == len(task.swept) - 1
     store.write(runner.run(rest))
@@ -161,3 +169,11 @@ def test_outputs_selection(tmp_path):
     run(spec)
     ds = xr.open_zarr(spec.run.store)
     assert "final" in ds and "x" not in ds and "time" not in ds.dims
+
+
+def test_python_api_returns_the_dataset(tmp_path):
+    import sweeper
+
+    ds = sweeper.submit(spec_for(tmp_path, seeds=1), progress=False)
+    assert isinstance(ds, xr.Dataset)
+    assert int((ds.status == OK).sum()) == 9 and ds.x.dims == ("rate", "x0", "seed", "time")
