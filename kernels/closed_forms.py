@@ -102,3 +102,14 @@ def ridge_limit_overlap(alpha: float, ridge: float, n_nodes: int = 4000) -> floa
     """``m(infinity) = 1 - lambda E[(lambda + a)^-1]`` (dmft.md §6.1)."""
     a, w = marchenko_pastur_quadrature(alpha, n_nodes)
     return float(1.0 - ridge * np.sum(w / (ridge + a)))
+
+
+def ridge_langevin_stationary_q(alpha: float, ridge: float, temperature: float, n_nodes: int = 4000) -> float:
+    """Stationary ``Q`` of Langevin gradient flow on the ridge problem at temperature ``T``.
+
+    The Gibbs measure ``exp(-L(w) / T)`` of the quadratic loss is Gaussian with
+    mean ``(lambda + A)^-1 A w*`` and covariance ``T (lambda + A)^-1``, so
+    ``Q = E[(a / (lambda + a))^2] + T E[(lambda + a)^-1]``.
+    """
+    a, w = marchenko_pastur_quadrature(alpha, n_nodes)
+    return float(np.sum(w * (a / (ridge + a)) ** 2) + temperature * np.sum(w / (ridge + a)))

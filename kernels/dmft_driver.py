@@ -75,7 +75,8 @@ class Problem:
 def block_memory(p: Problem) -> int:
     """Peak bytes of the arrays allocated by :func:`solve_block`."""
     k1 = p.n_steps + 1
-    return 8 * k1 * (3 * p.n_traj + 2 * p.n_resp) + 8 * 3 * p.n_traj + 8 * 4 * k1 * k1
+    per_step = 2 if p.temperature > 0 else 1
+    return 8 * k1 * ((2 + per_step) * p.n_traj + 2 * p.n_resp) + 8 * 3 * p.n_traj + 8 * 4 * k1 * k1
 
 
 def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, np.ndarray]:
@@ -87,13 +88,15 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
     n, nr, K, eta = p.n_traj, p.n_resp, p.n_steps, p.eta
     k1 = K + 1
     # normals: row 0 constant, row 1 the Gaussian part of u, row 2 rho(0), rows 3.. noise z[k]
-    basis = np.empty((k1 + 3, n))
+    # with Langevin noise, its normals zeta[k] interleave with z[k] (rows 3 + 2k and 4 + 2k)
+    per_step = 2 if p.temperature > 0 else 1
+    basis = np.empty((per_step * k1 + 3, n))
     basis[0] = 1.0
     basis[1:3] = gens["init"].standard_normal((2, n))
-    n_orth = min(k1 + 3, n // 2) if p.moment_matching else 0
+    n_orth = min(per_step * k1 + 3, n // 2) if p.moment_matching else 0
     for j in range(1, min(3, n_orth)):
         orthonormalize_row(basis, j)
-    Z = basis[3:]
+    Z = basis[3::per_step]
     u, y = p.sample(gens["init"], basis[1])
     u = np.ascontiguousarray(u, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
@@ -140,10 +143,16 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
             MRT[:k, k] = MR[k, :k]
         if k == K:
             break
-        Z[k] = gens["noise"].standard_normal(n)
-        if k + 3 < n_orth:
-            orthonormalize_row(basis, k + 3)
-        zeta = gens["langevin"].standard_normal(n) if p.temperature > 0 else Z[k]
+        row_z = 3 + per_step * k
+        basis[row_z] = gens["noise"].standard_normal(n)
+        if row_z < n_orth:
+            orthonormalize_row(basis, row_z)
+        zeta = Z[k]
+        if p.temperature > 0:
+            basis[row_z + 1] = gens["langevin"].standard_normal(n)
+            if row_z + 1 < n_orth:
+                orthonormalize_row(basis, row_z + 1)
+            zeta = basis[row_z + 1]
         advance(k, rho, fk, Z, sqa4 * R[k], MR[k], nut[k], eta, p.sig2, lang, zeta)
         m[k + 1] = m[k] - eta * ((p.ridge + nu[k]) * m[k] + p.alpha * sums[S_UF])
         if p.b < 1.0:

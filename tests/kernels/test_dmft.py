@@ -226,3 +226,45 @@ def test_psgd_logcosh_matches_simulation():
     assert_agrees(out["train_loss"], out["train_loss_mc_error"], sim, "train_loss", rel=0.02)
     assert_agrees(out["m"], out["m_mc_error"], sim, "m", rel=0.003)
     assert_agrees(out["Q"], out["m_mc_error"], sim, "Q", rel=0.005)
+
+
+# -- rung 6: equilibrium, fluctuation-dissipation ------------------------------------------------------
+
+
+def test_langevin_ridge_satisfies_fdt_at_long_times():
+    """Langevin at T = 0.5 on the (convex) ridge problem, stationary after t ~ 5:
+    chi(t, t - s) = lr sum R = (C(t, t) - C(t, t - s)) / T for lags s = 0.5 .. 4.
+
+    Euler-Maruyama breaks FDT at O(lr) (its stationary law is not exactly Gibbs), so we
+    check first-order convergence in lr and the Richardson extrapolation (|error| < 0.5%),
+    plus the stationary Q against the Gibbs value of kernels.closed_forms."""
+    from kernels.closed_forms import ridge_langevin_stationary_q
+
+    temperature, deviation, q_end = 0.5, {}, {}
+    for lr in (0.05, 0.025):
+        steps = int(round(10.0 / lr))
+        out = run_dmft(
+            **RIDGE,
+            lr=lr,
+            t_max=10.0,
+            n_times=steps + 1,
+            temperature=temperature,
+            n_traj=2000,
+            n_resp=200,
+            n_blocks=1,
+            two_time=True,
+        )
+        C, R = out["C"], out["R"]
+        ratios = []
+        for t_end in (steps, steps - int(round(2.0 / lr))):
+            for lag in (0.5, 1.0, 2.0, 4.0):
+                start = t_end - int(round(lag / lr))
+                chi = lr * R[t_end, start:t_end].sum()
+                ratios.append(chi * temperature / (C[t_end, t_end] - C[t_end, start]) - 1)
+        deviation[lr] = np.array(ratios)
+        q_end[lr] = out["Q"][-1]
+    assert np.all(np.abs(deviation[0.05]) < 0.1)
+    np.testing.assert_allclose(deviation[0.05] / deviation[0.025], 2.0, rtol=0.15)  # first order in lr
+    assert np.all(np.abs(2 * deviation[0.025] - deviation[0.05]) < 0.005)
+    q_gibbs = ridge_langevin_stationary_q(3.0, 0.5, temperature)
+    assert abs(2 * q_end[0.025] - q_end[0.05] - q_gibbs) < 2e-3
