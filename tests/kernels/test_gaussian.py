@@ -133,3 +133,21 @@ def test_relu_closed_forms_limits():
     assert j2(RELU, 2.0, 0.0, 0.5) == pytest.approx(0.25)
     # a unit with no weights contributes nothing
     assert i3(RELU, 0.0, 0.0, 0.0, 0.3, 1.0) == 0.0
+
+
+def test_fast_asin_matches_numpy():
+    # the vectorisable arcsine of the erf I4 hot loop: within 2 ulp of libm on [-1, 1]
+    from numba import njit
+
+    from kernels.gaussian import fast_asin
+
+    @njit
+    def apply(x):
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = fast_asin(x[i])
+        return out
+
+    tails = 1 - np.logspace(-16, 0, 500)
+    x = np.concatenate([np.linspace(-1, 1, 200_001), tails, -tails, [0.5, -0.5, 1.0, -1.0]])
+    np.testing.assert_allclose(apply(x), np.arcsin(x), rtol=0, atol=5e-16)

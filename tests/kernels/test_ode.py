@@ -203,9 +203,9 @@ def test_regions_from_swept_kappa_delta():
             np.testing.assert_array_equal(result.outputs["M"][-1], result.outputs["M"][0])  # M frozen
         shapes.add(tuple(v.shape for v in result.outputs.values()))
     assert len(shapes) == 1
-    # no scalings and kappa = delta = 0 (blue) are the same dynamics
-    _, plain = run(K=4, M=2, committee="mean", d=100, t_max=2.0, n_times=5)
-    _, blue = run(K=4, M=2, committee="mean", d=100, t_max=2.0, n_times=5, kappa=0.0, delta=0.0)
+    # kappa = delta = 0 (blue) is the unscaled dynamics with gamma = lr K (gamma / K = lr)
+    _, plain = run(K=4, M=2, committee="mean", d=100, lr=4.0, t_max=2.0, n_times=5)
+    _, blue = run(K=4, M=2, committee="mean", d=100, lr=1.0, t_max=2.0, n_times=5, kappa=0.0, delta=0.0)
     np.testing.assert_allclose(plain.outputs["risk"], blue.outputs["risk"], rtol=1e-12)
 
 
@@ -247,3 +247,49 @@ def test_contract_details():
     a, b, c = (KERNEL.run(base, seed=s) for s in (1, 1, 2))
     np.testing.assert_array_equal(a.outputs["risk"], b.outputs["risk"])
     assert not np.array_equal(a.outputs["risk"], c.outputs["risk"])
+
+
+def test_vectorised_i4_sum_equals_scalar_closed_form():
+    # The hot loop's I4 sum (hoisted Lambdas, A <= B, fast arcsine) against the scalar
+    # closed form summed over all (A, B); agreement to round-off.
+    from kernels.gaussian import i4_erf
+    from kernels.ode import _quadratic_erf
+
+    K, n, noise = 3, 5, 0.2
+    rs = np.random.default_rng(4)
+    A = rs.standard_normal((n, n + 2))
+    Om = A @ A.T / (n + 2)
+    c = rs.standard_normal(n)
+    G = np.zeros((K, K))
+    pairs = n * (n + 1) // 2
+    _quadratic_erf(K, n, Om, c, noise, G, *(np.empty(n) for _ in range(3)), np.empty(pairs), np.empty(pairs))
+    for i in range(K):
+        for k in range(K):
+            ref = 0.0
+            for a in range(n):
+                for b in range(n):
+                    idx = (i, k, a, b)
+                    C = Om[np.ix_(idx, idx)]
+                    ref += (
+                        c[a]
+                        * c[b]
+                        * i4_erf(
+                            *(
+                                C[p, q]
+                                for p, q in (
+                                    (0, 0),
+                                    (0, 1),
+                                    (0, 2),
+                                    (0, 3),
+                                    (1, 1),
+                                    (1, 2),
+                                    (1, 3),
+                                    (2, 2),
+                                    (2, 3),
+                                    (3, 3),
+                                )
+                            )
+                        )
+                    )
+            ref += noise * 2 / np.pi / np.sqrt((1 + Om[i, i]) * (1 + Om[k, k]) - Om[i, k] ** 2)
+            assert G[i, k] == pytest.approx(ref, rel=1e-12, abs=1e-14)
