@@ -268,3 +268,33 @@ def test_langevin_ridge_satisfies_fdt_at_long_times():
     assert np.all(np.abs(2 * deviation[0.025] - deviation[0.05]) < 0.005)
     q_gibbs = ridge_langevin_stationary_q(3.0, 0.5, temperature)
     assert abs(2 * q_end[0.025] - q_end[0.05] - q_gibbs) < 2e-3
+
+
+# -- rung 7: two-cluster Gaussian mixture (Mignacco et al. 2020) --------------------------------------
+
+MIXTURE = {
+    "model": "mixture2",
+    "noise": 0.5,
+    "alpha": 2.0,
+    "ridge": 0.1,
+    "m0": 0.1,
+    "q0": 0.02,
+    "loss": "logistic",
+    "lr": 0.2,
+    "t_max": 20.0,
+    "n_times": 11,
+    "algorithm": "sgd",
+    "b": 0.3,
+}
+
+
+def test_mixture2_sgd_matches_simulation():
+    """Logistic loss, SGD at b = 0.3: losses, errors and overlaps against d = 1000 `sgd` runs."""
+    out = run_dmft(**MIXTURE, n_traj=10000, n_resp=2500, n_blocks=4)
+    sim = simulate(10, 1000, **MIXTURE)
+    assert_agrees(out["train_loss"], out["train_loss_mc_error"], sim, "train_loss", rel=0.01)
+    assert_agrees(out["m"], out["m_mc_error"], sim, "m", rel=0.005)
+    assert_agrees(out["Q"], out["m_mc_error"], sim, "Q", rel=0.01)
+    # 0-1 training error: Monte-Carlo error of a mean of indicators over 4 x 10^4 trajectories
+    mc01 = np.sqrt(0.05 / 40000)
+    assert_agrees(out["train_error"], mc01, sim, "train_error", rel=0.05)
