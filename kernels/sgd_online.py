@@ -8,7 +8,8 @@ one fresh Gaussian sample per step,
     w_i <- (1 - weight_decay / steps_per_time) w_i + (lr_eff / sqrt d) v_i g'(lambda_i) e x
     v_i <- (1 - weight_decay / steps_per_time) v_i + (lr_v_eff / d) g(lambda_i) e
 
-(second line only with ``train_second_layer``), all from the same old state. The
+(second line, decay included, only with ``train_second_layer``), all from the same old
+state. The
 initial weights come from :func:`kernels.twolayer.draw_weights` (streams ``"teacher"``
 and ``"init"``), so an `sgd` point and an `ode` point with the same seed start from the
 same overlaps; the overlaps at ``t = 0`` are the first saved values.
@@ -180,7 +181,7 @@ class OnlineParams(TwoLayerParams):
 
 @njit(cache=True, fastmath=True)
 def online_steps(
-    n_steps, W, v, Wt, vt, x_state, noise_state, noise_amp, code, step_w, step_v, decay, lam, x, zig
+    n_steps, W, v, Wt, vt, x_state, noise_state, noise_amp, code, step_w, train_v, step_v, decay, lam, x, zig
 ):
     """``n_steps`` one-pass SGD steps in place, one fresh sample per step.
 
@@ -198,8 +199,10 @@ def online_steps(
         ``sqrt(noise)``; 0 draws no label noise.
     code
         Activation code of both networks (:data:`kernels.gaussian.ACTIVATION_CODES`).
-    step_w, step_v
-        ``lr_eff / sqrt(d)`` and ``lr_v_eff / d`` (0: second layer fixed).
+    step_w
+        ``lr_eff / sqrt(d)``.
+    train_v, step_v
+        Whether the second layer is trained (and decays), and ``lr_v_eff / d``.
     decay
         Weight decay per step, ``weight_decay / steps_per_time``.
     lam, x
@@ -243,7 +246,7 @@ def online_steps(
             c = step_w * v[i] * dact(code, lam[i]) * e
             for j in range(d):
                 W[i, j] = shrink * W[i, j] + c * x[j]
-        if step_v != 0.0:
+        if train_v:
             for i in range(K):
                 v[i] = shrink * v[i] + step_v * act(code, lam[i]) * e
     return True
@@ -280,11 +283,11 @@ def run_steps(p: TwoLayerParams, W, v, Wt, vt, n_steps: int, x_state, noise_stat
     lr_w, lr_v = learning_rates(p)
     d = W.shape[1]
     step_w = lr_w / math.sqrt(d)
-    step_v = lr_v / d if p.train_second_layer else 0.0
+    step_v = lr_v / d
     decay = p.weight_decay / steps_per_time(p)
     return online_steps(
         n_steps, W, v, Wt, vt, x_state, noise_state, math.sqrt(p.noise), activation_code(p),
-        step_w, step_v, decay, lam, x, ZIGGURAT,
+        step_w, p.train_second_layer, step_v, decay, lam, x, ZIGGURAT,
     )  # fmt: skip
 
 
