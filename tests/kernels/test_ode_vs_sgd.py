@@ -1,0 +1,50 @@
+"""The `ode` kernel against finite-d one-pass SGD (`sgd` kernel, ``mode = "online"``).
+
+Both start from the same weights (``kernels.twolayer.draw_weights``, same seed), so their
+initial overlaps are identical and every later difference is SGD noise plus the O(1/d) terms
+the ODE drops: the risk curves should differ by O(d^-1/2) (ode_meanfield.md §6; Goldt et al.
+2019 §3) and the plateau heights agree to a few percent at d = 1000.
+"""
+
+import numpy as np
+import pytest
+
+from kernels.registry import get_kernel
+
+COMMON = {
+    "K": 2, "M": 2, "activation": "erf", "committee": "saad_solla", "lr": 0.5,
+    "init": "random", "init_scale": 0.1, "t_max": 40.0, "n_times": 21,
+}  # fmt: skip
+SEEDS = range(4)
+
+
+def _curves(d):
+    ode, sgd = get_kernel("ode")(), get_kernel("sgd")()
+    out = []
+    for seed in SEEDS:
+        theory = ode.run(ode.make_params(d=d, **COMMON), seed)
+        sim = sgd.run(sgd.make_params(mode="online", d=d, **COMMON), seed)
+        assert theory.ok and sim.ok, (theory.message, sim.message)
+        out.append((theory.outputs["risk"], sim.outputs["risk"]))
+    return np.array(out)  # (seed, ode/sgd, time)
+
+
+@pytest.mark.slow
+def test_ode_matches_sgd_and_deviation_shrinks_like_sqrt_d():
+    curves = {d: _curves(d) for d in (1000, 4000)}
+    times = np.linspace(0, COMMON["t_max"], COMMON["n_times"])
+    for d, c in curves.items():
+        # same initial overlaps, hence the same initial risk, to round-off
+        np.testing.assert_allclose(c[:, 0, 0], c[:, 1, 0], rtol=1e-10)
+        # plateau (t in [15, 40], before any escape at this lr): mean heights within 3%;
+        # the SGD plateau fluctuates by ~2% per point at d = 1000 (measured), averaging over
+        # 11 times x 4 seeds brings that well below 3%.
+        window = times >= 15
+        ode_plateau, sgd_plateau = c[:, 0, window].mean(), c[:, 1, window].mean()
+        assert sgd_plateau == pytest.approx(ode_plateau, rel=0.03), d
+    rms = {d: np.sqrt(np.mean((c[:, 0] - c[:, 1]) ** 2)) for d, c in curves.items()}
+    ratio = rms[1000] / rms[4000]
+    # d^-1/2 predicts 2. Measured 2.27 with 3 seeds; the bounds allow the seed-to-seed
+    # spread of an RMS over 4 seeds x 20 correlated times while excluding no decay (1)
+    # and a 1/d decay (4).
+    assert 1.4 < ratio < 3.0, (rms, ratio)
