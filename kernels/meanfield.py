@@ -1,13 +1,14 @@
-"""The ``meanfield`` kernel: mean-field particle flow of a wide two-layer erf network.
+"""The ``meanfield`` kernel: mean-field particle flow of a wide two-layer network.
 
 Two discretisations of one Wasserstein gradient flow ``d_t rho = div(rho grad Psi(theta; rho))``
 (Mei, Montanari & Nguyen, PNAS 2018, eq. 7, and its noisy version eq. 12; Chizat & Bach,
 NeurIPS 2018) of ``f(x) = (1/p) sum_j a_j g(w_j.x / sqrt d)`` learning
-``f*(x) = (1/k) sum_r a*_r g(w*_r.x / sqrt d)`` under the square loss, ``g = erf(. / sqrt 2)``:
+``f*(x) = (1/k) sum_r a*_r g(w*_r.x / sqrt d)`` under the square loss, ``g = erf(. / sqrt 2)``
+or ``relu``:
 
 ``method = "particles"``
     the ``p = K`` particles ``theta_j = (a_j, w_j)`` in ``R^(d+1)`` follow the population
-    velocity field of ode_meanfield.md §7.2 (closed form for erf; :mod:`kernels.meanfield_particles`),
+    velocity field of ode_meanfield.md §7.2 (closed forms; :mod:`kernels.meanfield_particles`),
     explicit Euler, optional Langevin noise at ``temperature`` (MMN eq. 12) and L2
     confinement ``weight_decay``, second layer fixed or trained. At finite ``K`` and ``d``
     this is *exactly* the gradient-flow part of the overlap ODE of the `ode` kernel
@@ -31,9 +32,11 @@ Outputs: ``risk`` on the saved times; with ``histograms`` the density of ``(m_jr
 fixed bins (so ``K`` stays sweepable); with ``save_particles = n`` the overlaps ``m``, ``q``
 and second layer ``a`` of the first ``n`` units (names of the `sgd` kernel).
 
-Only ``activation = "erf"`` is implemented: for ReLU the pair velocity needs the kinked
-``I3``/``I2`` of ode_meanfield.md §4 and was not validated in time; asking for it raises a
-ParameterError. SGD itself (the finite-step counterpart) is the `sgd` kernel, online mode.
+Activations: ``erf`` for every method; ``relu`` for ``method = "particles"`` only, with the
+closed forms of ode_meanfield.md §4 (``I2``, ``J2``, and ``dI2/dC11`` by Price's theorem). The
+reduced dynamics for ReLU would need the angle average of those kinked functions and is not
+implemented (a ParameterError says so). SGD itself, the finite-step counterpart, is the `sgd`
+kernel in online mode.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from typing import Literal
 import numpy as np
 
 from kernels.base import Kernel, NumericalFailure, Output, Seed, check, rng
-from kernels.meanfield_particles import TWO_OVER_PI, velocity
+from kernels.meanfield_particles import TWO_OVER_PI, relu_pair_terms, velocity
 from kernels.meanfield_reduced import angle_nodes, reduced_velocity
 from kernels.timegrid import TIME_GRID_PARAMS, saved_times
 from kernels.twolayer import TwoLayerParams, draw_weights, learning_rates, steps_per_time, time_unit
@@ -109,9 +112,10 @@ class MeanFieldParams(TwoLayerParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(
-            self.activation == "erf",
+            self.activation == "erf" or (self.activation == "relu" and self.method == "particles"),
             "activation",
-            f"only 'erf' is implemented in `meanfield` (closed-form pair velocity), got {self.activation!r}.",
+            f"`meanfield` has closed-form velocities for 'erf' (every method) and 'relu' (method "
+            f"'particles' only), got activation={self.activation!r} with method={self.method!r}.",
         )
         check(self.dt > 0, "dt", f"must be positive, got {self.dt!r}.")
         check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature!r}.")
@@ -173,8 +177,8 @@ class MeanFieldKernel(Kernel):
             "risk": Output(
                 ("time",),
                 "population risk",
-                description="E[(f*(x) - f(x))^2] / 2 with f = sum_j v_j erf(w_j.x / sqrt(2d)), closed form "
-                "for erf; excludes the label-noise floor Delta/2",
+                description="E[(f*(x) - f(x))^2] / 2 with f = sum_j v_j g(w_j.x / sqrt d), closed form "
+                "(erf or relu); excludes the label-noise floor Delta/2",
             )
         }
         if params.histograms:
@@ -330,18 +334,24 @@ class _Recorder:
             self.out["a"][i] = a[:n] / self.params.K
 
 
-def _teacher_terms(W_star: np.ndarray, a_star: np.ndarray, d: int):
+def _pair_i2(C, c_i, c_j, activation):
+    """``U = E[g(h_i) g(h_j)]`` on a block of covariances (ode_meanfield.md §2, §4)."""
+    if activation == "relu":
+        return relu_pair_terms(C, c_i, c_j)[2]
+    return TWO_OVER_PI * np.arcsin(C / np.sqrt(np.outer(1.0 + c_i, 1.0 + c_j)))
+
+
+def _teacher_terms(W_star: np.ndarray, a_star: np.ndarray, d: int, activation: str = "erf"):
     """``P`` and the teacher-teacher risk term ``(1/k^2) sum_rs a*_r a*_s U(w*_r, w*_s)``."""
     P = W_star @ W_star.T / d
-    dP = np.sqrt(1.0 + np.diag(P))
-    U_star = TWO_OVER_PI * np.arcsin(P / np.outer(dP, dP))
+    U_star = _pair_i2(P, np.diag(P), np.diag(P), activation)
     k = len(a_star)
     return P, float(a_star @ U_star @ a_star) / k**2
 
 
-def _cross_risk(m: np.ndarray, q: np.ndarray, a: np.ndarray, P: np.ndarray, a_star: np.ndarray) -> float:
+def _cross_risk(m, q, a, P, a_star, activation: str = "erf") -> float:
     """``(1/(pk)) sum_jr a_j a*_r U(w_j, w*_r)`` from the overlaps."""
-    U = TWO_OVER_PI * np.arcsin(m / np.sqrt(np.outer(1.0 + q, 1.0 + np.diag(P))))
+    U = _pair_i2(m, q, np.diag(P), activation)
     return float(a @ U @ a_star) / (len(a) * len(a_star))
 
 
@@ -356,14 +366,15 @@ def _risk(risk_tt: float, cross: float, a: np.ndarray, force: np.ndarray) -> flo
 
 def _run_particles(params, seed, steps, W, W_star, a, a_star):
     d = W.shape[1]
-    P, risk_tt = _teacher_terms(W_star, a_star, d)
+    act = params.activation
+    P, risk_tt = _teacher_terms(W_star, a_star, d, act)
     rec = _Recorder(params)
     g = rng(seed, "langevin")
     W = np.array(W, dtype=float, order="C")
     a = a.copy()
 
     def evaluate(with_u):
-        return velocity(W, a, W_star, a_star, with_u=with_u)
+        return velocity(W, a, W_star, a_star, with_u=with_u, activation=act)
 
     def advance(vel, h):
         V, Va, _, _ = vel
@@ -377,7 +388,7 @@ def _run_particles(params, seed, steps, W, W_star, a, a_star):
 
     def record(i, vel):
         _, Va, M, q = vel
-        risk = _risk(risk_tt, _cross_risk(M, q, a, P, a_star), a, Va)
+        risk = _risk(risk_tt, _cross_risk(M, q, a, P, a_star, act), a, Va)
         rec.record(i, risk, M, q, a)
         if not np.isfinite(risk):
             raise NumericalFailure(f"risk is not finite at saved time index {i}", rec.out)

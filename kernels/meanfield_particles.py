@@ -142,7 +142,74 @@ def pair_sums(W, a, with_u=False, tile=TILE):
     return Y, s, (u if with_u else None), q
 
 
-def velocity(W, a, W_star, a_star, with_u=False, tile=TILE):
+def relu_pair_terms(Q, q_i, q_j):
+    """ReLU pair functions of ode_meanfield.md §4 on a block of overlaps ``Q``.
+
+    Returns ``J = E[theta(h_i) theta(h_l)] = 1/4 + asin(rho)/(2 pi)`` (= dI2/dC12),
+    ``S = sqrt(q_i q_l - Q^2)`` (``S / (4 pi q_i)`` = dI2/dC11) and
+    ``I2 = E[relu(h_i) relu(h_l)] = (S + Q (pi/2 + asin(rho))) / (2 pi)``.
+    """
+    norm = np.sqrt(np.outer(q_i, q_j))
+    rho = np.clip(Q / np.where(norm > 0, norm, 1.0), -1.0, 1.0)
+    A = np.arcsin(rho)
+    S = np.sqrt(np.maximum(norm * norm - Q * Q, 0.0))  # the self pair is 0 up to rounding
+    return 0.25 + A / (2 * math.pi), S, (S + Q * (0.5 * math.pi + A)) / (2 * math.pi)
+
+
+def relu_pair_sums(W, a, with_u=False, tile=TILE):
+    """:func:`pair_sums` for ReLU units, in numpy tiles (``arcsin`` per pair is SIMD there).
+
+    Returns ``Y_j = sum_l J_jl a_l w_l``, ``s_j = sum_l a_l S_jl``,
+    ``u_j = sum_l a_l I2_jl`` (or None) and ``q``, with :func:`relu_pair_terms`.
+    """
+    p, d = W.shape
+    q = np.einsum("ij,ij->i", W, W) / d
+    aW = a[:, None] * W
+    Y = np.zeros_like(W)
+    s = np.zeros(p)
+    u = np.zeros(p) if with_u else None
+    n_tiles = -(-p // tile)
+    tile = -(-p // n_tiles)
+    starts = list(range(0, p, tile))
+    for bi, i0 in enumerate(starts):
+        i1 = min(i0 + tile, p)
+        for j0 in starts[bi:]:
+            j1 = min(j0 + tile, p)
+            J, S, I2 = relu_pair_terms(W[i0:i1] @ W[j0:j1].T / d, q[i0:i1], q[j0:j1])
+            Y[i0:i1] += J @ aW[j0:j1]
+            s[i0:i1] += S @ a[j0:j1]
+            if with_u:
+                u[i0:i1] += I2 @ a[j0:j1]
+            if j0 != i0:
+                Y[j0:j1] += J.T @ aW[i0:i1]
+                s[j0:j1] += S.T @ a[i0:i1]
+                if with_u:
+                    u[j0:j1] += I2.T @ a[i0:i1]
+    return Y, s, u, q
+
+
+def _relu_velocity(W, a, W_star, a_star, with_u, tile):
+    """ReLU version of :func:`velocity`: ``grad_w U(w, b) = (J b + S w / (2 pi q_w)) / d``
+    (Price's theorem on the closed-form I2 of ode_meanfield.md §4), so in flow time
+    ``dw_j/dt = a_j [(1/k) sum_r a*_r (J_jr w*_r + S_jr w_j/(2 pi q_j))
+                     - (1/p) sum_l a_l (J_jl w_l + S_jl w_j/(2 pi q_j))]``."""
+    p, d = W.shape
+    k = W_star.shape[0]
+    Y, s, u, q = relu_pair_sums(W, a, with_u=with_u, tile=tile)
+    M = W @ W_star.T * (1.0 / d)
+    P_diag = np.einsum("ij,ij->i", W_star, W_star) / d
+    Jt, St, It = relu_pair_terms(M, q, P_diag)
+    coef_t = (a_star / k) * Jt
+    diag = ((St * (a_star / k)).sum(axis=1) - s / p) / (2 * math.pi * q)
+    V = coef_t @ W_star
+    V += diag[:, None] * W
+    V -= Y * (1.0 / p)
+    V *= a[:, None]
+    Va = It @ a_star / k - u / p if with_u else None
+    return V, Va, M, q
+
+
+def velocity(W, a, W_star, a_star, with_u=False, tile=TILE, activation="erf"):
     """Population gradient-flow velocity of every particle, in flow time.
 
     Parameters
@@ -157,6 +224,9 @@ def velocity(W, a, W_star, a_star, with_u=False, tile=TILE):
         Teacher second layer.
     with_u : bool
         Also compute the second-layer force (needed to train ``a`` and for the risk).
+    activation : {"erf", "relu"}
+        ``erf(z / sqrt 2)`` (numba pair pass) or ``relu`` (numpy tiles, closed forms of
+        ode_meanfield.md §4).
 
     Returns
     -------
@@ -170,6 +240,8 @@ def velocity(W, a, W_star, a_star, with_u=False, tile=TILE):
     q : (p,) array
         Self overlaps ``|w_j|^2 / d``.
     """
+    if activation == "relu":
+        return _relu_velocity(W, a, W_star, a_star, with_u, tile)
     p, d = W.shape
     k = W_star.shape[0]
     Y, s, u, q = pair_sums(W, a, with_u=with_u, tile=tile)

@@ -15,7 +15,7 @@ from kernels import twolayer
 from kernels.base import ParameterError
 from kernels.gaussian import ERF, i2, i3
 from kernels.meanfield import MeanFieldKernel
-from kernels.meanfield_particles import pair_sums
+from kernels.meanfield_particles import pair_sums, velocity
 from kernels.meanfield_reduced import angle_nodes
 from kernels.registry import get_kernel
 
@@ -50,6 +50,18 @@ def test_pair_sums_match_dense_formulas():
     np.testing.assert_allclose(Y, (R * a) @ W, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(s, (R * Q) @ a, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(u, np.arcsin(Q / np.sqrt(np.outer(D, D))) @ a, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("activation", ["erf", "relu"])
+def test_velocity_does_not_depend_on_the_tiling(activation):
+    """Tiles of 64 (5 x 5, ragged-free) and one tile give the same velocity and force."""
+    g = np.random.default_rng(2)
+    W, W_star = g.standard_normal((300, 15)), g.standard_normal((2, 15))
+    a, a_star = g.standard_normal(300), np.ones(2)
+    tiled = velocity(W, a, W_star, a_star, with_u=True, tile=64, activation=activation)
+    whole = velocity(W, a, W_star, a_star, with_u=True, tile=300, activation=activation)
+    for x, y in zip(tiled, whole, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-12)
 
 
 def test_angle_nodes_moments():
@@ -161,13 +173,16 @@ def test_particles_are_exactly_the_overlap_ode(committee, train_second_layer):
     assert np.max(np.abs(r1 / ode - 1)) > 1e-4
 
 
-@pytest.mark.parametrize("train_second_layer", [False, True])
-def test_particles_match_the_ode_kernel(train_second_layer):
+@pytest.mark.parametrize(
+    "activation, train_second_layer", [("erf", False), ("erf", True), ("relu", False), ("relu", True)]
+)
+def test_particles_match_the_ode_kernel(activation, train_second_layer):
     """Same statement against the `ode` kernel itself (``quadratic_terms = False``), both
-    Richardson-extrapolated from Euler at dt and dt/2 (O(dt^2) ~ 1e-6 left on each side)."""
+    Richardson-extrapolated from Euler at dt and dt/2 (O(dt^2) ~ 1e-6 left on each side;
+    measured 5e-6 for relu)."""
     K, M, d = 6, 2, 30
     common = dict(
-        d=d, K=K, M=M, committee="mean", lr=0.5, lr_v=0.3 / K**2,
+        d=d, K=K, M=M, committee="mean", activation=activation, lr=0.5, lr_v=0.3 / K**2,
         train_second_layer=train_second_layer, t_max=48.0, n_times=5,
     )  # fmt: skip
     ode = get_kernel("ode")()
@@ -336,6 +351,11 @@ def test_outputs_and_schema():
 def test_save_particles_cannot_exceed_k():
     with pytest.raises(ParameterError, match=r"save_particles: .*\[0, K=10\]"):
         KERNEL.make_params(K=10, save_particles=20)
+
+
+def test_relu_reduced_is_refused():
+    with pytest.raises(ParameterError, match=r"activation: .*'relu' \(method 'particles' only\)"):
+        KERNEL.make_params(activation="relu", method="reduced")
 
 
 def test_k_is_sweepable_but_save_particles_is_not():
