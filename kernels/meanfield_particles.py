@@ -1,4 +1,4 @@
-"""Particle discretisation of the mean-field PDE of a wide two-layer erf network.
+"""Particle discretisation of the mean-field PDE of a wide two-layer network (erf, ReLU).
 
 The population gradient flow of ``f(x) = (1/p) sum_j a_j sigma(w_j . x / sqrt(d))``,
 ``sigma(z) = erf(z / sqrt(2))``, learning ``f*(x) = (1/k) sum_r a*_r sigma(w*_r . x / sqrt(d))``
@@ -24,7 +24,9 @@ The pair matrix ``R_jl = 1/sqrt(L_jl)`` is symmetric, so the step is done in squ
 (numba) turning it into ``R_IJ`` in place while accumulating the row and column sums the
 diagonal terms need, and the products ``R_IJ (aW)_J`` and ``R_IJ^T (aW)_I`` (BLAS-3). This
 computes half of the Gram matrix, never holds the ``p x p`` matrix in memory, and keeps every
-tile in cache for the elementwise pass.
+tile in cache for the elementwise pass. ReLU (:func:`relu_pair_sums`) has the same
+structure with ``J_jl = E[theta theta]`` in place of ``R_jl`` and ``S_jl = sqrt(q_j q_l - Q_jl^2)``
+in the diagonal term; its tiles run in numpy because ``arcsin`` is SIMD-vectorised there.
 """
 
 from __future__ import annotations
