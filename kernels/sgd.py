@@ -185,7 +185,11 @@ _ONLINE_OUTPUTS = {
     ),
     "Q": Output(("time", "student", "student2"), "student-student overlap Q = W W^T / d"),
     "M": Output(("time", "student", "teacher"), "student-teacher overlap M = W W*^T / d"),
-    "P": Output(("time", "teacher", "teacher2"), "teacher-teacher overlap P = W* W*^T / d"),
+    "P": Output(
+        ("teacher", "teacher2"),
+        "teacher-teacher overlap P = W* W*^T / d",
+        description="constant: the teacher is fixed (same dims as the ode kernel's P)",
+    ),
     "v": Output(("time", "student"), "student second-layer weights v"),
 }
 

@@ -318,7 +318,7 @@ def simulate(p: OnlineParams, seed) -> dict[str, np.ndarray]:
         "risk": np.full(n_t, np.nan),
         "Q": np.full((n_t, K, K), np.nan),
         "M": np.full((n_t, K, M), np.nan),
-        "P": np.full((n_t, M, M), np.nan),
+        "P": overlaps(Wt[:1], Wt)[2],
         "v": np.full((n_t, K), np.nan),
     }
     if p.n_test:
@@ -335,7 +335,7 @@ def simulate(p: OnlineParams, seed) -> dict[str, np.ndarray]:
         Q, Mo, P = overlaps(W, Wt)
         if not np.all(np.isfinite(Q)):
             raise NumericalFailure(f"SGD diverged before t = {times[i]:g}", out)
-        out["Q"][i], out["M"][i], out["P"][i], out["v"][i] = Q, Mo, P, v
+        out["Q"][i], out["M"][i], out["v"][i] = Q, Mo, v
         out["risk"][i] = risk(p, Q, Mo, P, v, vt)
         if p.n_test:
             out["risk_test"][i] = test_risk(W, v, Wt, vt, X_test, code)

@@ -292,7 +292,7 @@ def test_online_starts_from_the_ode_kernels_initial_overlaps():
     Q, M, P = overlaps(W, Wt)
     np.testing.assert_array_equal(out["Q"][0], Q)
     np.testing.assert_array_equal(out["M"][0], M)
-    np.testing.assert_array_equal(out["P"][0], P)
+    np.testing.assert_array_equal(out["P"], P)
     np.testing.assert_array_equal(out["v"][0], v)
 
 
@@ -359,7 +359,7 @@ def test_online_linear_mean_overlap_is_exact(committee):
     residuals = []
     for seed in range(12):
         out = online(seed, **kw)
-        M, P, v = out["M"][0], out["P"][0], out["v"][0]
+        M, P, v = out["M"][0], out["P"], out["v"][0]
         vt = np.ones(1)  # M = 1: v* = 1 in both committees
         for _ in range(int(t * d)):
             M = M + (lr / d) * np.outer(v, vt @ P - v @ M)
