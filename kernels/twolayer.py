@@ -203,13 +203,14 @@ def steps_at(p: TwoLayerParams, times: np.ndarray) -> np.ndarray:
 
 
 def time_unit(p: TwoLayerParams) -> str:
-    """Human-readable time unit for attrs."""
-    r = region(p)
-    if r == "none":
+    """Human-readable time unit for attrs.
+
+    With scalings the rule is stated for both signs of ``kappa + delta``: the store takes
+    coordinate attrs from one point, while a (kappa, delta) grid spans several regions.
+    """
+    if region(p) == "none":
         return "steps / d"
-    if r in ("green", "blue"):
-        return "steps / d^(1 + kappa + delta)"
-    return "steps / d^(1 + 2 (kappa + delta))"
+    return "steps / d^(1 + kappa + delta) if kappa + delta >= 0, else steps / d^(1 + 2 (kappa + delta))"
 
 
 def learning_rates(p: TwoLayerParams) -> tuple[float, float]:
