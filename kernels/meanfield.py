@@ -401,8 +401,14 @@ def _run_reduced(params, seed, steps, W, W_star, a, a_star):
     p, d = W.shape
     k = W_star.shape[0]
     P, risk_tt = _teacher_terms(W_star, a_star, d)
-    Pinv = np.linalg.inv(P)
-    sqrtP = np.linalg.cholesky(P)
+    try:
+        Pinv = np.linalg.inv(P)
+        sqrtP = np.linalg.cholesky(P)
+    except np.linalg.LinAlgError:
+        raise NumericalFailure(
+            "the reduced dynamics needs an invertible teacher overlap P (the (m, q_perp) split "
+            f"projects on the teacher subspace), got P = {P.tolist()!r}"
+        ) from None
     m = W @ W_star.T / d
     qp = np.einsum("ij,ij->i", W, W) / d - np.einsum("ij,jk,ik->i", m, Pinv, m)
     finite_d = params.method == "reduced"
