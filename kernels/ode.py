@@ -177,6 +177,53 @@ def _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef):
             G[k, i] = G[i, k]
 
 
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _quadratic_erf_wide(K, n, Om, c, noise, G, X, Y, Xa, Ya, W, l4, acc):
+    """Same sum as :func:`_quadratic_erf`, vectorised over the ``(i, k)`` pairs instead.
+
+    For ``K >= 3`` there are at least 6 pairs: the per-pair quantities are laid out as
+    ``(A, pair)`` arrays and, for each ``A <= B``, one contiguous branch-free loop over the
+    pairs evaluates the arcsines. Twice as fast as the per-pair layout at p=8, k=4 (rows
+    are short there), slower at ``K = 2`` where there are only 3 pairs.
+    """
+    j = 0
+    for i in range(K):
+        ui = 1.0 + Om[i, i]
+        for k in range(i, K):
+            uk = 1.0 + Om[k, k]
+            oik = Om[i, k]
+            lam4 = ui * uk - oik * oik
+            l4[j] = lam4
+            for a in range(n):
+                x = Om[i, a]
+                y = Om[k, a]
+                X[a, j] = x
+                Y[a, j] = y
+                Xa[a, j] = x * uk - oik * y
+                Ya[a, j] = y * ui - oik * x
+                lam1 = lam4 * (1.0 + Om[a, a]) - y * y * ui - x * x * uk + 2.0 * oik * x * y
+                W[a, j] = 1.0 / math.sqrt(lam1)
+            acc[j] = 0.0
+            j += 1
+    n_pairs = j
+    for a in range(n):
+        xa_row, ya_row, wa_row = Xa[a], Ya[a], W[a]
+        for b in range(a, n):
+            cab = (1.0 if a == b else 2.0) * c[a] * c[b]
+            om = Om[a, b]
+            xb_row, yb_row, wb_row = X[b], Y[b], W[b]
+            for q in range(n_pairs):
+                l0 = l4[q] * om - ya_row[q] * yb_row[q] - xa_row[q] * xb_row[q]
+                acc[q] += cab * fast_asin(l0 * wa_row[q] * wb_row[q])
+    j = 0
+    for i in range(K):
+        for k in range(i, K):
+            inv = 1.0 / math.sqrt(l4[j])
+            G[i, k] = _FOUR_OVER_PI2 * inv * acc[j] + noise * _TWO_OVER_PI * inv
+            G[k, i] = G[i, k]
+            j += 1
+
+
 @njit(cache=True)
 def _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol):
     for i in range(K):
@@ -245,6 +292,14 @@ def integrate(
     y = np.empty(n)
     buf = np.empty(n * (n + 1) // 2)
     coef = np.empty(n * (n + 1) // 2)
+    n_pairs = K * (K + 1) // 2
+    wX = np.empty((n, n_pairs))
+    wY = np.empty((n, n_pairs))
+    wXa = np.empty((n, n_pairs))
+    wYa = np.empty((n, n_pairs))
+    wW = np.empty((n, n_pairs))
+    wl4 = np.empty(n_pairs)
+    wacc = np.empty(n_pairs)
     cov = np.empty((4, 4))
     chol = np.zeros((4, 4))
     for p in range(Mt):
@@ -275,7 +330,9 @@ def integrate(
             else:
                 _learning_generic(code, K, n, Om, c, F)
         if a2 != 0.0:
-            if code == ERF:
+            if code == ERF and K >= 3:
+                _quadratic_erf_wide(K, n, Om, c, noise, G, wX, wY, wXa, wYa, wW, wl4, wacc)
+            elif code == ERF:
                 _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef)
             else:
                 _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol)

@@ -253,7 +253,7 @@ def test_vectorised_i4_sum_equals_scalar_closed_form():
     # The hot loop's I4 sum (hoisted Lambdas, A <= B, fast arcsine) against the scalar
     # closed form summed over all (A, B); agreement to round-off.
     from kernels.gaussian import i4_erf
-    from kernels.ode import _quadratic_erf
+    from kernels.ode import _quadratic_erf, _quadratic_erf_wide
 
     K, n, noise = 3, 5, 0.2
     rs = np.random.default_rng(4)
@@ -263,6 +263,12 @@ def test_vectorised_i4_sum_equals_scalar_closed_form():
     G = np.zeros((K, K))
     pairs = n * (n + 1) // 2
     _quadratic_erf(K, n, Om, c, noise, G, *(np.empty(n) for _ in range(3)), np.empty(pairs), np.empty(pairs))
+    G_wide = np.zeros((K, K))
+    ik = K * (K + 1) // 2
+    _quadratic_erf_wide(
+        K, n, Om, c, noise, G_wide, *(np.empty((n, ik)) for _ in range(5)), np.empty(ik), np.empty(ik)
+    )
+    np.testing.assert_allclose(G_wide, G, rtol=1e-13, atol=1e-15)
     for i in range(K):
         for k in range(K):
             ref = 0.0
