@@ -89,9 +89,13 @@ _QS = (
     7.70381505559019352791e-02,
 )
 _HALF_PI = 0.5 * math.pi
+# fastmath without the no-NaN / no-inf assumptions: an overlap matrix that lost positive
+# definiteness must produce NaN (and a NumericalFailure), not a silently clipped number.
+# Reassociation is what lets reductions over fast_asin vectorise.
+FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 
-@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, inline="always", error_model="numpy")
 def fast_asin(x):
     """``asin(x)`` for ``|x| <= 1`` without branches, so loops over it vectorise.
 

@@ -34,7 +34,18 @@ import numpy as np
 from numba import njit
 
 from kernels.base import Kernel, NumericalFailure, Output, Seed, check, rng
-from kernels.gaussian import ERF, LIN, fast_asin, i2, i3, i4_quadrature, j2, risk_overlaps, sobol_normals
+from kernels.gaussian import (
+    ERF,
+    FASTMATH,
+    LIN,
+    fast_asin,
+    i2,
+    i3,
+    i4_quadrature,
+    j2,
+    risk_overlaps,
+    sobol_normals,
+)
 from kernels.timegrid import TIME_GRID_PARAMS, save_steps, saved_times
 from kernels.twolayer import (
     REGIONS,
@@ -99,7 +110,7 @@ class ODEParams(TwoLayerParams):
 # -- the hot loop ----------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _learning_erf(K, n, Om, c, F, r, s):
     """``F[i, b] = sum_A c_A I3(i, b, A)`` for erf, in ``O(K n^2)`` multiply-adds.
 
@@ -131,7 +142,7 @@ def _learning_generic(code, K, n, Om, c, F):
             F[i, b] = acc
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef):
     """``G[i, k] = sum_AB c_A c_B I4(i, k, A, B) + noise J2(i, k)`` for erf, ``i <= k``.
 
@@ -177,7 +188,7 @@ def _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef):
             G[k, i] = G[i, k]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _quadratic_erf_wide(K, n, Om, c, noise, G, X, Y, Xa, Ya, W, l4, acc):
     """Same sum as :func:`_quadratic_erf`, vectorised over the ``(i, k)`` pairs instead.
 
