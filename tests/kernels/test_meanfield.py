@@ -315,7 +315,7 @@ def test_particle_number_convergence():
     risks = np.array(
         [
             [
-                run(d=5, K=p, M=1, t_max=4.0, n_times=3, dt=0.1, time_unit="flow", histograms=False, seed=s)[
+                run(d=5, K=p, M=1, t_max=2.0, n_times=3, dt=0.1, time_unit="flow", histograms=False, seed=s)[
                     "risk"
                 ][times_idx]
                 for s in seeds
