@@ -14,18 +14,35 @@ Numerics (see :mod:`kernels.dmft_driver` and :mod:`kernels.dmft_solver`):
 
 - one causal forward pass per block of trajectories (dmft.md §4.4): every
   kernel row is estimated from the process up to that step before it is used,
-  so the pass is the exact fixed point of the finite-sample equations; no
-  damped iteration is needed;
-- noise paths with covariance ``M_C`` via a growing Cholesky factor and fixed
-  normals (dmft.md §4.3 item 4);
+  so the pass *is* the fixed point of the finite-sample equations; there is no
+  global iteration (``iterations = 1``, ``residual = 0`` by construction) and a
+  point fails (:class:`~kernels.base.NumericalFailure`) only if the process
+  diverges;
+- noise paths with covariance ``M_C`` from a growing Cholesky factor and fixed
+  normals (dmft.md §4.3 item 4); the factor comes from Gram-Schmidt on the
+  sampled ``s_hat l'`` rows, because ``M_C`` itself is numerically singular
+  near the flow limit;
 - response kernel ``M_R(k,j) = alpha sig^4 E[s_hat l''(k) G(k,j) s_hat l''(j)]``
   with the factor at both times and prefactor ``alpha`` (dmft.md §4.3 items
   1-2), ``G`` from the per-trajectory triangular system solved row by row in
-  adjoint form on ``n_resp`` trajectories (exact, ``O(K n)`` memory);
+  adjoint form on ``n_resp`` trajectories (exact, ``O(K n)`` memory,
+  ``n_resp K^3 / 6`` multiply-adds, mostly BLAS-3);
+- weight side (``Q``, ``C``, ``R``) integrated alongside, deterministically
+  from the kernels, so ``Q(t)`` is known when the spherical multiplier is set;
+- spherical constraint: ``lagrange`` uses ``nu = (T - alpha E[s_hat r l'])/Q - ridge``
+  (dQ/dt = 0 in continuous time); ``projection`` adds the first-order pull
+  ``(Q - q0) / (2 lr Q)`` of "step, then rescale", which keeps ``Q = q0`` and is
+  what the finite-d projected runs do. Plain ``lagrange`` lets ``Q`` drift at
+  ``O(lr)`` and, on phase retrieval, that drift feeds back through ``nu`` into
+  a blow-up after t ~ 1: use ``projection`` there;
 - "moment matching": the Gaussian inputs of all trajectories are
   orthonormalised, which makes the ridge/square case exact to round-off;
 - ``n_blocks`` independent blocks; outputs are block means and the
   Monte-Carlo error is the block standard error.
+
+Memory per block: ``8 (K+1) ((2 + L) n_traj + 2 n_resp) + 48 (K+1)^2`` bytes
+(``L = 2`` with Langevin noise, else 1), checked against ``max_memory_gb``
+before anything is allocated.
 """
 
 from __future__ import annotations
@@ -40,7 +57,6 @@ from kernels import singlelayer as sl
 from kernels.base import Kernel, NumericalFailure, Output, check, rng
 from kernels.dmft_blas import single_threaded_blas
 from kernels.dmft_driver import Problem, block_memory, solve_block
-from kernels.dmft_solver import weight_side
 from kernels.losses import LOSS_CODES
 from kernels.singlelayer import SingleLayerParams
 from kernels.timegrid import TIME_GRID_PARAMS, save_steps, saved_times
@@ -203,7 +219,7 @@ class DMFTKernel(Kernel):
             alpha=p.alpha,
             sig2=sl.orthogonal_variance(p),
             ridge=p.ridge,
-            spherical=p.spherical != "none",
+            spherical=p.spherical,
             temperature=p.temperature,
             eta=step,
             n_steps=int(round(p.t_max / step)),
@@ -226,7 +242,8 @@ class DMFTKernel(Kernel):
 
     def _run(self, params: DMFTParams, seed) -> dict[str, np.ndarray]:
         prob = self.problem(params)
-        need = block_memory(prob) + 8 * 4 * (prob.n_steps + 1) ** 2
+        # one block's work arrays + the two-time arrays every block returns (M_C, M_R, C, R)
+        need = block_memory(prob) + params.n_blocks * 8 * 4 * (prob.n_steps + 1) ** 2
         check(
             need <= params.max_memory_gb * 2**30,
             "max_memory_gb",
@@ -251,17 +268,7 @@ class DMFTKernel(Kernel):
             )
             for k in ("m", "train_loss")
         }
-        R, Ct = weight_side(
-            mean["nut"],
-            mean["M_R"],
-            mean["M_C"],
-            prob.eta,
-            prob.sig2 * (prob.q0 - prob.m0**2),
-            2.0 * prob.temperature * prob.sig2 * prob.eta,
-        )
-        m = mean["m"]
-        C = np.outer(m, m) + Ct / prob.sig2
-        q = np.diag(C).copy()
+        m, q = mean["m"], mean["Q"]
         idx = save_steps(saved_times(params), prob.eta)
         test = sl.test_error(params, m, q)
         out = {
@@ -278,5 +285,6 @@ class DMFTKernel(Kernel):
         }
         if params.two_time:
             ix = np.ix_(idx, idx)
-            out |= {"M_C": mean["M_C"][ix], "M_R": mean["M_R"][ix], "C": C[ix], "R": R[ix]}
+            C = np.mean([np.outer(b["m"], b["m"]) + b["C_theta"] / prob.sig2 for b in blocks], axis=0)
+            out |= {"M_C": mean["M_C"][ix], "M_R": mean["M_R"][ix], "C": C[ix], "R": mean["R"][ix]}
         return out

@@ -13,8 +13,9 @@ quantity uses only steps ``<= k``, which is what makes one pass exact):
 
 Memory per block (bytes): ``8 (K+1) (3 n + 2 n_resp)`` for the per-trajectory
 histories ``rho``, the orthonormalised ``f = s_hat l'`` rows, the fixed normals
-``z``, ``a = s_hat l''`` and the adjoint workspace, plus ``8 (K+1)^2 x 4`` for
-``M_C``, ``M_R`` (and its transpose) and the factor ``R``.
+``z``, ``a = s_hat l''`` and the adjoint workspace, plus ``8 (K+1)^2 x 6`` for
+``M_C``, ``M_R`` (and its transpose), the factor ``R`` and the weight-side
+resolvent and correlation.
 :func:`block_memory` states it before anything is allocated.
 """
 
@@ -36,7 +37,7 @@ from kernels.dmft_process import (
     evaluate,
     update_selection,
 )
-from kernels.dmft_solver import advance, orthonormalize_row, qr_row, response_row
+from kernels.dmft_solver import advance, orthonormalize_row, qr_row, response_row, weight_step
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Problem:
     alpha: float
     sig2: float
     ridge: float
-    spherical: bool
+    spherical: str  # "none", "lagrange" or "projection"
     temperature: float
     eta: float
     n_steps: int
@@ -76,7 +77,7 @@ def block_memory(p: Problem) -> int:
     """Peak bytes of the arrays allocated by :func:`solve_block`."""
     k1 = p.n_steps + 1
     per_step = 2 if p.temperature > 0 else 1
-    return 8 * k1 * ((2 + per_step) * p.n_traj + 2 * p.n_resp) + 8 * 3 * p.n_traj + 8 * 4 * k1 * k1
+    return 8 * k1 * ((2 + per_step) * p.n_traj + 2 * p.n_resp) + 8 * 3 * p.n_traj + 8 * 6 * k1 * k1
 
 
 def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, np.ndarray]:
@@ -109,6 +110,11 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
     MR = np.zeros((k1, k1))
     MRT = np.zeros((k1, k1))
     R = np.zeros((k1, k1))  # Gram-Schmidt factor of the f rows: M_C = a4 R R^T
+    res = np.zeros((k1, k1))  # weight-side resolvent
+    ct = np.zeros((k1, k1))  # weight-side correlation E[theta theta]
+    res[0, 0] = 1.0
+    ct[0, 0] = p.sig2 * (p.q0 - p.m0**2)
+    q = np.zeros(k1)
     s = (gens["batch"].random(n) < p.b).astype(np.float64)
     m = np.zeros(k1)
     nu = np.zeros(k1)
@@ -129,9 +135,15 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
             / n
         )
         loss[k], err[k], batch_loss[k] = sums[S_LOSS], sums[S_ERR], sums[S_BLOSS]
-        if p.spherical:
-            # Q = q0 held by d/dt Q = -2 (ridge + nu) Q - 2 alpha E[s_hat r l'] + 2 T = 0 (dmft.md §2)
-            nu[k] = (p.temperature - p.alpha * sums[S_RF]) / p.q0 - p.ridge
+        q[k] = m[k] ** 2 + ct[k, k] / p.sig2
+        if p.spherical != "none":
+            # d/dt Q = -2 (ridge + nu) Q - 2 alpha E[s_hat r l'] + 2 T = 0 (dmft.md §2), at the current Q
+            nu[k] = (p.temperature - p.alpha * sums[S_RF]) / q[k] - p.ridge
+            if p.spherical == "projection":
+                # plus the pull back to the sphere that "step, then rescale to Q = q0" applies
+                # (first order in eta): without it the discrete multiplier lets Q drift, and on
+                # phase retrieval the drift feeds back through nu into a blow-up
+                nu[k] += (q[k] - p.q0) / (2.0 * eta * q[k])
         nut[k] = p.ridge + nu[k] + p.alpha * p.sig2 * sums[S_A]
         fk = F[k].copy()
         R[k, : k + 1] = qr_row(F, k)  # F[k] becomes the k-th orthonormal direction
@@ -155,6 +167,7 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
             zeta = basis[row_z + 1]
         advance(k, rho, fk, Z, sqa4 * R[k], MR[k], nut[k], eta, p.sig2, lang, zeta)
         m[k + 1] = m[k] - eta * ((p.ridge + nu[k]) * m[k] + p.alpha * sums[S_UF])
+        weight_step(k, nut[k], MR, MC, res, ct, eta, lang * lang)
         if p.b < 1.0:
             update_selection(s, gens["batch"].random(n), p.p01, p.p10)
         if not np.isfinite(m[k + 1]) or not np.all(np.isfinite(rho[k + 1, :CHECK])):
@@ -168,6 +181,9 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
         "batch_loss": batch_loss,
         "M_C": MC,
         "M_R": MR,
+        "Q": q,
+        "C_theta": ct,
+        "R": np.concatenate([res[:, 1:], np.zeros((k1, 1))], axis=1),
     }
 
 

@@ -27,8 +27,9 @@ the stored ``a[l]`` and the already-known rows ``< k`` of ``M_R``:
 
 This is exact (no extra variance), costs ``K^3 / 6`` multiply-adds per response
 trajectory in total (the same as forward tangent propagation) and only
-``O(K n)`` memory. It runs on a subset of ``n_resp`` trajectories, in parallel
-over chunks of trajectories.
+``O(K n)`` memory. It runs on a subset of ``n_resp`` trajectories; the part of
+each row that reaches outside a block of 48 adjoint rows is one BLAS-3 product
+over all response trajectories at once (:func:`response_row`).
 
 Noise. ``xi[k] = sum_{j<=k} L(k, j) z[j]`` with a row-by-row (growing)
 Cholesky factor ``L`` of ``M_C`` and normals ``z[j]`` fixed per trajectory, so
@@ -37,8 +38,10 @@ the path has covariance ``M_C`` at all pairs of times (dmft.md §4.3 item 4).
 factorising ``M_C``, which is numerically singular near the flow limit.
 
 All numba functions take arrays laid out ``[time, trajectory]`` and loop with
-the trajectory index innermost (contiguous, vectorisable), in parallel over
-chunks of trajectories.
+the trajectory index innermost (contiguous, vectorisable). Everything is
+single-threaded on purpose: the scheduler runs one kernel per CPU, and
+multi-threaded numba/BLAS regions were measured to be 10-30x slower on a
+shared machine (see :mod:`kernels.dmft_blas`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-CHUNK = 64  # trajectories per parallel work item
+CHUNK = 64  # trajectories per inner loop (cache blocking)
 
 
 def qr_row(E, k):
@@ -160,38 +163,34 @@ def response_row(k, A, nut, MRT, eta, sig2, Y, out):
     _contract(k, A, Y, out)
 
 
-def weight_side(nut, MR, MC, eta, c0, lang_var):
-    """Resolvent, response and correlation of the weight-side process (dmft.md §2, discrete form).
+def weight_step(k, nut_k, MR, MC, res, ct, eta, lang_var):
+    """Row ``k+1`` of the weight-side resolvent and correlation (dmft.md §2, discrete form).
 
-    The weight coordinate ``theta`` (orthogonal to the teacher, in units where
-    its increments have the ``rho``-noise) obeys the linear recursion
-    ``theta[k+1] = (1 - eta nut[k]) theta[k] + eta^2 sum_{j<k} M_R(k,j) theta[j]
-    + eta xi[k] + sqrt(lang_var) zeta[k]``.
-
-    Returns
-    -------
-    R : (K+1, K+1)
-        ``R[k, j] = d theta[k] / d(kick added to theta[j+1])``; ``R[j+1, j] = 1``,
-        the discrete version of the continuous response ``R(t, t')``.
-    Ct : (K+1, K+1)
-        ``E[theta[k] theta[j]]`` given ``Var theta[0] = c0``.
+    The weight coordinate ``theta`` orthogonal to ``v`` (in units of ``rho``) obeys the
+    linear recursion ``theta[k+1] = (1 - eta nut[k]) theta[k] + eta^2 sum_{j<k} M_R(k,j)
+    theta[j] + eta xi[k] + sqrt(lang_var) zeta[k]``. ``res[k, l] = d theta[k] / d theta[l]``
+    and ``ct[k, l] = E[theta[k] theta[l]]``; both are filled row by row during the causal
+    pass, so ``Q(k) = m(k)^2 + ct[k, k] / sig2`` is known when the spherical multiplier
+    ``nu(k)`` is chosen. Cost ``O(k^2)`` per step (BLAS-2).
     """
-    K1 = len(nut)
-    res = np.zeros((K1, K1))  # res[k, l] = d theta[k] / d theta[l]
-    res[0, 0] = 1.0
-    for k in range(K1 - 1):
-        row = (1.0 - eta * nut[k]) * res[k]
-        if k > 0:
-            row += eta * eta * (MR[k, :k] @ res[:k])
-        row[k + 1] = 1.0
-        res[k + 1] = row
-    S = np.zeros((K1, K1))
-    S[0, 0] = c0
-    S[1:, 1:] = eta * eta * MC[:-1, :-1] + lang_var * np.eye(K1 - 1)
-    Ct = res @ S @ res.T
-    R = np.zeros((K1, K1))
-    R[:, :-1] = res[:, 1:]
-    return R, Ct
+    g = 1.0 - eta * nut_k
+    mem = eta * eta * MR[k, :k]
+    row = g * res[k, : k + 1]
+    if k > 0:
+        row[:k] += mem @ res[:k, :k]
+    res[k + 1, : k + 1] = row
+    res[k + 1, k + 1] = 1.0
+    # x[l] = E[xi[k] theta[l]] = eta sum_{p < l} res[l, p+1] M_C(k, p), for l <= k+1
+    x = eta * (res[: k + 2, 1 : k + 2] @ MC[k, : k + 1])
+    crow = g * ct[k, : k + 1] + eta * x[: k + 1]
+    if k > 0:
+        crow += mem @ ct[:k, : k + 1]
+    ct[k + 1, : k + 1] = crow
+    ct[: k + 1, k + 1] = crow
+    diag = g * crow[k] + eta * x[k + 1] + lang_var
+    if k > 0:
+        diag += mem @ crow[:k]
+    ct[k + 1, k + 1] = diag
 
 
 def orthonormalize_row(B, nb):
