@@ -91,8 +91,9 @@ class TwoLayerParams(TimeGridParams):
         ``orthogonal``: teacher rows orthogonal with ``|w*_n|^2 = d`` (``P = I`` exactly);
         ``gaussian``: i.i.d. ``N(0, 1)`` entries (``P ~ I``).
     Q0, M0, P0
-        Explicit initial overlaps, flattened row-major (``K*K``, ``K*M``, ``M*M`` values);
-        ``P0 = None`` means the identity. Only with ``init = "explicit"``.
+        Explicit initial overlaps, as nested arrays (rows) or flattened row-major (``K*K``,
+        ``K*M``, ``M*M`` values); ``P0 = None`` means the identity. Only with
+        ``init = "explicit"``.
     v0
         Initial student second layer (``K`` values); ``None`` means the committee's value.
     """
@@ -112,13 +113,18 @@ class TwoLayerParams(TimeGridParams):
     init: Literal["random", "small", "explicit"] = "random"
     init_scale: float = 1.0
     teacher: Literal["orthogonal", "gaussian"] = "orthogonal"
-    Q0: tuple[float, ...] | None = None
-    M0: tuple[float, ...] | None = None
-    P0: tuple[float, ...] | None = None
+    Q0: tuple[float, ...] | tuple[tuple[float, ...], ...] | None = None
+    M0: tuple[float, ...] | tuple[tuple[float, ...], ...] | None = None
+    P0: tuple[float, ...] | tuple[tuple[float, ...], ...] | None = None
     v0: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for name in ("Q0", "M0", "P0"):
+            value = getattr(self, name)
+            if value is not None and len(value) and isinstance(value[0], tuple):
+                # TOML users write matrices as nested arrays; store them flat, row-major
+                object.__setattr__(self, name, tuple(float(x) for row in value for x in row))
         check(self.d >= 1, "d", f"must be a positive integer, got {self.d!r}.")
         check(self.K >= 1, "K", f"must be a positive integer, got {self.K!r}.")
         check(self.M >= 1, "M", f"must be a positive integer, got {self.M!r}.")

@@ -152,6 +152,10 @@ def test_explicit_and_small_inits():
     np.testing.assert_array_equal(result.outputs["M"][0].ravel(), M0)
     np.testing.assert_array_equal(result.outputs["v"][0], (0.5, 2.0))
     np.testing.assert_array_equal(result.outputs["P"], np.eye(2))
+    nested = ODEKernel.make_params(
+        K=2, M=2, init="explicit", Q0=[[1.0, 0.2], [0.2, 0.5]], M0=[[0.3, 0], [0.1, 0.4]]
+    )
+    assert nested.Q0 == Q0 and nested.M0 == M0  # TOML nested arrays are stored flat
     _, small = run(K=3, M=2, init="small", init_scale=0.1, t_max=1.0, n_times=2)
     np.testing.assert_allclose(small.outputs["Q"][0], 0.01 * np.eye(3), atol=0)
     assert 0 < np.abs(small.outputs["M"][0]).max() < 1e-2  # only breaks the symmetry
