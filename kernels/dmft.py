@@ -30,9 +30,11 @@ Numerics (see :mod:`kernels.dmft_driver` and :mod:`kernels.dmft_solver`):
 - weight side (``Q``, ``C``, ``R``) integrated alongside, deterministically
   from the kernels, so ``Q(t)`` is known when the spherical multiplier is set;
 - spherical constraint: ``lagrange`` uses ``nu = (T - alpha E[s_hat r l'])/Q - ridge``
-  (dQ/dt = 0 in continuous time); ``projection`` adds the first-order pull
-  ``(Q - q0) / (2 lr Q)`` of "step, then rescale", which keeps ``Q = q0`` and is
-  what the finite-d projected runs do. Plain ``lagrange`` lets ``Q`` drift at
+  (dQ/dt = 0 in continuous time); ``projection`` instead chooses ``nu(k)`` so
+  that the weight-side ``Q(k+1) = q0`` exactly (a quadratic in ``nu(k)``, solved
+  by secant from the first-order pull ``(Q - q0) / (2 lr Q)``), the analogue of
+  "step, then rescale" of the finite-d runs (it differs from it at ``O(lr^2)``
+  per step: the rescaling also shrinks the gradient step). Plain ``lagrange`` lets ``Q`` drift at
   ``O(lr)`` and, on phase retrieval, that drift feeds back through ``nu`` into
   a blow-up after t ~ 1: use ``projection`` there;
 - "moment matching": the Gaussian inputs of all trajectories are

@@ -141,8 +141,9 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
             nu[k] = (p.temperature - p.alpha * sums[S_RF]) / q[k] - p.ridge
             if p.spherical == "projection":
                 # plus the pull back to the sphere that "step, then rescale to Q = q0" applies
-                # (first order in eta): without it the discrete multiplier lets Q drift, and on
-                # phase retrieval the drift feeds back through nu into a blow-up
+                # (first order in eta; refined below to Q(k+1) = q0 exactly): without it the
+                # discrete multiplier lets Q drift, and on phase retrieval the drift feeds back
+                # through nu into a blow-up
                 nu[k] += (q[k] - p.q0) / (2.0 * eta * q[k])
         nut[k] = p.ridge + nu[k] + p.alpha * p.sig2 * sums[S_A]
         fk = F[k].copy()
@@ -155,6 +156,10 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
             MRT[:k, k] = MR[k, :k]
         if k == K:
             break
+        if p.spherical == "projection":
+            # refine nu[k] so that the weight-side Q(k+1) equals q0 (a quadratic in nu[k]; secant)
+            base = nut[k] - nu[k]
+            nu[k], nut[k] = _project_multiplier(p, k, nu[k], base, m[k], sums[S_UF], MR, MC, res, ct)
         row_z = 3 + per_step * k
         basis[row_z] = gens["noise"].standard_normal(n)
         if row_z < n_orth:
@@ -185,6 +190,29 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
         "C_theta": ct,
         "R": np.concatenate([res[:, 1:], np.zeros((k1, 1))], axis=1),
     }
+
+
+def _project_multiplier(p, k, nu0, base, mk, uf, MR, MC, res, ct):
+    """``nu[k]`` with ``Q(k+1) = q0`` exactly on the weight side (secant on a quadratic)."""
+    eta = p.eta
+    lang_var = 2.0 * p.temperature * p.sig2 * eta
+
+    def excess(nu):
+        weight_step(k, base + nu, MR, MC, res, ct, eta, lang_var)
+        m_next = mk - eta * ((p.ridge + nu) * mk + p.alpha * uf)
+        return m_next**2 + ct[k + 1, k + 1] / p.sig2 - p.q0
+
+    x0, f0 = nu0, excess(nu0)
+    x1 = nu0 + 0.01 * (1.0 + abs(nu0))
+    f1 = excess(x1)
+    for _ in range(8):
+        if f1 == f0 or abs(f1) < 1e-13:
+            break
+        x0, f0, x1 = x1, f1, x1 - f1 * (x1 - x0) / (f1 - f0)
+        f1 = excess(x1)
+    if not np.isfinite(x1) or abs(f1) > 1e-6:
+        x1 = nu0  # no root nearby: keep the first-order multiplier
+    return x1, base + x1
 
 
 CHECK = 256  # trajectories checked for finiteness each step (a blow-up spreads through the kernels)
