@@ -80,13 +80,22 @@ class DMFTParams(SingleLayerParams):
         0 means all. Its cost is ``n_resp K^3 / 6`` multiply-adds.
     dt
         0: exact discrete time with step ``lr``. ``dt > 0``: flow limit
-        (``lr -> 0`` at fixed ``tau``) integrated with step ``dt``.
+        (``lr -> 0`` at fixed ``tau``) integrated with step ``dt``; this is the
+        exact discrete process at step ``dt`` (first order in ``dt``; extrapolate
+        two ``dt`` for second order, as tests/kernels/test_dmft.py does).
     two_time
         Also return ``M_C``, ``M_R``, ``C``, ``R`` on the saved grid (large).
     moment_matching
         Orthonormalise the Gaussian inputs across trajectories (variance reduction).
     max_memory_gb
         Refuse (ParameterError) a point whose arrays would exceed this.
+
+    Notes
+    -----
+    ``init = "random"`` starts at ``m(0) = 0`` exactly (the ``d -> infinity`` value
+    of a random start); ``m = 0`` is a fixed point when the teacher is even
+    (phase retrieval), so escaping it is a finite-d effect this kernel does not
+    describe: use a small warm start instead.
     """
 
     n_traj: int = 20000
