@@ -270,16 +270,21 @@ def test_phase_retrieval_projection_matches_projected_simulation():
 
 @pytest.mark.slow
 def test_phase_retrieval_psgd_recovers_where_gd_stalls():
-    """MUZ 2021 at alpha = 3: persistent SGD (b = 0.5, tau = 1) reaches m ~ 1 by t = 50 while GD
-    stalls (lr = 0.05, 1000 steps; finite-d projected runs at d = 1000 give GD 0.62-0.75 and
-    p-SGD 0.96-0.99 at t = 50)."""
-    params = dict(PHASE, lr=0.05, t_max=50.0, n_times=11, spherical="projection")
-    params |= dict(n_traj=4000, n_resp=1000, n_blocks=1)
+    """MUZ 2021 at alpha = 3: persistent SGD (b = 0.5, tau = 1) reaches m = 1 by t = 50 while GD
+    stalls near m ~ 0.65 (lr = 0.025, 2000 steps; finite-d projected runs at d = 1000, lr = 0.05
+    give GD 0.62-0.75 and p-SGD 0.96-0.99 at t = 50). At lr = 0.05 the selected samples with
+    large |r| (curvature 2 l''(r) ~ 6 r^2) make the explicit step overshoot and the effective
+    process diverges, hence the smaller step. About 5 minutes."""
+    params = dict(PHASE, lr=0.025, t_max=50.0, n_times=11, spherical="projection")
+    params |= dict(n_traj=3000, n_resp=500, n_blocks=1)
     gd = run_dmft(**params)
     psgd = run_dmft(**params, algorithm="psgd", b=0.5, tau=1.0)
-    assert psgd["m"][-1] > 0.95
-    assert gd["m"][-1] < 0.85
-    assert np.all(np.abs(psgd["Q"] - 1.0) < 0.05)
+    assert psgd["m"][-1] > 0.99
+    assert psgd["train_loss"][-1] < 1e-3
+    assert 0.5 < gd["m"][-1] < 0.8
+    assert gd["train_loss"][-1] > 0.05
+    for out in (gd, psgd):
+        np.testing.assert_allclose(out["Q"], 1.0, atol=1e-6)
 
 
 # -- rung 6: equilibrium, fluctuation-dissipation ------------------------------------------------------
