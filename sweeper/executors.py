@@ -30,6 +30,12 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+# One actor per CPU: a BLAS or OpenMP pool inside each actor would oversubscribe the cores.
+ONE_THREAD = {
+    name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+}
+
+
 class InProcessExecutor:
     def __init__(self, kernel_class: type[Kernel], fixed: Mapping[str, Any], outputs: Sequence[str]):
         self.runner = BlockRunner(kernel_class, fixed, outputs)
@@ -69,46 +75,61 @@ class RayExecutor:
         self.max_attempts = max_attempts
         self.in_flight_per_worker = in_flight_per_worker
         # Ray restarts a dead actor; a call that was running on it fails and we resubmit it.
-        actor = BlockActor.options(max_restarts=-1, max_task_retries=0)
+        actor = BlockActor.options(max_restarts=-1, max_task_retries=0, runtime_env={"env_vars": ONE_THREAD})
         self.actors = [actor.remote(kernel_class, dict(fixed), tuple(outputs)) for _ in range(workers)]
 
     def map(self, tasks: Iterable[BlockTask]) -> Iterator[BlockResult]:
         ray = self.ray
+        actor_errors = (
+            ray.exceptions.RayActorError,
+            ray.exceptions.WorkerCrashedError,
+            ray.exceptions.ObjectLostError,
+        )
         queue = deque(tasks)
         # Per actor, its calls in submission order: an actor runs them one at a time, so
         # the oldest is the one running and the only one to blame if the actor dies.
         calls: list[deque] = [deque() for _ in self.actors]
         running: dict[Any, tuple[int, BlockTask]] = {}
+        # An actor that died gets no new call until a `ready` ping says Ray restarted it;
+        # otherwise calls sent to a restarting actor fail without having run.
+        available = set(range(len(self.actors)))
+        pings: dict[Any, int] = {}
 
-        def submit(task: BlockTask) -> None:
-            i = min(range(len(calls)), key=lambda k: len(calls[k]))
-            ref = self.actors[i].run.remote(task)
-            running[ref] = (i, task)
-            calls[i].append(ref)
+        def free_actor() -> int | None:
+            free = [i for i in available if len(calls[i]) < self.in_flight_per_worker]
+            return min(free, key=lambda i: len(calls[i])) if free else None
 
         while queue or running:
-            while queue and min(len(c) for c in calls) < self.in_flight_per_worker:
-                submit(queue.popleft())
-            done, _ = ray.wait(list(running), num_returns=1)
+            while queue and (i := free_actor()) is not None:
+                task = queue.popleft()
+                ref = self.actors[i].run.remote(task)
+                running[ref] = (i, task)
+                calls[i].append(ref)
+            done, _ = ray.wait([*running, *pings], num_returns=1)
             ref = done[0]
+            if ref in pings:
+                i = pings.pop(ref)
+                try:
+                    ray.get(ref)
+                    available.add(i)
+                except actor_errors:
+                    time.sleep(0.05)
+                    pings[self.actors[i].ready.remote()] = i
+                continue
             i, task = running.pop(ref)
             was_running = calls[i][0] == ref
             calls[i].remove(ref)
             try:
                 yield ray.get(ref)
-            except ray.exceptions.ActorUnavailableError:
-                # The actor is restarting and the call never ran: resubmit it uncharged.
-                time.sleep(0.05)
-                queue.appendleft(task)
-            except (
-                ray.exceptions.RayActorError,
-                ray.exceptions.WorkerCrashedError,
-                ray.exceptions.ObjectLostError,
-            ) as exc:
+            except actor_errors as exc:
+                if i in available:
+                    available.discard(i)
+                    pings[self.actors[i].ready.remote()] = i
                 queue.extendleft(reversed(self._after_death(task, was_running, exc)))
                 while queue and queue[0].attempt > self.max_attempts:
+                    dead = queue.popleft()
                     yield failed_block(
-                        dead := queue.popleft(),
+                        dead,
                         f"worker died {dead.attempt - 1} times running this point: {type(exc).__name__}",
                     )
             except ray.exceptions.RayTaskError as exc:
