@@ -37,7 +37,14 @@ from kernels.dmft_process import (
     evaluate,
     update_selection,
 )
-from kernels.dmft_solver import advance, orthonormalize_row, qr_row, response_row, weight_step
+from kernels.dmft_solver import (
+    advance,
+    orthonormalize_row,
+    qr_row,
+    response_row,
+    weight_commit,
+    weight_prepare,
+)
 
 
 @dataclass(frozen=True)
@@ -156,10 +163,12 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
             MRT[:k, k] = MR[k, :k]
         if k == K:
             break
+        prep = weight_prepare(k, MR, MC, res, ct, eta)
         if p.spherical == "projection":
-            # refine nu[k] so that the weight-side Q(k+1) equals q0 (a quadratic in nu[k]; secant)
+            # refine nu[k] so that the weight-side Q(k+1) equals q0 exactly (a quadratic in nu[k])
             base = nut[k] - nu[k]
-            nu[k], nut[k] = _project_multiplier(p, k, nu[k], base, m[k], sums[S_UF], MR, MC, res, ct)
+            nu[k] = _project_multiplier(p, nu[k], base, m[k], sums[S_UF], prep)
+            nut[k] = base + nu[k]
         row_z = 3 + per_step * k
         basis[row_z] = gens["noise"].standard_normal(n)
         if row_z < n_orth:
@@ -172,7 +181,7 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
             zeta = basis[row_z + 1]
         advance(k, rho, fk, Z, sqa4 * R[k], MR[k], nut[k], eta, p.sig2, lang, zeta)
         m[k + 1] = m[k] - eta * ((p.ridge + nu[k]) * m[k] + p.alpha * sums[S_UF])
-        weight_step(k, nut[k], MR, MC, res, ct, eta, lang * lang)
+        weight_commit(k, 1.0 - eta * nut[k], prep, res, ct, lang * lang)
         if p.b < 1.0:
             update_selection(s, gens["batch"].random(n), p.p01, p.p10)
         if not np.isfinite(m[k + 1]) or not np.all(np.isfinite(rho[k + 1, :CHECK])):
@@ -192,27 +201,28 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
     }
 
 
-def _project_multiplier(p, k, nu0, base, mk, uf, MR, MC, res, ct):
-    """``nu[k]`` with ``Q(k+1) = q0`` exactly on the weight side (secant on a quadratic)."""
+def _project_multiplier(p: Problem, nu0: float, base: float, mk: float, uf: float, prep) -> float:
+    """``nu[k]`` with ``Q(k+1) = q0`` on the weight side: the real root nearest ``nu0``.
+
+    ``m(k+1) = a + b nu`` and the weight-side diagonal is quadratic in
+    ``g = 1 - eta (base + nu)`` (:func:`kernels.dmft_solver.weight_prepare`), so
+    ``Q(k+1)`` is a quadratic in ``nu``. Without a real root (never seen) keep ``nu0``.
+    """
     eta = p.eta
-    lang_var = 2.0 * p.temperature * p.sig2 * eta
-
-    def excess(nu):
-        weight_step(k, base + nu, MR, MC, res, ct, eta, lang_var)
-        m_next = mk - eta * ((p.ridge + nu) * mk + p.alpha * uf)
-        return m_next**2 + ct[k + 1, k + 1] / p.sig2 - p.q0
-
-    x0, f0 = nu0, excess(nu0)
-    x1 = nu0 + 0.01 * (1.0 + abs(nu0))
-    f1 = excess(x1)
-    for _ in range(8):
-        if f1 == f0 or abs(f1) < 1e-13:
-            break
-        x0, f0, x1 = x1, f1, x1 - f1 * (x1 - x0) / (f1 - f0)
-        f1 = excess(x1)
-    if not np.isfinite(x1) or abs(f1) > 1e-6:
-        x1 = nu0  # no root nearby: keep the first-order multiplier
-    return x1, base + x1
+    c2, c1, c0 = prep[4]
+    c0 = c0 + 2.0 * p.temperature * p.sig2 * eta
+    g0 = 1.0 - eta * base
+    a = mk - eta * (p.ridge * mk + p.alpha * uf)
+    b = -eta * mk
+    qa = b * b + c2 * eta * eta / p.sig2
+    qb = 2.0 * a * b - (2.0 * c2 * g0 + c1) * eta / p.sig2
+    qc = a * a + ((c2 * g0 + c1) * g0 + c0) / p.sig2 - p.q0
+    disc = qb * qb - 4.0 * qa * qc
+    if qa == 0.0 or disc < 0.0 or not np.isfinite(disc):
+        return nu0
+    root = np.sqrt(disc)
+    roots = ((-qb + root) / (2.0 * qa), (-qb - root) / (2.0 * qa))
+    return min(roots, key=lambda r: abs(r - nu0))
 
 
 CHECK = 256  # trajectories checked for finiteness each step (a blow-up spreads through the kernels)

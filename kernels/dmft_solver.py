@@ -163,34 +163,42 @@ def response_row(k, A, nut, MRT, eta, sig2, Y, out):
     _contract(k, A, Y, out)
 
 
-def weight_step(k, nut_k, MR, MC, res, ct, eta, lang_var):
-    """Row ``k+1`` of the weight-side resolvent and correlation (dmft.md §2, discrete form).
+def weight_prepare(k, MR, MC, res, ct, eta):
+    """Row ``k+1`` of the weight side as a function of ``g = 1 - eta nut[k]`` (dmft.md §2, discrete).
 
     The weight coordinate ``theta`` orthogonal to ``v`` (in units of ``rho``) obeys the
-    linear recursion ``theta[k+1] = (1 - eta nut[k]) theta[k] + eta^2 sum_{j<k} M_R(k,j)
-    theta[j] + eta xi[k] + sqrt(lang_var) zeta[k]``. ``res[k, l] = d theta[k] / d theta[l]``
-    and ``ct[k, l] = E[theta[k] theta[l]]``; both are filled row by row during the causal
-    pass, so ``Q(k) = m(k)^2 + ct[k, k] / sig2`` is known when the spherical multiplier
-    ``nu(k)`` is chosen. Cost ``O(k^2)`` per step (BLAS-2).
+    linear recursion ``theta[k+1] = g theta[k] + eta^2 sum_{j<k} M_R(k,j) theta[j]
+    + eta xi[k] + sqrt(lang_var) zeta[k]``. ``res[k, l] = d theta[k] / d theta[l]`` and
+    ``ct[k, l] = E[theta[k] theta[l]]`` are filled row by row during the causal pass,
+    so ``Q(k) = m(k)^2 + ct[k, k] / sig2`` is known when the spherical multiplier is set.
+    The new row is affine in ``g`` and its diagonal quadratic; this returns the
+    coefficients (``O(k^2)``, BLAS-2) so that the multiplier can be solved for before
+    :func:`weight_commit` writes the row.
     """
-    g = 1.0 - eta * nut_k
     mem = eta * eta * MR[k, :k]
-    row = g * res[k, : k + 1]
-    if k > 0:
-        row[:k] += mem @ res[:k, :k]
-    res[k + 1, : k + 1] = row
+    p_row = res[k, : k + 1].copy()
+    m_row = mem @ res[:k, : k + 1] if k > 0 else np.zeros(k + 1)
+    # x[l] = E[xi[k] theta[l]] = eta sum_{p < l} res[l, p+1] M_C(k, p); l <= k does not involve g
+    x = eta * (res[: k + 1, 1 : k + 2] @ MC[k, : k + 1])
+    x1 = eta * (p_row[1:] @ MC[k, :k])  # x[k+1] = g x1 + x0
+    x0 = eta * (m_row[1:] @ MC[k, :k] + MC[k, k])
+    a1 = ct[k, : k + 1].copy()  # crow = g a1 + a0
+    a0 = eta * x + (mem @ ct[:k, : k + 1] if k > 0 else 0.0)
+    c2 = a1[k]
+    c1 = a0[k] + eta * x1 + (mem @ a1[:k] if k > 0 else 0.0)
+    c0 = eta * x0 + (mem @ a0[:k] if k > 0 else 0.0)
+    return p_row, m_row, a1, a0, (c2, c1, c0)
+
+
+def weight_commit(k, g, prep, res, ct, lang_var):
+    """Write row ``k+1`` of the weight-side resolvent and correlation for a given ``g``."""
+    p_row, m_row, a1, a0, (c2, c1, c0) = prep
+    res[k + 1, : k + 1] = g * p_row + m_row
     res[k + 1, k + 1] = 1.0
-    # x[l] = E[xi[k] theta[l]] = eta sum_{p < l} res[l, p+1] M_C(k, p), for l <= k+1
-    x = eta * (res[: k + 2, 1 : k + 2] @ MC[k, : k + 1])
-    crow = g * ct[k, : k + 1] + eta * x[: k + 1]
-    if k > 0:
-        crow += mem @ ct[:k, : k + 1]
+    crow = g * a1 + a0
     ct[k + 1, : k + 1] = crow
     ct[: k + 1, k + 1] = crow
-    diag = g * crow[k] + eta * x[k + 1] + lang_var
-    if k > 0:
-        diag += mem @ crow[:k]
-    ct[k + 1, k + 1] = diag
+    ct[k + 1, k + 1] = (c2 * g + c1) * g + c0 + lang_var
 
 
 def orthonormalize_row(B, nb):
