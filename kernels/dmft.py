@@ -63,6 +63,17 @@ from kernels.losses import LOSS_CODES
 from kernels.singlelayer import SingleLayerParams
 from kernels.timegrid import TIME_GRID_PARAMS, save_steps, saved_times
 
+# The effective process needs l'' as a function; the hinge's is a delta at the margin.
+HINGE_REFUSED = (
+    "`hinge` is not supported by the `dmft` kernel. Its second derivative is a delta "
+    "function at the margin y r = 1, but the effective process only sees l'' = 0 (true "
+    "almost everywhere), so the kink drops out of nu-tilde and of the memory kernel M_R "
+    "(which carries s_hat l'' at both times) and the theory is wrong: on the two-cluster "
+    "mixture with GD it gives Q and the train loss off by factors of about 2 and 6 against "
+    "`sgd` simulations. Use a smooth loss (`logistic`, `logcosh` or `square`), or the `sgd` "
+    "kernel, which simulates hinge exactly."
+)
+
 
 @dataclass(frozen=True, kw_only=True)
 class DMFTParams(SingleLayerParams):
@@ -92,6 +103,9 @@ class DMFTParams(SingleLayerParams):
 
     Notes
     -----
+    ``loss = "hinge"`` is refused (:data:`HINGE_REFUSED`): its ``l''`` is a delta at
+    the margin, which the effective process, built on pointwise ``l''``, cannot carry.
+
     ``init = "random"`` starts at ``m(0) = 0`` exactly (the ``d -> infinity`` value
     of a random start); ``m = 0`` is a fixed point when the teacher is even
     (phase retrieval), so escaping it is a finite-d effect this kernel does not
@@ -107,6 +121,8 @@ class DMFTParams(SingleLayerParams):
     max_memory_gb: float = 4.0
 
     def __post_init__(self) -> None:
+        # before the shared checks: hinge is refused whatever the labels
+        check(self.loss != "hinge", "loss", HINGE_REFUSED)
         super().__post_init__()
         check(self.dt >= 0, "dt", f"must be >= 0 (0 = discrete time with step lr), got {self.dt!r}.")
         check(self.n_traj >= 16, "n_traj", f"must be at least 16, got {self.n_traj!r}.")

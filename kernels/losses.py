@@ -12,7 +12,9 @@ name       code  ``l(y, r)``                     notes
 =========  ====  ==============================  =================================
 square     0     ``(r - y)^2 / 2``
 logistic   1     ``log(1 + exp(-y r))``          labels ``y = +-1``
-hinge      2     ``max(0, 1 - y r)``             ``l''`` = 0 (a.e.); labels ``+-1``
+hinge      2     ``max(0, 1 - y r)``             ``l''`` = 0 (a.e.); labels ``+-1``;
+                                                 refused by `dmft` (the kink's
+                                                 delta in ``l''`` is lost)
 logcosh    3     ``log cosh(r - y)``             dmft.md §6.2 check case
 phase      4     ``scale (y^2 - r^2)^2``         phase retrieval (dmft.md §1.2);
                                                  ``scale`` = ``loss_scale``
