@@ -31,12 +31,15 @@ Numerics (see :mod:`kernels.dmft_driver` and :mod:`kernels.dmft_solver`):
   from the kernels, so ``Q(t)`` is known when the spherical multiplier is set;
 - spherical constraint: ``lagrange`` uses ``nu = (T - alpha E[s_hat r l'])/Q - ridge``
   (dQ/dt = 0 in continuous time); ``projection`` instead chooses ``nu(k)`` so
-  that the weight-side ``Q(k+1) = q0`` exactly (a quadratic in ``nu(k)``, solved
-  by secant from the first-order pull ``(Q - q0) / (2 lr Q)``), the analogue of
-  "step, then rescale" of the finite-d runs (it differs from it at ``O(lr^2)``
-  per step: the rescaling also shrinks the gradient step). Plain ``lagrange`` lets ``Q`` drift at
-  ``O(lr)`` and, on phase retrieval, that drift feeds back through ``nu`` into
-  a blow-up after t ~ 1: use ``projection`` there;
+  that the weight-side ``Q(k+1) = q0`` exactly: ``m(k+1)`` is affine and the
+  weight-side diagonal quadratic in ``nu(k)``, so ``Q(k+1) = q0`` is a quadratic
+  equation, solved in closed form (the real root nearest the first-order
+  multiplier, which includes the pull ``(Q - q0) / (2 lr Q)``; one ``O(k^2)``
+  pass per step). It is the analogue of "step, then rescale" of the finite-d
+  runs (it differs from it at ``O(lr^2)`` per step: the rescaling also shrinks
+  the gradient step). Plain ``lagrange`` lets ``Q`` drift at ``O(lr)`` and, on
+  phase retrieval, that drift feeds back through ``nu`` into a blow-up after
+  t ~ 1: use ``projection`` there;
 - "moment matching": the Gaussian inputs of all trajectories are
   orthonormalised, which makes the ridge/square case exact to round-off;
 - ``n_blocks`` independent blocks; outputs are block means and the
