@@ -1,5 +1,7 @@
 """The Ray actor: a warm :class:`BlockRunner` in a worker process."""
 
+import os
+
 import ray
 
 from sweeper.runner import BlockRunner, BlockTask
@@ -13,6 +15,6 @@ class BlockActor:
     def run(self, task: BlockTask):
         return self.runner.run(task)
 
-    def ready(self) -> bool:
-        """Returns once the actor (and its warm kernel) is constructed."""
-        return True
+    def ready(self) -> dict:
+        """Returns once the actor (and its warm kernel) is constructed: where it runs."""
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}

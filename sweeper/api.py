@@ -24,12 +24,22 @@ def prepare(
     store: str | os.PathLike | None = None,
     workers: int | None = None,
     block_size: int | None = None,
+    time_limit: float | None = None,
 ) -> tuple[GridSpec, Template]:
     """Load the spec, apply overrides, and lay out the store; writes nothing."""
     spec = spec_or_path if isinstance(spec_or_path, GridSpec) else load_spec(spec_or_path)
     if workers is not None and workers < 0:
         raise SweeperError(f"--workers: expected a non-negative integer, got {workers!r}.")
-    spec = spec.with_run(store=None if store is None else str(store), workers=workers, block_size=block_size)
+    if block_size is not None and block_size < 1:
+        raise SweeperError(f"--block-size: expected a positive integer, got {block_size!r}.")
+    if time_limit is not None and not time_limit > 0:
+        raise SweeperError(f"--time-limit: expected a positive number of seconds, got {time_limit!r}.")
+    spec = spec.with_run(
+        store=None if store is None else str(store),
+        workers=workers,
+        block_size=block_size,
+        time_limit=time_limit,
+    )
     return spec, make_template(spec)
 
 
@@ -48,6 +58,7 @@ def submit(
     workers: int | None = None,
     address: str | None = None,
     block_size: int | None = None,
+    time_limit: float | None = None,
     retry_failed: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -61,6 +72,7 @@ def submit(
         workers=workers,
         address=address,
         block_size=block_size,
+        time_limit=time_limit,
         retry_failed=retry_failed,
         overwrite=overwrite,
         progress=progress,
@@ -75,11 +87,14 @@ def run(
     workers: int | None = None,
     address: str | None = None,
     block_size: int | None = None,
+    time_limit: float | None = None,
     retry_failed: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[GridSpec, Summary]:
-    spec, template = prepare(spec_or_path, store=store, workers=workers, block_size=block_size)
+    spec, template = prepare(
+        spec_or_path, store=store, workers=workers, block_size=block_size, time_limit=time_limit
+    )
     executor, shutdown = make_executor(spec, address)  # connect first: a bad address writes nothing
     try:
         target = open_store(spec, template, overwrite=overwrite)
@@ -117,7 +132,13 @@ def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
 
     workers, started = connect_ray(address, spec.run.workers)
     executor = RayExecutor(
-        kernel_class, spec.fixed, spec.run.outputs, workers=workers, max_attempts=spec.run.max_attempts
+        kernel_class,
+        spec.fixed,
+        spec.run.outputs,
+        workers=workers,
+        max_attempts=spec.run.max_attempts,
+        time_limit=spec.run.time_limit,
+        grow=address is not None and spec.run.workers is None,  # follow an autoscaling cluster
     )
     return executor, (ray.shutdown if started else None)
 

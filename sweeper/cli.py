@@ -41,14 +41,21 @@ def main(ctx: click.Context, debug: bool) -> None:
     "--store", default=None, help="Store path (default: run.store of the grid, or results/NAME.zarr)."
 )
 @click.option("--block-size", type=int, default=None, help="Points per block (= zarr chunk) for a new store.")
+@click.option(
+    "--time-limit", type=float, default=None, help="Seconds one point may take before it is failed."
+)
 @click.option("--retry-failed", is_flag=True, help="Also rerun points that failed before.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
 @click.option("--dry-run", is_flag=True, help="Print dims, points, blocks and store size, then exit.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def submit(grid, address, workers, store, block_size, retry_failed, overwrite, dry_run, quiet) -> None:
+def submit(
+    grid, address, workers, store, block_size, time_limit, retry_failed, overwrite, dry_run, quiet
+) -> None:
     """Run GRID (a grid.toml), computing only the points its store lacks."""
     if dry_run:
-        spec, template = api.prepare(grid, store=store, workers=workers, block_size=block_size)
+        spec, template = api.prepare(
+            grid, store=store, workers=workers, block_size=block_size, time_limit=time_limit
+        )
         click.echo(api.describe_plan(spec, template))
         return
     spec, summary = api.run(
@@ -57,6 +64,7 @@ def submit(grid, address, workers, store, block_size, retry_failed, overwrite, d
         workers=workers,
         address=address,
         block_size=block_size,
+        time_limit=time_limit,
         retry_failed=retry_failed,
         overwrite=overwrite,
         progress=not quiet,

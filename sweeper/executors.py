@@ -9,6 +9,7 @@ actor died is resubmitted until its attempts run out, then reported failed.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -56,7 +57,15 @@ def failed_block(task: BlockTask, message: str) -> BlockResult:
 
 
 class RayExecutor:
-    """Warm actors over a Ray cluster (started or joined by :func:`connect_ray`)."""
+    """Warm actors over a Ray cluster (started or joined by :func:`connect_ray`).
+
+    An actor gets calls only once a ``ready`` ping says it is placed and warm: an
+    actor still waiting for a node (autoscaling), or restarting after its worker or
+    node died, holds no work the others could do. With ``grow=True`` the pool adds
+    actors as CPUs join the cluster. ``time_limit`` (seconds a point) kills the
+    actor of a block that overruns it; the block is split into single points, and
+    a point that overruns alone is reported failed.
+    """
 
     def __init__(
         self,
@@ -66,6 +75,9 @@ class RayExecutor:
         workers: int,
         max_attempts: int = 3,
         in_flight_per_worker: int = 2,
+        time_limit: float | None = None,
+        grow: bool = False,
+        start_timeout: float = 600.0,
     ):
         import ray
 
@@ -74,91 +86,59 @@ class RayExecutor:
         self.ray = ray
         self.max_attempts = max_attempts
         self.in_flight_per_worker = in_flight_per_worker
+        self.time_limit = time_limit
+        self.grow = grow
+        self.start_timeout = start_timeout
         # Ray restarts a dead actor; a call that was running on it fails and we resubmit it.
-        actor = BlockActor.options(max_restarts=-1, max_task_retries=0, runtime_env={"env_vars": ONE_THREAD})
-        self.actors = [actor.remote(kernel_class, dict(fixed), tuple(outputs)) for _ in range(workers)]
+        self._options = BlockActor.options(
+            max_restarts=-1,
+            max_task_retries=0,
+            scheduling_strategy="SPREAD",
+            runtime_env={"env_vars": ONE_THREAD},
+        )
+        self._args = (kernel_class, dict(fixed), tuple(outputs))
+        self.actors: list[Any] = []
+        self.placement: dict[int, dict[str, Any]] = {}  # actor index -> {"pid", "node"} once ready
+        for _ in range(workers):
+            self.actors.append(self._options.remote(*self._args))
 
     def map(self, tasks: Iterable[BlockTask]) -> Iterator[BlockResult]:
-        ray = self.ray
-        actor_errors = (
-            ray.exceptions.RayActorError,
-            ray.exceptions.WorkerCrashedError,
-            ray.exceptions.ObjectLostError,
-        )
-        queue = deque(tasks)
-        # Per actor, its calls in submission order: an actor runs them one at a time, so
-        # the oldest is the one running and the only one to blame if the actor dies.
-        calls: list[deque] = [deque() for _ in self.actors]
-        running: dict[Any, tuple[int, BlockTask]] = {}
-        # An actor that died gets no new call until a `ready` ping says Ray restarted it;
-        # otherwise calls sent to a restarting actor fail without having run.
-        available = set(range(len(self.actors)))
-        pings: dict[Any, int] = {}
+        pool = _Dispatch(self, deque(tasks))
+        while pool.queue or pool.running:
+            pool.tick()
+            done, _ = self.ray.wait([*pool.running, *pool.pings], num_returns=1, timeout=pool.timeout())
+            if not done:
+                pool.on_timeout()
+            elif done[0] in pool.pings:
+                pool.on_ping(done[0])
+            else:
+                yield from pool.on_result(done[0])
 
-        def free_actor() -> int | None:
-            free = [i for i in available if len(calls[i]) < self.in_flight_per_worker]
-            return min(free, key=lambda i: len(calls[i])) if free else None
-
-        while queue or running:
-            while queue and (i := free_actor()) is not None:
-                task = queue.popleft()
-                ref = self.actors[i].run.remote(task)
-                running[ref] = (i, task)
-                calls[i].append(ref)
-            done, _ = ray.wait([*running, *pings], num_returns=1)
-            ref = done[0]
-            if ref in pings:
-                i = pings.pop(ref)
-                try:
-                    ray.get(ref)
-                    available.add(i)
-                except actor_errors:
-                    time.sleep(0.05)
-                    pings[self.actors[i].ready.remote()] = i
-                continue
-            i, task = running.pop(ref)
-            was_running = calls[i][0] == ref
-            calls[i].remove(ref)
-            try:
-                yield ray.get(ref)
-            except actor_errors as exc:
-                if i in available:
-                    available.discard(i)
-                    pings[self.actors[i].ready.remote()] = i
-                queue.extendleft(reversed(self._after_death(task, was_running, exc)))
-                while queue and queue[0].attempt > self.max_attempts:
-                    dead = queue.popleft()
-                    yield failed_block(
-                        dead,
-                        f"worker died {dead.attempt - 1} times running this point: {type(exc).__name__}",
-                    )
-            except ray.exceptions.RayTaskError as exc:
-                yield failed_block(task, f"block failed outside the kernel: {exc.cause!r}")
-
-    def _after_death(self, task: BlockTask, was_running: bool, exc: Exception) -> list[BlockTask]:
-        """What to resubmit after ``task``'s actor died.
+    def _after_death(
+        self, task: BlockTask, was_running: bool, exc: Exception
+    ) -> tuple[list[BlockTask], list[BlockResult]]:
+        """What to resubmit, and what to give up, after ``task``'s actor died.
 
         A task that was only queued behind the one that killed the actor is not
         charged an attempt. A block that used up its attempts is split into single
         points with one last attempt each, so a poison point fails alone.
         """
         if not was_running:
-            return [task]
+            return [task], []
         task.attempt += 1
         if task.attempt <= self.max_attempts:
-            return [task]
+            return [task], []
         if len(task.swept) == 1:
-            return [task]  # attempt > max_attempts: reported failed by the caller
-        return [
-            BlockTask(
-                task.block_id,
-                task.indices[k : k + 1],
-                [task.swept[k]],
-                [task.seeds[k]],
-                attempt=self.max_attempts,
-            )
-            for k in range(len(task.swept))
-        ]
+            message = f"worker died {task.attempt - 1} times running this point: {type(exc).__name__}"
+            return [], [failed_block(task, message)]
+        return [single(task, k, attempt=self.max_attempts) for k in range(len(task.swept))], []
+
+    def _after_timeout(self, task: BlockTask) -> tuple[list[BlockTask], list[BlockResult]]:
+        """A block that overran: its points one by one; a single point that overran fails."""
+        if len(task.swept) == 1:
+            message = f"exceeded the time limit of {self.time_limit:g} s a point (`run.time_limit`)"
+            return [], [failed_block(task, message)]
+        return [single(task, k, attempt=task.attempt) for k in range(len(task.swept))], []
 
     def wait_ready(self) -> None:
         """Block until every actor is up (benchmarks time the steady state after this)."""
@@ -168,6 +148,153 @@ class RayExecutor:
         for actor in self.actors:
             self.ray.kill(actor)
         self.actors = []
+
+
+class _Dispatch:
+    """The bookkeeping of one :meth:`RayExecutor.map`: who runs what, who is ready."""
+
+    GROWTH_PERIOD = 5.0  # seconds between looks at the cluster's CPU count
+
+    def __init__(self, executor: RayExecutor, queue: deque):
+        ray = executor.ray
+        self.ex = executor
+        self.queue = queue
+        self.actor_errors = (
+            ray.exceptions.RayActorError,
+            ray.exceptions.WorkerCrashedError,
+            ray.exceptions.ObjectLostError,
+            ray.exceptions.NodeDiedError,
+        )
+        # Per actor, its calls in submission order: an actor runs them one at a time, so
+        # the oldest is the one running and the only one to blame if the actor dies.
+        self.calls: list[deque] = []
+        self.started: list[float] = []  # when calls[i][0] began running
+        self.ping_failures: list[int] = []
+        self.running: dict[Any, tuple[int, BlockTask]] = {}
+        self.pings: dict[Any, int] = {}
+        self.reping: list[tuple[float, int]] = []  # (when, actor): ping again after a refusal
+        self.available: set[int] = set()
+        self.expired: set[Any] = set()  # calls whose actor was killed for overrunning
+        self.last_ready = time.monotonic()
+        self.next_growth = time.monotonic() if executor.grow else math.inf
+        for i in range(len(executor.actors)):
+            self._track(i)
+
+    def _track(self, i: int) -> None:
+        self.calls.append(deque())
+        self.started.append(0.0)
+        self.ping_failures.append(0)
+        self._ping(i)
+
+    def _ping(self, i: int) -> None:
+        self.available.discard(i)
+        self.pings[self.ex.actors[i].ready.remote()] = i
+
+    # -- each turn of the loop ---------------------------------------------------------------
+    def tick(self) -> None:
+        """Grow the pool, ping again where due, and fill every ready actor's slots."""
+        now = time.monotonic()
+        if now >= self.next_growth:
+            self.next_growth = now + self.GROWTH_PERIOD
+            cpus = int(self.ex.ray.cluster_resources().get("CPU", 0))
+            while len(self.ex.actors) < cpus:
+                self.ex.actors.append(self.ex._options.remote(*self.ex._args))
+                self._track(len(self.ex.actors) - 1)
+        for entry in [r for r in self.reping if r[0] <= now]:
+            self.reping.remove(entry)
+            self._ping(entry[1])
+        while self.queue and (i := self._free_actor()) is not None:
+            task = self.queue.popleft()
+            ref = self.ex.actors[i].run.remote(task)
+            self.running[ref] = (i, task)
+            if not self.calls[i]:
+                self.started[i] = time.monotonic()
+            self.calls[i].append(ref)
+
+    def _free_actor(self) -> int | None:
+        free = [i for i in self.available if len(self.calls[i]) < self.ex.in_flight_per_worker]
+        return min(free, key=lambda i: len(self.calls[i])) if free else None
+
+    def _deadlines(self) -> dict[int, float]:
+        """Per actor with a running call not yet expired: when that call overruns."""
+        if self.ex.time_limit is None:
+            return {}
+        return {
+            i: self.started[i] + self.ex.time_limit * len(self.running[c[0]][1].swept) + 1.0
+            for i, c in enumerate(self.calls)
+            if c and c[0] not in self.expired
+        }
+
+    def _stalled(self) -> bool:
+        return not self.available and not self.running
+
+    def timeout(self) -> float | None:
+        """How long ``ray.wait`` may block before something here falls due."""
+        wake = [when for when, _ in self.reping] + list(self._deadlines().values()) + [self.next_growth]
+        if self._stalled():
+            wake.append(self.last_ready + self.ex.start_timeout)
+        soonest = min(wake)
+        return None if soonest == math.inf else max(0.0, soonest - time.monotonic())
+
+    # -- what ray.wait returned ----------------------------------------------------------------
+    def on_timeout(self) -> None:
+        now = time.monotonic()
+        if self._stalled() and now >= self.last_ready + self.ex.start_timeout:
+            cpus = self.ex.ray.cluster_resources().get("CPU", 0)
+            raise SweeperError(
+                f"no worker became ready within {self.ex.start_timeout:.0f} s: the cluster has "
+                f"{cpus:g} CPUs free for workers and each worker needs 1."
+            )
+        for i, due in self._deadlines().items():
+            if now >= due:  # kill the overrunning actor; Ray restarts it
+                self.expired.add(self.calls[i][0])
+                self.ex.ray.kill(self.ex.actors[i], no_restart=False)
+                self._ping(i)
+
+    def on_ping(self, ref: Any) -> None:
+        i = self.pings.pop(ref)
+        try:
+            self.ex.placement[i] = self.ex.ray.get(ref)
+        except self.actor_errors as exc:
+            self.ping_failures[i] += 1
+            if self.ping_failures[i] >= 20 and not self.available and not self.ex.placement:
+                raise SweeperError(f"no worker could start the kernel: {exc}") from None
+            # A restarting actor refuses calls for a moment: ask again a little later.
+            self.reping.append((time.monotonic() + min(1.0, 0.05 * self.ping_failures[i]), i))
+            return
+        self.available.add(i)
+        self.ping_failures[i] = 0
+        self.last_ready = time.monotonic()
+
+    def on_result(self, ref: Any) -> Iterator[BlockResult]:
+        i, task = self.running.pop(ref)
+        was_running = self.calls[i][0] == ref
+        self.calls[i].remove(ref)
+        if was_running:
+            self.started[i] = time.monotonic()
+        try:
+            result = self.ex.ray.get(ref)
+        except self.actor_errors as exc:
+            if i in self.available:
+                self._ping(i)
+            if ref in self.expired:
+                self.expired.discard(ref)
+                again, given_up = self.ex._after_timeout(task)
+            else:
+                again, given_up = self.ex._after_death(task, was_running, exc)
+            self.queue.extendleft(reversed(again))
+            yield from given_up
+        except self.ex.ray.exceptions.RayTaskError as exc:
+            yield failed_block(task, f"block failed outside the kernel: {exc.cause!r}")
+        else:
+            yield result
+
+
+def single(task: BlockTask, k: int, attempt: int) -> BlockTask:
+    """The ``k``-th point of ``task`` as a block of its own."""
+    return BlockTask(
+        task.block_id, task.indices[k : k + 1], [task.swept[k]], [task.seeds[k]], attempt=attempt
+    )
 
 
 def connect_ray(address: str | None, workers: int | None) -> tuple[int, bool]:

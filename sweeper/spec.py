@@ -42,7 +42,7 @@ from sweeper.errors import SpecError
 from sweeper.layout import Layout, chunk_shape
 
 TOP_LEVEL_KEYS = ("kernel", "name", "description", "seeds", "grid_seed", "params", "sweep", "cases", "run")
-RUN_KEYS = ("store", "block_size", "workers", "outputs", "max_attempts")
+RUN_KEYS = ("store", "block_size", "workers", "outputs", "max_attempts", "time_limit")
 RESERVED_DIMS = ("seed", "case")
 MAX_POINTS = 10**8
 DEFAULT_MAX_ATTEMPTS = 3
@@ -63,6 +63,7 @@ class RunOptions:
     workers: int | None
     outputs: tuple[str, ...]
     max_attempts: int
+    time_limit: float | None = None  # seconds a point may take (Ray workers only)
 
 
 @dataclass(frozen=True)
@@ -444,6 +445,9 @@ class _Parser:
         max_attempts = run.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
         if not _is_int(max_attempts) or max_attempts < 1:
             raise self.fail("run.max_attempts", f"expected a positive integer, got {max_attempts!r}.")
+        time_limit = run.get("time_limit")
+        if time_limit is not None and (not _is_number(time_limit) or not 0 < time_limit < math.inf):
+            raise self.fail("run.time_limit", f"expected a positive number of seconds, got {time_limit!r}.")
         declared = kernel().outputs(base)
         outputs = run.get("outputs", list(declared))
         if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
@@ -454,7 +458,14 @@ class _Parser:
                     "run.outputs",
                     f"unknown output {o!r}. Outputs of '{kernel.name}' here: {', '.join(declared)}.",
                 )
-        return RunOptions(store, int(block_size), workers, tuple(outputs), int(max_attempts))
+        return RunOptions(
+            store,
+            int(block_size),
+            workers,
+            tuple(outputs),
+            int(max_attempts),
+            None if time_limit is None else float(time_limit),
+        )
 
 
 def default_block_size(n_points: int) -> int:
