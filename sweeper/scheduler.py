@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sweeper.errors import StoreError
 from sweeper.executors import Executor
 from sweeper.runner import FAILED, OK, BlockResult
 from sweeper.spec import GridSpec
@@ -41,7 +42,14 @@ def run_sweep(
     todo = sum(len(t.swept) for t in tasks)
     summary = Summary(skipped=spec.n_points - todo)
     for result in executor.map(tasks):
-        store.write(result)
+        try:
+            store.write(result)
+        except OSError as exc:  # disk full, store removed, ...: finished points are safe on disk
+            raise StoreError(
+                f"{store.path}: writing block {result.block_id} failed ({exc.strerror or exc}); "
+                f"the {summary.computed} points written in this run are safe. Fix the cause and "
+                f"submit again to compute the rest."
+            ) from None
         summary.computed += len(result.status)
         summary.ok += int((result.status == OK).sum())
         summary.failed += int((result.status == FAILED).sum())

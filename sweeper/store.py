@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import subprocess
 import time
@@ -123,12 +124,21 @@ class Store:
         if path.exists() and not overwrite:
             raise StoreError(f"{path} exists; use `--overwrite` to replace it.")
         check_writable(path, template.nbytes())
-        if path.exists():
-            shutil.rmtree(path)
-        with _quiet():
-            root = zarr.open_group(str(path), mode="w", zarr_format=3)
-            _write_template(root, template)
-            zarr.consolidate_metadata(str(path))
+        # Lay the template out beside the target and rename it into place: a kill at any
+        # moment leaves either no store or a whole one, never a half-made one.
+        staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            with _quiet():
+                root = zarr.open_group(str(staging), mode="w", zarr_format=3)
+                _write_template(root, template)
+                zarr.consolidate_metadata(str(staging))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(staging, path)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StoreError(f"{path}: cannot create the store ({exc.strerror or exc}).") from None
         return cls.open(path)
 
     @classmethod

@@ -2,10 +2,13 @@
 
 x(t) = x0 exp(-rate t) + noise * N(0, 1) per saved time. `rate < 0` raises,
 `rate == 0` returns NaN: the two failure modes the engine must record per point;
-`crash` kills the worker process (always, or once per rate value).
+`crash` kills the worker process (always, or once per rate value) or hangs it.
+`delay` makes each point take that long, and `trace_dir` logs every computation
+of a point (process id and point), so tests can count what was recomputed.
 """
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,8 +25,10 @@ class RelaxationParams(TimeGridParams):
     x0: float = 1.0
     noise: float = 0.0
     n_modes: int = 2
-    crash: Literal["never", "always", "once"] = "never"
+    crash: Literal["never", "always", "once", "hang"] = "never"
     crash_dir: str = ""  # where "once" leaves its mark, so the retry succeeds
+    delay: float = 0.0  # seconds of sleep per point
+    trace_dir: str = ""  # if set, each computation appends "pid rate x0 seed" to trace.log there
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -53,6 +58,15 @@ class Relaxation(Kernel):
         return {"time": {"long_name": "time", "units": "1/rate"}}
 
     def _run(self, p, seed):
+        if p.trace_dir:
+            line = f"{os.getpid()} {p.rate!r} {p.x0!r} {np.atleast_1d(seed)[-1]}\n".encode()
+            fd = os.open(Path(p.trace_dir) / "trace.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            os.write(fd, line)  # one O_APPEND write per line: lines from many workers never mix
+            os.close(fd)
+        if p.delay:
+            time.sleep(p.delay)
+        if p.crash == "hang":
+            time.sleep(3600)
         if p.crash == "always" or (p.crash == "once" and _first_time(p.crash_dir, p.rate)):
             os._exit(1)  # a worker process dying, as a segfault would
         if p.rate < 0:

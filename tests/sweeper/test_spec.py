@@ -97,7 +97,7 @@ ERRORS = [
     ("kernel = 'relaxation'\n[params]\nshape = 'exp'\n", r"params\.shape: unknown parameter"),
     (
         "kernel = 'relaxation'\n[params]\ncrash = 'sometimes'\n",
-        r"params\.crash: expected one of 'never', 'always', 'once', got 'sometimes'\.",
+        r"params\.crash: expected one of 'never', 'always', 'once', 'hang', got 'sometimes'\.",
     ),
     (
         "kernel = 'relaxation'\n[sweep]\nrate = []\n",
