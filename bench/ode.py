@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from kernels.ode import ODEKernel, initial_state, integrate, rates  # noqa: E402
-from kernels.timegrid import save_steps, saved_times  # noqa: E402
+from kernels.timegrid import saved_times, substeps  # noqa: E402
 from kernels.twolayer import activation_code  # noqa: E402
 
 ANCHORS = {
@@ -57,22 +57,23 @@ def time_integrate(values: dict, repeat: int) -> tuple[float, float, int]:
     params = ODEKernel.make_params(**values)
     code = activation_code(params)
     a1, a2, av, wd = rates(params)
-    idx = save_steps(saved_times(params), params.dt)
+    times = saved_times(params)
+    n_sub = substeps(times, params.dt)
     z = np.zeros((1, 3))
-    nt, K, Mt = len(idx), params.K, params.M
+    nt, K, Mt = len(times), params.K, params.M
 
     def once() -> tuple[float, float]:
         Q, M, P, v, vs = (np.ascontiguousarray(a, dtype=float) for a in initial_state(params, 0))
         bufs = (np.empty((nt, K, K)), np.empty((nt, K, Mt)), np.empty((nt, K)), np.empty(nt))
         t0, c0 = time.perf_counter(), time.process_time()
-        fail = integrate(code, Q, M, P, v, vs, a1, a2, av, wd, params.noise, params.dt, idx, z, *bufs, 1e6)
+        fail = integrate(code, Q, M, P, v, vs, a1, a2, av, wd, params.noise, times, n_sub, z, *bufs, 1e6)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-        assert fail < 0, f"integration failed at step {fail}"
+        assert fail < 0, f"integration failed at time {fail}"
         return elapsed, cpu
 
     once()  # compile / load the cache
     runs = np.array([once() for _ in range(repeat)])
-    return float(np.median(runs[:, 0])), float(np.median(runs[:, 1])), int(idx[-1])
+    return float(np.median(runs[:, 0])), float(np.median(runs[:, 1])), int(n_sub.sum())
 
 
 def main() -> None:

@@ -20,7 +20,10 @@ terms are those of Veiga et al.'s regions (ode_meanfield.md §1.2, §6.6): green
 ``M`` (and ``v``) frozen. ``P`` and ``v*`` never move.
 
 Explicit Euler (as every public code, ode_meanfield.md §3.5) with all increments computed
-from the same old state. The whole time loop runs in numba (:func:`integrate`).
+from the same old state; between consecutive saved times it takes equal steps of at most
+``dt`` (:func:`kernels.timegrid.substeps`), so every saved state is at its ``time``
+coordinate, also on a log grid with ``t_min < dt``. The whole time loop runs in numba
+(:func:`integrate`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from kernels.gaussian import (
     risk_overlaps,
     sobol_normals,
 )
-from kernels.timegrid import TIME_GRID_PARAMS, save_steps, saved_times
+from kernels.timegrid import TIME_GRID_PARAMS, saved_times, substeps
 from kernels.twolayer import (
     REGIONS,
     TwoLayerParams,
@@ -75,7 +78,8 @@ class ODEParams(TwoLayerParams):
     Parameters
     ----------
     dt
-        Euler step in units of ``time``.
+        Largest Euler step, in units of ``time``: between consecutive saved times the
+        integration takes ``ceil(interval / dt)`` equal steps.
     quadratic_terms
         Keep the learning-rate-squared term ``a2 v_i v_k (I4 + noise J2)`` of ``dQ/dt``
         (``False`` is the small-learning-rate limit, Arnaboldi's default).
@@ -257,9 +261,9 @@ def _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol):
 
 @njit(cache=True)
 def integrate(
-    code, Q, M, P, v, vs, a1, a2, av, wd, noise, dt, save_idx, z, out_Q, out_M, out_v, out_risk, blowup
+    code, Q, M, P, v, vs, a1, a2, av, wd, noise, times, n_sub, z, out_Q, out_M, out_v, out_risk, blowup
 ):
-    """Explicit Euler of the overlap ODEs; state saved at the steps ``save_idx``.
+    """Explicit Euler of the overlap ODEs, landing exactly on every saved time.
 
     Parameters
     ----------
@@ -268,24 +272,25 @@ def integrate(
     Q, M, P, v, vs
         Initial ``Q (K, K)``, ``M (K, Mt)``, fixed ``P (Mt, Mt)``, ``v (K,)``, fixed ``v* (Mt,)``;
         ``Q``, ``M``, ``v`` are overwritten with the final state.
-    a1, a2, av, wd, noise
+    a1, a2, av, wd
         Rates of the learning (``I3``), quadratic (``I4 + noise J2``), second-layer and
-        weight-decay terms (zero switches a term off), and the label-noise variance.
-    dt
-        Euler step.
-    save_idx
-        Sorted step indices at which to record the state.
+        weight-decay terms (zero switches a term off).
+    noise
+        Label-noise variance.
+    times, n_sub
+        Sorted saved times (``times[0]`` is the initial state) and the number of equal Euler
+        steps from ``times[j-1]`` to ``times[j]`` (:func:`kernels.timegrid.substeps`).
     z
         ``(n, 3)`` normal points for the ReLU ``I4`` (unused otherwise).
     out_Q, out_M, out_v, out_risk
-        Records, one row per entry of ``save_idx``.
+        Records, one row per saved time.
     blowup
         Divergence threshold on ``|Q|``, ``|M|``, ``|v|``.
 
     Returns
     -------
-    int
-        ``-1`` on success, else the step at which the state became non-finite or exceeded
+    float
+        ``-1.0`` on success, else the time at which the state became non-finite or exceeded
         ``blowup`` (the records hold what was saved before).
     """
     K = Q.shape[0]
@@ -317,65 +322,67 @@ def integrate(
         for q in range(Mt):
             Om[K + p, K + q] = P[p, q]
         c[K + p] = vs[p]
-    n_steps = save_idx[-1]
-    j = 0
-    for step in range(n_steps + 1):
-        while j < save_idx.shape[0] and save_idx[j] == step:
-            out_Q[j] = Q
-            out_M[j] = M
-            out_v[j] = v
-            out_risk[j] = risk_overlaps(code, Q, M, P, v, vs)
-            j += 1
-        if step == n_steps:
-            break
-        for p in range(K):
-            c[p] = -v[p]
-            for q in range(K):
-                Om[p, q] = Q[p, q]
-            for q in range(Mt):
-                Om[p, K + q] = M[p, q]
-                Om[K + q, p] = M[p, q]
-        if a1 != 0.0:
-            if code == ERF:
-                _learning_erf(K, n, Om, c, F, r, s)
-            else:
-                _learning_generic(code, K, n, Om, c, F)
-        if a2 != 0.0:
-            if code == ERF and K >= 3:
-                _quadratic_erf_wide(K, n, Om, c, noise, G, wX, wY, wXa, wYa, wW, wl4, wacc)
-            elif code == ERF:
-                _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef)
-            else:
-                _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol)
-        if av != 0.0:
+    dt = 0.0
+    for j in range(times.shape[0]):
+        if j > 0 and n_sub[j] > 0:
+            dt = (times[j] - times[j - 1]) / n_sub[j]
+        for step in range(n_sub[j] if j > 0 else 0):
             for p in range(K):
-                acc = 0.0
-                for a in range(n):
-                    acc += c[a] * i2(code, Om[p, p], Om[p, a], Om[a, a])
-                h[p] = acc
-        # every increment above used the old state; now apply them
-        bad = False
-        for p in range(K):
-            for q in range(p, K):
-                dq = a1 * (v[p] * F[p, q] + v[q] * F[q, p]) + a2 * v[p] * v[q] * G[p, q] - 2.0 * wd * Q[p, q]
-                new = Q[p, q] + dt * dq
-                Q[p, q] = new
-                Q[q, p] = new
-                if not abs(new) <= blowup:  # also catches NaN
-                    bad = True
-            for q in range(Mt):
-                new = M[p, q] + dt * (a1 * v[p] * F[p, K + q] - wd * M[p, q])
-                M[p, q] = new
-                if not abs(new) <= blowup:
-                    bad = True
-        if av != 0.0:
+                c[p] = -v[p]
+                for q in range(K):
+                    Om[p, q] = Q[p, q]
+                for q in range(Mt):
+                    Om[p, K + q] = M[p, q]
+                    Om[K + q, p] = M[p, q]
+            if a1 != 0.0:
+                if code == ERF:
+                    _learning_erf(K, n, Om, c, F, r, s)
+                else:
+                    _learning_generic(code, K, n, Om, c, F)
+            if a2 != 0.0:
+                if code == ERF and K >= 3:
+                    _quadratic_erf_wide(K, n, Om, c, noise, G, wX, wY, wXa, wYa, wW, wl4, wacc)
+                elif code == ERF:
+                    _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef)
+                else:
+                    _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol)
+            if av != 0.0:
+                for p in range(K):
+                    acc = 0.0
+                    for a in range(n):
+                        acc += c[a] * i2(code, Om[p, p], Om[p, a], Om[a, a])
+                    h[p] = acc
+            # every increment above used the old state; now apply them
+            bad = False
             for p in range(K):
-                v[p] += dt * (av * h[p] - wd * v[p])
-                if not abs(v[p]) <= blowup:
-                    bad = True
-        if bad:
-            return step + 1
-    return -1
+                for q in range(p, K):
+                    dq = (
+                        a1 * (v[p] * F[p, q] + v[q] * F[q, p])
+                        + a2 * v[p] * v[q] * G[p, q]
+                        - 2.0 * wd * Q[p, q]
+                    )
+                    new = Q[p, q] + dt * dq
+                    Q[p, q] = new
+                    Q[q, p] = new
+                    if not abs(new) <= blowup:  # also catches NaN
+                        bad = True
+                for q in range(Mt):
+                    new = M[p, q] + dt * (a1 * v[p] * F[p, K + q] - wd * M[p, q])
+                    M[p, q] = new
+                    if not abs(new) <= blowup:
+                        bad = True
+            if av != 0.0:
+                for p in range(K):
+                    v[p] += dt * (av * h[p] - wd * v[p])
+                    if not abs(v[p]) <= blowup:
+                        bad = True
+            if bad:
+                return times[j - 1] + (step + 1) * dt
+        out_Q[j] = Q
+        out_M[j] = M
+        out_v[j] = v
+        out_risk[j] = risk_overlaps(code, Q, M, P, v, vs)
+    return -1.0
 
 
 # -- the kernel ------------------------------------------------------------------------------
@@ -494,7 +501,7 @@ class ODEKernel(Kernel):
         Q, M, P, v, vs = (np.ascontiguousarray(a, dtype=float) for a in initial_state(params, seed))
         a1, a2, av, wd = rates(params)
         times = saved_times(params)
-        idx = save_steps(times, params.dt)
+        n_sub = substeps(times, params.dt)
         z = sobol_normals(params.n_quad) if params.activation == "relu" and a2 != 0.0 else np.zeros((1, 3))
         nt, K, Mt = len(times), params.K, params.M
         out_Q = np.full((nt, K, K), np.nan)
@@ -502,7 +509,7 @@ class ODEKernel(Kernel):
         out_v = np.full((nt, K), np.nan)
         out_risk = np.full(nt, np.nan)
         fail = integrate(
-            code, Q, M, P, v, vs, a1, a2, av, wd, params.noise, params.dt, idx, z,
+            code, Q, M, P, v, vs, a1, a2, av, wd, params.noise, times, n_sub, z,
             out_Q, out_M, out_v, out_risk, params.blowup,
         )  # fmt: skip
         outputs = {
@@ -517,7 +524,7 @@ class ODEKernel(Kernel):
         if fail >= 0:
             raise NumericalFailure(
                 f"overlaps diverged (non-finite or |.| > blowup={params.blowup:g}) at time "
-                f"t = {fail * params.dt:g} (Euler step {fail}); lower `lr` or `dt`.",
+                f"t = {fail:g}; lower `lr` or `dt`.",
                 outputs,
             )
         return outputs

@@ -51,5 +51,27 @@ def saved_times(p: TimeGridParams) -> np.ndarray:
 
 
 def save_steps(times: np.ndarray, dt: float) -> np.ndarray:
-    """Index of the integration step nearest each saved time (step k is at k*dt)."""
+    """Index of the step nearest each saved time (step k is at k*dt).
+
+    For a discrete process whose step is ``dt``; it is off the saved time by up to ``dt/2``
+    (see :func:`substeps` for a continuous-time equation).
+    """
     return np.rint(np.asarray(times) / dt).astype(np.int64)
+
+
+def substeps(times: np.ndarray, dt: float) -> np.ndarray:
+    """Equal integration steps from each saved time to the next, none longer than ``dt``.
+
+    Entry ``j`` is ``ceil((times[j] - times[j-1]) / dt)`` (entry 0, at ``t = 0``, is 0): an
+    integrator that takes that many steps of ``(times[j] - times[j-1]) / n`` lands exactly
+    on every saved time. Use it for the discretisation of a continuous-time equation; a
+    discrete process whose step *is* ``dt`` saves at :func:`save_steps` instead.
+
+    A ratio within ``1e-9`` (relative) of an integer counts as that integer, so that a linear
+    grid whose spacing is a multiple of ``dt`` takes exactly ``spacing / dt`` steps of ``dt``
+    despite the round-off of ``linspace``.
+    """
+    times = np.asarray(times, dtype=float)
+    intervals = np.diff(times, prepend=times[:1])
+    n = np.ceil(intervals / dt * (1.0 - 1e-9)).astype(np.int64)
+    return np.where(intervals > 0, np.maximum(n, 1), 0)

@@ -7,6 +7,7 @@ import pytest
 
 from kernels.base import ParameterError
 from kernels.ode import ODEKernel, rates
+from kernels.timegrid import saved_times, substeps
 from kernels.twolayer import draw_weights, overlaps, region, risk, steps_per_time
 
 KERNEL = ODEKernel()
@@ -106,6 +107,52 @@ def test_euler_first_order_in_dt():
         d1 = np.abs(outs[0][name] - outs[1][name]).max()
         d2 = np.abs(outs[1][name] - outs[2][name]).max()
         assert 1.9 < d1 / d2 < 2.1, (name, d1 / d2)
+
+
+def test_substeps_land_on_saved_times():
+    # equal steps of at most dt that add up to each interval; a linear grid whose spacing is
+    # a multiple of dt takes exactly spacing / dt steps despite linspace round-off
+    log = saved_times(ODEKernel.make_params(time_spacing="log", t_min=0.1, t_max=1000.0, n_times=41))
+    n = substeps(log, 0.05)
+    assert n[0] == 0 and np.all(n[1:] >= 1)
+    h = np.diff(log) / n[1:]
+    assert np.all(h <= 0.05 * (1 + 1e-9))
+    assert np.all((h > 0.05 / 2) | (n[1:] == 1))  # ceil: never more steps than needed
+    np.testing.assert_allclose(np.cumsum(h * n[1:]), log[1:], rtol=1e-12)
+    for dt in (0.04, 0.02, 0.01):
+        np.testing.assert_array_equal(substeps(np.linspace(0, 10, 11), dt)[1:], round(1 / dt))
+
+
+def test_log_grid_saves_at_its_times_pure_decay():
+    # With lr ~ 0 only weight decay acts: Q(t) = Q(0) exp(-2 wd t). Euler with steps h <= dt
+    # gives log Q(t)/Q(0) = sum n log(1 - 2 wd h) = -2 wd t - 2 wd^2 h t (1 + O(wd h)), so the
+    # deviation is <= 2 wd^2 dt t (10% margin for the O(wd h) part) at *every* saved time. On
+    # this log grid (t_min = dt / 5) saving at the nearest step put early states up to dt/2
+    # off their time: a deviation ~2 wd dt/2, 40x this bound at t = t_min.
+    wd, dt = 0.5, 0.05
+    params, result = run(
+        K=2, M=2, lr=1e-12, weight_decay=wd, dt=dt, time_spacing="log", t_min=0.01, t_max=2.0, n_times=21
+    )
+    t = KERNEL.coords(params)["time"]
+    q = result.outputs["Q"][:, 0, 0]
+    deviation = np.abs(np.log(q / q[0]) + 2 * wd * t)
+    assert np.all(deviation <= 1.1 * 2 * wd**2 * dt * t)
+
+
+def test_log_grid_saves_at_its_times_against_small_dt():
+    # The full ODE on a log grid starting below dt against dt / 64. The Euler global error is
+    # dt e(t) with e(0) = 0 and e ~ t at early times, so error / (dt t) stays O(1): measured
+    # <= 0.11 here. Saving at the nearest step made it ~11 at the first saved times (the
+    # state at t = 0 stored as t = 0.01, ...), so 0.5 separates the two by 5x and 20x.
+    common = {"K": 3, "M": 2, "d": 100, "lr": 0.8, "noise": 0.1, "time_spacing": "log",
+              "t_min": 0.01, "t_max": 2.0, "n_times": 21}  # fmt: skip
+    dt = 0.05
+    (params, coarse), (_, fine) = run(dt=dt, **common), run(dt=dt / 64, **common)
+    t = KERNEL.coords(params)["time"]
+    for name in ("risk", "Q", "M"):
+        err = np.abs(coarse.outputs[name] - fine.outputs[name]).reshape(len(t), -1).max(axis=1)
+        assert err[0] == 0.0
+        assert np.all(err[1:] <= 0.5 * dt * t[1:]), (name, (err[1:] / (dt * t[1:])).max())
 
 
 @pytest.mark.parametrize("activation", ["erf", "relu", "linear"])
