@@ -56,7 +56,7 @@ def workload(name: str, steps: int) -> dict:
 def time_integrate(values: dict, repeat: int) -> tuple[float, float, int]:
     params = ODEKernel.make_params(**values)
     code = activation_code(params)
-    a1, a2, av, wd = rates(params)
+    a1, a2, av, wd, wv = rates(params)
     times = saved_times(params)
     n_sub = substeps(times, params.dt)
     z = np.zeros((1, 3))
@@ -66,7 +66,7 @@ def time_integrate(values: dict, repeat: int) -> tuple[float, float, int]:
         Q, M, P, v, vs = (np.ascontiguousarray(a, dtype=float) for a in initial_state(params, 0))
         bufs = (np.empty((nt, K, K)), np.empty((nt, K, Mt)), np.empty((nt, K)), np.empty(nt))
         t0, c0 = time.perf_counter(), time.process_time()
-        fail = integrate(code, Q, M, P, v, vs, a1, a2, av, wd, params.noise, times, n_sub, z, *bufs, 1e6)
+        fail = integrate(code, Q, M, P, v, vs, a1, a2, av, wd, wv, params.noise, times, n_sub, z, *bufs, 1e6)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         assert fail < 0, f"integration failed at time {fail}"
         return elapsed, cpu

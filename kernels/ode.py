@@ -17,7 +17,9 @@ one-step changes of the overlaps of the SGD of :mod:`kernels.twolayer` times ``s
 finite-d prefactors are kept. With ``region_terms`` and the (kappa, delta) scalings set, the
 terms are those of Veiga et al.'s regions (ode_meanfield.md §1.2, §6.6): green keeps only the
 ``I3`` (learning) terms, blue keeps all, orange (and red) keeps only the ``a2`` terms with
-``M`` (and ``v``) frozen. ``P`` and ``v*`` never move.
+``M`` and ``v`` frozen up to weight decay. ``P`` and ``v*`` never move. ``v`` moves only with
+``train_second_layer``, and then it decays (``- wd v_i``) even where ``av = 0`` (``lr_v = 0``,
+orange, red), as in the `sgd` kernel.
 
 Explicit Euler (as every public code, ode_meanfield.md §3.5) with all increments computed
 from the same old state; between consecutive saved times it takes equal steps of at most
@@ -261,7 +263,7 @@ def _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol):
 
 @njit(cache=True)
 def integrate(
-    code, Q, M, P, v, vs, a1, a2, av, wd, noise, times, n_sub, z, out_Q, out_M, out_v, out_risk, blowup
+    code, Q, M, P, v, vs, a1, a2, av, wd, wv, noise, times, n_sub, z, out_Q, out_M, out_v, out_risk, blowup
 ):
     """Explicit Euler of the overlap ODEs, landing exactly on every saved time.
 
@@ -272,9 +274,9 @@ def integrate(
     Q, M, P, v, vs
         Initial ``Q (K, K)``, ``M (K, Mt)``, fixed ``P (Mt, Mt)``, ``v (K,)``, fixed ``v* (Mt,)``;
         ``Q``, ``M``, ``v`` are overwritten with the final state.
-    a1, a2, av, wd
-        Rates of the learning (``I3``), quadratic (``I4 + noise J2``), second-layer and
-        weight-decay terms (zero switches a term off).
+    a1, a2, av, wd, wv
+        Rates of the learning (``I3``), quadratic (``I4 + noise J2``), second-layer, weight-decay
+        (of ``Q``, ``M``) and second-layer decay terms (zero switches a term off).
     noise
         Label-noise variance.
     times, n_sub
@@ -322,6 +324,7 @@ def integrate(
         for q in range(Mt):
             Om[K + p, K + q] = P[p, q]
         c[K + p] = vs[p]
+    move_v = av != 0.0 or wv != 0.0
     dt = 0.0
     for j in range(times.shape[0]):
         if j > 0 and n_sub[j] > 0:
@@ -346,7 +349,7 @@ def integrate(
                     _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef)
                 else:
                     _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol)
-            if av != 0.0:
+            if av != 0.0:  # otherwise h stays 0
                 for p in range(K):
                     acc = 0.0
                     for a in range(n):
@@ -371,9 +374,9 @@ def integrate(
                     M[p, q] = new
                     if not abs(new) <= blowup:
                         bad = True
-            if av != 0.0:
+            if move_v:
                 for p in range(K):
-                    v[p] += dt * (av * h[p] - wd * v[p])
+                    v[p] += dt * (av * h[p] - wv * v[p])
                     if not abs(v[p]) <= blowup:
                         bad = True
             if bad:
@@ -406,8 +409,13 @@ def initial_state(p: ODEParams, seed: Seed) -> tuple[np.ndarray, ...]:
     return p.init_scale**2 * np.eye(p.K), M, np.eye(p.M), v, vs
 
 
-def rates(p: ODEParams) -> tuple[float, float, float, float]:
-    """``(a1, a2, av, wd)``: rates of the learning, quadratic, second-layer, decay terms."""
+def rates(p: ODEParams) -> tuple[float, float, float, float, float]:
+    """``(a1, a2, av, wd, wv)``: rates of the learning, quadratic, second-layer, decay terms.
+
+    ``wv`` is the decay of ``v``: ``weight_decay`` whenever the second layer is trained, even
+    where its learning term is zero (``lr_v = 0``, or dropped in the orange and red regions),
+    as in the `sgd` kernel (:mod:`kernels.twolayer`).
+    """
     s = steps_per_time(p)
     lr, lr_v = learning_rates(p)
     a1, a2 = s * lr / p.d, s * lr * lr / p.d
@@ -420,7 +428,8 @@ def rates(p: ODEParams) -> tuple[float, float, float, float]:
         a1, av = 0.0, 0.0
     if not p.quadratic_terms:
         a2 = 0.0
-    return a1, a2, av, wd
+    wv = wd if p.train_second_layer else 0.0
+    return a1, a2, av, wd, wv
 
 
 _DIMS_Q = ("time", "student", "student2")
@@ -499,7 +508,7 @@ class ODEKernel(Kernel):
     def _run(self, params: ODEParams, seed: Seed) -> Mapping[str, np.ndarray]:
         code = activation_code(params)
         Q, M, P, v, vs = (np.ascontiguousarray(a, dtype=float) for a in initial_state(params, seed))
-        a1, a2, av, wd = rates(params)
+        a1, a2, av, wd, wv = rates(params)
         times = saved_times(params)
         n_sub = substeps(times, params.dt)
         z = sobol_normals(params.n_quad) if params.activation == "relu" and a2 != 0.0 else np.zeros((1, 3))
@@ -509,7 +518,7 @@ class ODEKernel(Kernel):
         out_v = np.full((nt, K), np.nan)
         out_risk = np.full(nt, np.nan)
         fail = integrate(
-            code, Q, M, P, v, vs, a1, a2, av, wd, params.noise, times, n_sub, z,
+            code, Q, M, P, v, vs, a1, a2, av, wd, wv, params.noise, times, n_sub, z,
             out_Q, out_M, out_v, out_risk, params.blowup,
         )  # fmt: skip
         outputs = {

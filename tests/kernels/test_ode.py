@@ -155,6 +155,29 @@ def test_log_grid_saves_at_its_times_against_small_dt():
         assert np.all(err[1:] <= 0.5 * dt * t[1:]), (name, (err[1:] / (dt * t[1:])).max())
 
 
+@pytest.mark.parametrize(
+    "scaling",
+    [{"lr_v": 0.0}, {"committee": "mean", "K": 4, "kappa": 0.0, "delta": -0.3, "noise": 0.01}],
+    ids=["lr_v=0", "orange"],
+)
+def test_trained_second_layer_decays_without_learning_term(scaling):
+    # As in the sgd kernel, a trained second layer decays even where its learning term is
+    # zero (lr_v = 0, or dropped in the orange region): v(t) = v0 exp(-wd t). Euler with
+    # steps h: log v/v0 = -wd t - wd^2 h t / 2 (1 + O(wd h)), hence the bound.
+    wd, dt = 0.3, 0.01
+    values = {"K": 2, "M": 2, "d": 100, "weight_decay": wd, "dt": dt, "t_max": 5.0, "n_times": 11, **scaling}
+    params, result = run(train_second_layer=True, **values)
+    assert rates(params)[2] == 0.0  # no learning term for v
+    t = KERNEL.coords(params)["time"]
+    v = result.outputs["v"]
+    v0 = v[0]
+    deviation = np.abs(np.log(v / v0) + wd * t[:, None])
+    assert np.all(deviation <= 1.1 * wd**2 / 2 * dt * t[:, None])
+    # an untrained second layer is fixed, decay or not
+    _, fixed = run(**values)
+    np.testing.assert_array_equal(fixed.outputs["v"], np.broadcast_to(v0, v.shape))
+
+
 @pytest.mark.parametrize("activation", ["erf", "relu", "linear"])
 def test_risk_from_overlaps_equals_monte_carlo(activation):
     # 1e6 fresh inputs through the actual networks; 5 standard errors of the MC mean.
@@ -247,7 +270,7 @@ def test_regions_from_swept_kappa_delta():
         assert region(params) == expected
         assert result.outputs["region"] == {"green": 1, "blue": 2, "orange": 3, "red": 4}[expected]
         assert result.outputs["steps_per_time"] == pytest.approx(steps_per_time(params))
-        a1, a2, _, _ = rates(params)
+        a1, a2, _, _, _ = rates(params)
         assert (a1 == 0) == (expected in ("orange", "red"))
         assert (a2 == 0) == (expected == "green")
         if expected in ("orange", "red"):
