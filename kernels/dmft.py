@@ -254,7 +254,7 @@ class DMFTKernel(Kernel):
             eta=step,
             n_steps=int(round(p.t_max / step)),
             shat=sl.sample_weight(p),
-            b=p.b,
+            b=sl.batch_fraction(p),  # gd: every sample selected from step 0, whatever `b` says
             p01=p01,
             p10=p10,
             loss_code=LOSS_CODES[p.loss],

@@ -123,6 +123,16 @@ def test_parameter_errors_are_explained():
         DMFTKernel().run(DMFTKernel.make_params(n_traj=10**6, t_max=100.0, lr=0.01, max_memory_gb=0.1))
 
 
+def test_gd_ignores_b_as_the_simulator_does():
+    """`gd` selects every sample from step 0 whatever `b` says (kernels.singlelayer.batch_fraction,
+    as in the `sgd` kernel), so a grid can sweep `algorithm` with `b` fixed. Before, the initial
+    selection s(0) ~ Bern(b) was drawn for gd too and its first step was a partial one."""
+    common = dict(RIDGE, lr=0.1, t_max=1.0, n_times=11, n_traj=1000, n_blocks=1, algorithm="gd")
+    full, half = run_dmft(**common, b=1.0), run_dmft(**common, b=0.5)
+    for key in ("m", "Q", "train_loss"):
+        np.testing.assert_array_equal(half[key], full[key], err_msg=key)
+
+
 HINGE_MESSAGE = (
     "loss: `hinge` is not supported by the `dmft` kernel. Its second derivative is a delta function "
     "at the margin y r = 1, but the effective process only sees l'' = 0 (true almost everywhere), so "
