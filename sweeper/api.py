@@ -15,7 +15,7 @@ from sweeper.executors import Executor, InProcessExecutor, RayExecutor, connect_
 from sweeper.runner import FAILED, PENDING
 from sweeper.scheduler import Summary, run_sweep
 from sweeper.spec import GridSpec, load_spec
-from sweeper.store import Store, Template, format_bytes, make_template  # noqa: F401  (Store used by cli)
+from sweeper.store import Store, Template, format_bytes, make_template
 
 
 def prepare(
@@ -95,7 +95,8 @@ def run(
     spec, template = prepare(
         spec_or_path, store=store, workers=workers, block_size=block_size, time_limit=time_limit
     )
-    executor, shutdown = make_executor(spec, address)  # connect first: a bad address writes nothing
+    Store.preflight(spec.run.store, spec, template, overwrite=overwrite)  # before Ray starts
+    executor, shutdown = make_executor(spec, address)  # before the store: a bad address writes nothing
     try:
         target = open_store(spec, template, overwrite=overwrite)
     except BaseException:

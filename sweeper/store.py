@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -124,6 +125,7 @@ class Store:
         if path.exists() and not overwrite:
             raise StoreError(f"{path} exists; use `--overwrite` to replace it.")
         check_writable(path, template.nbytes())
+        path.parent.mkdir(parents=True, exist_ok=True)
         # Lay the template out beside the target and rename it into place: a kill at any
         # moment leaves either no store or a whole one, never a half-made one.
         staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
@@ -156,9 +158,26 @@ class Store:
         return cls(path, group)
 
     @classmethod
+    def preflight(cls, path: str | Path, spec: GridSpec, template: Template, overwrite: bool = False) -> None:
+        """Every check :meth:`create` or :meth:`open_for` would make, writing nothing."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            cls.open(path, mode="r")._check_resumable(spec)
+        else:
+            check_writable(path, template.nbytes())
+
+    @classmethod
     def open_for(cls, path: str | Path, spec: GridSpec, template: Template) -> Store:
         """Open an existing store for ``spec``, growing its seeds if ``spec`` adds some."""
         store = cls.open(path)
+        new_seeds = store._check_resumable(spec)
+        if new_seeds is not None:
+            store.grow_seeds(new_seeds, template)
+        return store
+
+    def _check_resumable(self, spec: GridSpec) -> tuple[int, ...] | None:
+        """Refuse a store of another grid; returns the seeds to grow to, if ``spec`` adds some."""
+        path, store = self.path, self
         if store.attrs.get("grid_fingerprint") != spec.fingerprint():
             raise StoreError(
                 f"{path} holds results of another grid ({store.attrs.get('grid_file')}, "
@@ -167,14 +186,14 @@ class Store:
             )
         old_seeds = tuple(int(s) for s in store.group["seed"][:])
         new_seeds = tuple(spec.seeds)
-        if new_seeds != old_seeds:
-            if new_seeds[: len(old_seeds)] != old_seeds:
-                raise StoreError(
-                    f"{path} has seeds {list(old_seeds)}; a resubmission may only append seeds "
-                    f"(got {list(new_seeds)}). Use `--store` for another store or `--overwrite`."
-                )
-            store.grow_seeds(new_seeds, template)
-        return store
+        if new_seeds == old_seeds:
+            return None
+        if new_seeds[: len(old_seeds)] != old_seeds:
+            raise StoreError(
+                f"{path} has seeds {list(old_seeds)}; a resubmission may only append seeds "
+                f"(got {list(new_seeds)}). Use `--store` for another store or `--overwrite`."
+            )
+        return new_seeds
 
     @property
     def attrs(self) -> Mapping[str, Any]:
@@ -375,21 +394,22 @@ def git_commit() -> str:
 
 
 def check_writable(path: Path, nbytes: int) -> None:
-    """Fail before any compute if the store cannot be written or cannot fit."""
-    parent = path.parent if path.parent != Path("") else Path(".")
-    probe_dir = parent
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if probe_dir.is_file():
-        raise StoreError(f"{path}: {probe_dir} is a file, not a directory.")
+    """Fail before any compute if the store cannot be written or cannot fit; writes nothing.
+
+    Checks the nearest directory that exists on the way to ``path``: the store's
+    parents are only made when the store is created.
+    """
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StoreError(f"{path}: {existing} is a file, not a directory.")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = parent / f".sweeper-write-test-{time.time_ns()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=existing):
+            pass
     except OSError as exc:
-        raise StoreError(f"{path}: cannot write there ({exc.strerror}).") from None
-    free = shutil.disk_usage(parent).free
+        raise StoreError(f"{path}: cannot write in {existing} ({exc.strerror}).") from None
+    free = shutil.disk_usage(existing).free
     if nbytes > free:
         raise StoreError(
             f"{path}: the results may need up to {format_bytes(nbytes)} "
