@@ -24,6 +24,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 # (theory, simulation, variables compared)
 PAIRS = [
     ("phase_retrieval_dmft", "phase_retrieval_sgd", ("m", "Q", "train_loss", "train_error", "test_error")),
+    ("dmft_mixture", "sgd_mixture_fdt", ("m", "Q", "train_loss", "train_error", "test_error", "C", "R")),
 ]
 
 
