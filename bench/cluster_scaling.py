@@ -20,11 +20,11 @@ import shutil
 import tempfile
 import time
 
+import engine_overhead  # registers the bench_trivial kernel
 import ray
+from engine_overhead import grid
 from ray.cluster_utils import Cluster
 
-import engine_overhead  # noqa: F401  (registers the bench_trivial kernel)
-from engine_overhead import grid
 from sweeper import api
 from sweeper.executors import RayExecutor
 from sweeper.scheduler import run_sweep
