@@ -1,10 +1,13 @@
 """Shipped theory/simulation grids pair point by point.
 
 A pair is two grid files in experiments/ whose stores a notebook compares with
-``xr.concat([theory, simulation], dim="kernel")``. They must share the swept
-dims with the same coordinates (cases included), the seeds, the kernel's own
-coordinates (the time grid) and the value of every parameter both kernels take.
-Nothing runs: the stores are laid out from the templates (fill values only).
+``xr.concat([first, second], dim="kernel")``. They must share the swept dims with
+the same coordinates (cases included), the seeds, the kernel's own coordinates
+(the time grid) and the value of every parameter both kernels take, except the
+ones a pair is about (``differ``). When the second grid fixes a parameter the
+first sweeps (``select``: `ode` cannot sweep its shape parameter ``K``), the first
+is compared at that value. Nothing runs: the stores are laid out from the
+templates (fill values only).
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ from sweeper.store import Store, make_template
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
-# (theory, simulation, variables compared)
+CURVES = ("m", "Q", "train_loss", "train_error", "test_error")
+# (first, second, variables compared, parameters meant to differ, selection of the first)
 PAIRS = [
-    ("phase_retrieval_dmft", "phase_retrieval_sgd", ("m", "Q", "train_loss", "train_error", "test_error")),
-    ("dmft_mixture", "sgd_mixture_fdt", ("m", "Q", "train_loss", "train_error", "test_error", "C", "R")),
+    ("phase_retrieval_dmft", "phase_retrieval_sgd", CURVES, set(), {}),
+    ("dmft_mixture", "sgd_mixture_fdt", (*CURVES, "C", "R"), set(), {}),
+    ("meanfield_convergence", "meanfield_convergence_reduced", ("risk", "density"), {"method"}, {}),
+    ("meanfield_convergence", "meanfield_convergence_ode", ("risk",), set(), {"K": 1000}),
 ]
 
 
@@ -39,18 +45,23 @@ def swept_names(spec) -> set[str]:
     return {a.name for a in spec.axes} | (set(spec.cases[0]) if spec.cases else set())
 
 
-@pytest.mark.parametrize(("theory", "simulation", "variables"), PAIRS, ids=lambda p: str(p))
-def test_pair_shares_parameters_dims_and_coordinates(theory, simulation, variables, tmp_path):
-    specs = [load_spec(EXPERIMENTS / f"{name}.toml") for name in (theory, simulation)]
+@pytest.mark.parametrize(
+    ("first", "second", "variables", "differ", "select"), PAIRS, ids=[f"{p[0]}+{p[1]}" for p in PAIRS]
+)
+def test_pair_shares_parameters_dims_and_coordinates(first, second, variables, differ, select, tmp_path):
+    specs = [load_spec(EXPERIMENTS / f"{name}.toml") for name in (first, second)]
+    assert swept_names(specs[0]) - set(select) == swept_names(specs[1])
     a, b = (active_params(s) for s in specs)
-    differ = {k: (a[k], b[k]) for k in sorted(set(a) & set(b)) if a[k] != b[k]}
-    assert not differ, f"parameters both kernels take differ (theory, simulation): {differ}"
-    assert swept_names(specs[0]) == swept_names(specs[1])
+    skip = differ | swept_names(specs[0]) | swept_names(specs[1])
+    mismatch = {k: (a[k], b[k]) for k in sorted(set(a) & set(b) - skip) if a[k] != b[k]}
+    assert not mismatch, f"parameters both kernels take differ ({first}, {second}): {mismatch}"
+    for name, value in select.items():
+        assert b[name] == value
     datasets = []
     for spec in specs:
-        template = make_template(spec)
-        Store.create(tmp_path / f"{spec.name}.zarr", template)
+        Store.create(tmp_path / f"{spec.name}.zarr", make_template(spec))
         datasets.append(xr.open_zarr(tmp_path / f"{spec.name}.zarr")[list(variables)])
+    datasets[0] = datasets[0].sel(select, drop=True)
     joint = xr.concat(datasets, dim="kernel", join="exact")  # raises unless every coordinate agrees
     assert joint.sizes["kernel"] == 2
     for name in set(datasets[0].coords) | set(datasets[1].coords):
