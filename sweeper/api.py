@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ from sweeper.executors import Executor, InProcessExecutor, RayExecutor, connect_
 from sweeper.runner import FAILED, PENDING
 from sweeper.scheduler import Summary, run_sweep
 from sweeper.spec import GridSpec, load_spec
-from sweeper.store import Store, Template, format_bytes, make_template
+from sweeper.store import Store, Template, format_bytes, make_template, store_exists
 
 
 def prepare(
@@ -45,10 +44,9 @@ def prepare(
 
 def open_store(spec: GridSpec, template: Template, overwrite: bool = False) -> Store:
     """Create the store, or reopen it for this grid (growing seeds if the grid added some)."""
-    path = Path(spec.run.store)
-    if path.exists() and not overwrite:
-        return Store.open_for(path, spec, template)
-    return Store.create(path, template, overwrite=overwrite)
+    if store_exists(spec.run.store) and not overwrite:
+        return Store.open_for(spec.run.store, spec, template)
+    return Store.create(spec.run.store, template, overwrite=overwrite)
 
 
 def submit(
@@ -180,10 +178,9 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
         + ", ".join(f"{k}({', '.join(spec.dims + o.dims)})" for k, o in template.outputs.items()),
         f"store     {spec.run.store} (at most {format_bytes(template.nbytes())} uncompressed)",
     ]
-    path = Path(spec.run.store)
-    if path.exists():
+    if store_exists(spec.run.store):
         try:
-            counts = Store.open(path, mode="r").counts()
+            counts = Store.open(spec.run.store, mode="r").counts()
             lines.append("existing  " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         except SweeperError as exc:
             lines.append(f"existing  {exc}")

@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import zarr
 from zarr.core.sync import sync  # zarr's own bridge to its event loop
@@ -107,11 +108,31 @@ def make_template(spec: GridSpec) -> Template:
     )
 
 
+def is_url(where: str | Path) -> bool:
+    """An fsspec URL (``s3://bucket/x.zarr``, ``gs://...``, ``memory://...``), not a local path."""
+    return "://" in str(where)
+
+
+def store_exists(where: str | Path) -> bool:
+    if is_url(where):
+        fs, root = fsspec.core.url_to_fs(str(where))
+        return fs.exists(root)
+    return Path(where).exists()
+
+
+def _remove(where: str | Path) -> None:
+    if is_url(where):
+        fs, root = fsspec.core.url_to_fs(str(where))
+        fs.rm(root, recursive=True)
+    else:
+        shutil.rmtree(where)
+
+
 class Store:
-    """A grid's results on disk; one writer per store."""
+    """A grid's results on disk, or under an fsspec URL; one writer per store."""
 
     def __init__(self, path: str | Path, group: zarr.Group):
-        self.path = Path(path)
+        self.path = path if is_url(path) else Path(path)
         self.group = group
         self._arrays: dict[str, zarr.AsyncArray] = {}  # handles cached for the hot write path
         self.dims = tuple(group.attrs["swept_dims"])
@@ -124,9 +145,14 @@ class Store:
     # -- creation and opening ---------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, template: Template, overwrite: bool = False) -> Store:
-        path = Path(path)
-        if path.exists() and not overwrite:
+        if store_exists(path) and not overwrite:
             raise StoreError(f"{path} exists; use `--overwrite` to replace it.")
+        if is_url(path):  # an object store has no atomic rename: write in place
+            if store_exists(path):
+                _remove(path)
+            _lay_out(str(path), template)
+            return cls.open(path)
+        path = Path(path)
         check_writable(path, template.nbytes())
         path.parent.mkdir(parents=True, exist_ok=True)
         # Lay the template out beside the target and rename it into place: a kill at any
@@ -134,10 +160,7 @@ class Store:
         staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         try:
-            with _quiet():
-                root = zarr.open_group(str(staging), mode="w", zarr_format=3)
-                _write_template(root, template)
-                zarr.consolidate_metadata(str(staging))
+            _lay_out(str(staging), template)
             if path.exists():
                 shutil.rmtree(path)
             os.replace(staging, path)
@@ -148,8 +171,7 @@ class Store:
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r+") -> Store:
-        path = Path(path)
-        if not path.exists():
+        if not store_exists(path):
             raise StoreError(f"{path}: no such store.")
         try:
             with _quiet():
@@ -163,11 +185,10 @@ class Store:
     @classmethod
     def preflight(cls, path: str | Path, spec: GridSpec, template: Template, overwrite: bool = False) -> None:
         """Every check :meth:`create` or :meth:`open_for` would make, writing nothing."""
-        path = Path(path)
-        if path.exists() and not overwrite:
+        if store_exists(path) and not overwrite:
             cls.open(path, mode="r")._check_resumable(spec)
-        else:
-            check_writable(path, template.nbytes())
+        elif not is_url(path):  # an object store has no free space to check
+            check_writable(Path(path), template.nbytes())
 
     @classmethod
     def open_for(cls, path: str | Path, spec: GridSpec, template: Template) -> Store:
@@ -292,6 +313,13 @@ class Store:
 
 
 # -- template writing ------------------------------------------------------------------------
+
+
+def _lay_out(where: str, template: Template) -> None:
+    with _quiet():
+        root = zarr.open_group(where, mode="w", zarr_format=3)
+        _write_template(root, template)
+        zarr.consolidate_metadata(where)
 
 
 def _write_template(root: zarr.Group, t: Template) -> None:

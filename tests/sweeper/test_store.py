@@ -177,3 +177,21 @@ def test_python_api_returns_the_dataset(tmp_path):
     ds = sweeper.submit(spec_for(tmp_path, seeds=1), progress=False)
     assert isinstance(ds, xr.Dataset)
     assert int((ds.status == OK).sum()) == 9 and ds.x.dims == ("rate", "x0", "seed", "time")
+
+
+def test_an_fsspec_url_store_round_trips_and_resumes(tmp_path):
+    """A store under a URL (here fsspec's in-memory filesystem, as s3:// would be) works like a path."""
+    local = spec_for(tmp_path, seeds=2, name="local.zarr")
+    run(local)
+    url = f"memory://sweeper-tests/{tmp_path.name}/remote.zarr"
+    remote = spec_for(tmp_path, seeds=1).with_run(store=url)
+    assert run(remote).computed == 15
+    grown = spec_for(tmp_path, seeds=2).with_run(store=url)
+    summary = run(grown)
+    assert (summary.computed, summary.skipped) == (15, 15)  # only the new seed
+    assert run(grown).computed == 0
+    ours, theirs = xr.open_zarr(url).load(), xr.open_zarr(local.run.store).load()
+    for name in ("x", "modes", "final", "status", "message"):
+        np.testing.assert_array_equal(ours[name].values, theirs[name].values)
+    with pytest.raises(StoreError, match=r"holds results of another grid"):
+        run(parse_spec(GRID.format(seeds=2).replace("noise = 0.1", "noise = 0.2")).with_run(store=url))
