@@ -139,7 +139,9 @@ class Store:
         status = group["status"]
         self.layout = Layout(tuple(status.shape), tuple(status.chunks))
         self.outputs = [
-            k for k in group.array_keys() if k not in BOOKKEEPING and _is_output(group[k], self.dims)
+            k
+            for k in group.array_keys()
+            if k not in BOOKKEEPING and k not in self.dims and _is_output(group[k], self.dims)
         ]
 
     # -- creation and opening ---------------------------------------------------------

@@ -195,3 +195,13 @@ def test_an_fsspec_url_store_round_trips_and_resumes(tmp_path):
         np.testing.assert_array_equal(ours[name].values, theirs[name].values)
     with pytest.raises(StoreError, match=r"holds results of another grid"):
         run(parse_spec(GRID.format(seeds=2).replace("noise = 0.1", "noise = 0.2")).with_run(store=url))
+
+
+def test_a_grid_with_no_swept_axis_keeps_its_seed_coordinate(tmp_path):
+    """Only `seed` is a grid dim: the `seed` coordinate must not be mistaken for an output."""
+    spec = parse_spec("kernel = 'relaxation'\nseeds = [3, 7]\n[params]\nn_times = 3\n[run]\nworkers = 0\n")
+    spec = spec.with_run(store=str(tmp_path / "seeds.zarr"))
+    assert run(spec).ok == 2
+    ds = xr.open_zarr(spec.run.store)
+    assert ds.seed.values.tolist() == [3, 7] and ds.x.dims == ("seed", "time")
+    assert (ds.status == OK).all()
