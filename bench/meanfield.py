@@ -2,10 +2,15 @@
 
 Usage::
 
-    python bench/meanfield.py                 # p = 1000 and 10000 at d = 100
-    python bench/meanfield.py --p 1000 --d 100 --repeat 20
+    python bench/meanfield.py                 # p = 1000 and 10000 at d = 100, 1 and default threads
+    python bench/meanfield.py --p 1000 --d 100 --repeat 20 --threads 1
 
-For each p it times, in the same process and interleaved (so machine load hits both alike):
+Each thread setting runs in its own process with ``OMP/OPENBLAS/NUMBA_NUM_THREADS`` set before
+numpy is imported, so the Gram and the step get the same threads: ``1`` is how a sweep actor
+runs (``sweeper/executors.py``), ``default`` lets BLAS use every core (the pair pass is serial).
+On a machine whose cores are busy with other work, the default row mostly measures OpenBLAS
+threads waiting for a core: the step makes ~3 BLAS calls per tile, the Gram one. For each p it
+times, in the same process and interleaved (so machine load hits both alike):
 
 * ``gram``: the bare Gram product ``W @ W2.T`` of the (p, d) particle matrix, one BLAS-3 gemm
   into a preallocated (p, p) buffer. (``W @ W.T`` triggers numpy's syrk path, which on this
@@ -23,23 +28,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from kernels.meanfield_particles import velocity  # noqa: E402
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
-def median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+
+def time_once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def bench(p: int, d: int, k: int, repeat: int) -> dict[str, float]:
@@ -60,16 +65,30 @@ def bench(p: int, d: int, k: int, repeat: int) -> dict[str, float]:
 
     def step():
         V, _, _, _ = velocity(W, a, W_star, a_star)
-        W2[:] = W + dt * V  # update into a scratch copy so every repetition sees the same state
+        V *= dt
+        np.add(W, V, out=W2)  # update into a scratch copy so every repetition sees the same state
 
     step()  # compile / warm up
     gram()
     rows = {"gram": [], "gram_syrk": [], "step": []}
     for _ in range(repeat):  # interleave so load changes hit every variant
-        rows["gram"].append(median_time(gram, 1))
-        rows["gram_syrk"].append(median_time(gram_syrk, 1))
-        rows["step"].append(median_time(step, 1))
+        rows["gram"].append(time_once(gram))
+        rows["gram_syrk"].append(time_once(gram_syrk))
+        rows["step"].append(time_once(step))
     return {k_: float(np.median(v)) for k_, v in rows.items()}
+
+
+def run_rows(args) -> None:
+    """Child process: the thread variables were set before numpy and numba were imported."""
+    for p in args.p:
+        repeat = args.repeat or (20 if p <= 3000 else 5)
+        r = bench(p, args.d, args.k, repeat)
+        ratio = r["step"] / r["gram"]
+        print(
+            f"{args.threads:>8} {p:>7} {r['gram']:>10.4g} {r['gram_syrk']:>10.4g} {r['step']:>10.4g}"
+            f" {ratio:>10.2f}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -78,15 +97,24 @@ def main() -> None:
     parser.add_argument("--d", type=int, default=100)
     parser.add_argument("--k", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=0, help="0: 20 for p <= 3000, else 5")
+    parser.add_argument(
+        "--threads", nargs="*", default=["1", "default"], help="BLAS and numba threads per row"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
-    print(f"# meanfield particle step vs bare Gram, d={args.d}, k={args.k}, BLAS threads={threads}")
-    print(f"{'p':>7} {'gram [s]':>10} {'syrk [s]':>10} {'step [s]':>10} {'step/gram':>10}")
-    for p in args.p:
-        repeat = args.repeat or (20 if p <= 3000 else 5)
-        r = bench(p, args.d, args.k, repeat)
-        ratio = r["step"] / r["gram"]
-        print(f"{p:>7} {r['gram']:>10.4g} {r['gram_syrk']:>10.4g} {r['step']:>10.4g} {ratio:>10.2f}")
+    if args.child:
+        args.threads = args.threads[0]
+        run_rows(args)
+        return
+    print(f"# meanfield particle step vs bare Gram, d={args.d}, k={args.k}, cores={os.cpu_count()}")
+    print(f"{'threads':>8} {'p':>7} {'gram [s]':>10} {'syrk [s]':>10} {'step [s]':>10} {'step/gram':>10}")
+    for threads in args.threads:
+        env = {key: value for key, value in os.environ.items() if key not in THREAD_VARS}
+        if threads != "default":
+            env.update(dict.fromkeys(THREAD_VARS, threads))
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", "--threads", threads]
+        cmd += ["--d", str(args.d), "--k", str(args.k), "--repeat", str(args.repeat), "--p"]
+        subprocess.run(cmd + [str(p) for p in args.p], env=env, check=True)
 
 
 if __name__ == "__main__":
