@@ -106,7 +106,12 @@ class RayExecutor:
         pool = _Dispatch(self, deque(tasks))
         while pool.queue or pool.running:
             pool.tick()
-            done, _ = self.ray.wait([*pool.running, *pool.pings], num_returns=1, timeout=pool.timeout())
+            refs = [*pool.running, *pool.pings]
+            if refs:
+                done, _ = self.ray.wait(refs, num_returns=1, timeout=pool.timeout())
+            else:  # every actor is waiting to be pinged again
+                time.sleep(pool.timeout() or 0.0)
+                done = []
             if not done:
                 pool.on_timeout()
             elif done[0] in pool.pings:
@@ -258,7 +263,7 @@ class _Dispatch:
         except self.actor_errors as exc:
             self.ping_failures[i] += 1
             if self.ping_failures[i] >= 20 and not self.available and not self.ex.placement:
-                raise SweeperError(f"no worker could start the kernel: {exc}") from None
+                raise SweeperError(f"no worker could start the kernel: {_last_line(exc)}") from None
             # A restarting actor refuses calls for a moment: ask again a little later.
             self.reping.append((time.monotonic() + min(1.0, 0.05 * self.ping_failures[i]), i))
             return
@@ -288,6 +293,12 @@ class _Dispatch:
             yield failed_block(task, f"block failed outside the kernel: {exc.cause!r}")
         else:
             yield result
+
+
+def _last_line(exc: Exception) -> str:
+    """The exception line at the bottom of a Ray error's remote traceback."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def single(task: BlockTask, k: int, attempt: int) -> BlockTask:

@@ -15,7 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
+import pytest
 import xarray as xr
 from click.testing import CliRunner
 
@@ -184,3 +186,22 @@ def test_disk_too_small_is_refused_before_any_compute(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "results may need up to" in result.output and "but only 1000 B is free" in result.output
     assert not Path(spec.run.store).exists() and computations(spec) == {}
+
+
+def test_a_kernel_no_worker_can_build_is_a_clear_error_not_a_hang(local_ray, tmp_path):
+    from sweeper.errors import SweeperError
+    from sweeper.runner import BlockTask
+    from tests.sweeper.relaxation import Unbuildable
+
+    executor = RayExecutor(Unbuildable, {}, ["x"], workers=2)
+    task = BlockTask((0,), np.zeros((1, 1), int), [{}], [(0, 0)])
+    start = time.monotonic()
+    try:
+        with pytest.raises(
+            SweeperError,
+            match=r"^no worker could start the kernel: RuntimeError: this kernel cannot be built here$",
+        ):
+            list(executor.map([task]))
+    finally:
+        executor.close()
+    assert time.monotonic() - start < 60

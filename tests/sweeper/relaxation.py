@@ -83,3 +83,12 @@ def _first_time(directory: str, key: float) -> bool:
         return False
     mark.touch()
     return True
+
+
+class Unbuildable(Relaxation):
+    """A kernel whose construction fails in every worker (tests only)."""
+
+    name = "unbuildable"
+
+    def __init__(self):
+        raise RuntimeError("this kernel cannot be built here")
