@@ -14,10 +14,16 @@ Numerics (see :mod:`kernels.dmft_driver` and :mod:`kernels.dmft_solver`):
 
 - one causal forward pass per block of trajectories (dmft.md §4.4): every
   kernel row is estimated from the process up to that step before it is used,
-  so the pass *is* the fixed point of the finite-sample equations; there is no
-  global iteration (``iterations = 1``, ``residual = 0`` by construction) and a
-  point fails (:class:`~kernels.base.NumericalFailure`) only if the process
-  diverges;
+  so the pass *is* the fixed point of the finite-sample equations;
+- optional damped global iterations (``iterations > 1``): each further pass
+  draws fresh trajectories and drives them with ``(1 - w)`` previous + ``w``
+  new kernel rows, ``w = max(mixing, 1/pass)``; ``residual`` is the change
+  between the last two passes, and a ``tolerance`` not met within the budget
+  fails the point (:class:`~kernels.base.NumericalFailure`) with the residual
+  in its message. On convex problems eight passes cut the block error about as
+  much as eight times the trajectories (at the memory of one pass); on phase
+  retrieval they did not (the damped map converges slowly where the dynamics
+  amplify kernel noise), so there more trajectories are the better use of time;
 - noise paths with covariance ``M_C`` from a growing Cholesky factor and fixed
   normals (dmft.md §4.3 item 4); the factor comes from Gram-Schmidt on the
   sampled ``s_hat l'`` rows, because ``M_C`` itself is numerically singular
@@ -103,6 +109,20 @@ class DMFTParams(SingleLayerParams):
         Orthonormalise the Gaussian inputs across trajectories (variance reduction).
     max_memory_gb
         Refuse (ParameterError) a point whose arrays would exceed this.
+    iterations
+        Causal passes per block (global iterations, dmft.md §4.4). Pass 1 is the
+        finite-sample fixed point; each later pass draws fresh trajectories and
+        drives them with the damped kernels ``(1 - w) previous + w new``, so the
+        kernels average the Monte-Carlo noise of all passes.
+    mixing
+        Least weight ``w`` of the new pass: pass ``i`` (from 2) uses
+        ``w = max(mixing, 1/i)``. ``0`` makes the kernels the running mean of all
+        passes (lowest variance); ``0.5`` is the damping of the public reference code.
+    tolerance
+        Stop iterating once the residual (largest change between the last two
+        passes of ``m``, and of ``M_C``, ``M_R`` relative to their largest entry)
+        is at most this; if it is still larger after ``iterations`` passes the point
+        fails with the residual in its message. ``0``: run every pass, never fail.
 
     Notes
     -----
@@ -122,6 +142,9 @@ class DMFTParams(SingleLayerParams):
     two_time: bool = False
     moment_matching: bool = True
     max_memory_gb: float = 4.0
+    iterations: int = 1
+    mixing: float = 0.0
+    tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         # before the shared checks: hinge is refused whatever the labels
@@ -136,6 +159,9 @@ class DMFTParams(SingleLayerParams):
             f"must be in [0, n_traj] (0 = all), got {self.n_resp!r}.",
         )
         check(self.max_memory_gb > 0, "max_memory_gb", f"must be positive, got {self.max_memory_gb!r}.")
+        check(self.iterations >= 1, "iterations", f"must be at least 1, got {self.iterations!r}.")
+        check(0 <= self.mixing <= 1, "mixing", f"must be in [0, 1], got {self.mixing!r}.")
+        check(self.tolerance >= 0, "tolerance", f"must be >= 0 (0 = no stopping rule), got {self.tolerance!r}.")
         if self.dt > 0:
             check(self.algorithm != "sgd", "dt", "i.i.d. SGD has no flow limit (tau = lr/b); use `dt = 0`.")
             if self.algorithm == "psgd":
@@ -185,7 +211,7 @@ class DMFTKernel(Kernel):
     """Discrete-time DMFT of GD / SGD / p-SGD for single-layer models (dmft.md §2-§4)."""
 
     name = "dmft"
-    version = "1"
+    version = "2"
     Params = DMFTParams
     shape_params = TIME_GRID_PARAMS | frozenset({"two_time"})
     example = {"alpha": 3.0, "ridge": 0.5, "t_max": 1.0, "n_times": 11, "n_traj": 400, "n_blocks": 2}
@@ -204,10 +230,14 @@ class DMFTKernel(Kernel):
             "test_error": Output(
                 ("time",), "generalisation error from (m, Q) (kernels.singlelayer.test_error)"
             ),
-            "iterations": Output(
-                (), "causal passes per block (1: the pass is the finite-sample fixed point)"
+            "iterations": Output((), "causal passes run per block (the most over blocks)"),
+            "residual": Output(
+                (),
+                "change between the last two passes",
+                description="max over blocks of max(max|dm|, max|dM_C|/max|M_C|, max|dM_R|/max|M_R|); "
+                "NaN after a single pass (which is its own finite-sample fixed point)",
+                allow_nan=True,
             ),
-            "residual": Output((), "self-consistency residual of the kernels"),
             "m_mc_error": Output((), "Monte-Carlo standard error of m, max over time (from blocks)"),
             "train_loss_mc_error": Output((), "Monte-Carlo standard error of train_loss, max over time"),
         }
@@ -273,21 +303,19 @@ class DMFTKernel(Kernel):
     def _run(self, params: DMFTParams, seed) -> dict[str, np.ndarray]:
         prob = self.problem(params)
         # one block's work arrays + the two-time arrays every block returns (M_C, M_R, C, R)
-        need = block_memory(prob) + params.n_blocks * 8 * 4 * (prob.n_steps + 1) ** 2
+        need = block_memory(prob, params.iterations > 1) + params.n_blocks * 8 * 4 * (prob.n_steps + 1) ** 2
         check(
             need <= params.max_memory_gb * 2**30,
             "max_memory_gb",
             f"this point needs {need / 2**30:.2f} GB (n_traj={params.n_traj}, "
             f"{prob.n_steps} steps); lower `n_traj`/`n_resp` or raise `max_memory_gb`.",
         )
-        blocks = []
+        blocks, passes, residual = [], 0, math.nan
         for blk in range(params.n_blocks):
-            gens = {s: rng(seed, f"dmft/{blk}/{s}") for s in ("init", "noise", "batch", "langevin")}
-            try:
-                with single_threaded_blas():
-                    blocks.append(solve_block(prob, gens))
-            except FloatingPointError as exc:
-                raise NumericalFailure(f"{exc} in block {blk}; residual = inf") from exc
+            block, used, res = self._iterate(params, prob, seed, blk)
+            blocks.append(block)
+            passes = max(passes, used)
+            residual = res if math.isnan(residual) else max(residual, res)
         mean = {k: np.mean([b[k] for b in blocks], axis=0) for k in blocks[0]}
         nb = len(blocks)
         sem = {
@@ -308,8 +336,8 @@ class DMFTKernel(Kernel):
             "train_loss": mean["train_loss"][idx],
             "train_error": mean["train_error"][idx],
             "test_error": test[idx],
-            "iterations": np.array(1.0),
-            "residual": np.array(0.0),
+            "iterations": np.array(float(passes)),
+            "residual": np.array(residual),
             "m_mc_error": np.array(sem["m"].max()),
             "train_loss_mc_error": np.array(sem["train_loss"].max()),
         }
@@ -318,3 +346,40 @@ class DMFTKernel(Kernel):
             C = np.mean([np.outer(b["m"], b["m"]) + b["C_theta"] / prob.sig2 for b in blocks], axis=0)
             out |= {"M_C": mean["M_C"][ix], "M_R": mean["M_R"][ix], "C": C[ix], "R": mean["R"][ix]}
         return out
+
+    @staticmethod
+    def _iterate(params: DMFTParams, prob: Problem, seed, blk: int) -> tuple[dict, int, float]:
+        """Damped global iterations of one block: ``(result, passes, residual)``."""
+        out, residual = None, math.nan
+        for it in range(params.iterations):
+            # pass 1 keeps the single-pass streams, so iterations = 1 reproduces it bit for bit
+            tag = f"dmft/{blk}" if it == 0 else f"dmft/{blk}/pass{it}"
+            gens = {s: rng(seed, f"{tag}/{s}") for s in ("init", "noise", "batch", "langevin")}
+            try:
+                with single_threaded_blas():
+                    new = solve_block(prob, gens, out, max(params.mixing, 1.0 / (it + 1)))
+            except FloatingPointError as exc:
+                raise NumericalFailure(f"{exc} in block {blk}, pass {it + 1}; residual = inf") from exc
+            if out is not None:
+                residual = _change(out, new)
+            out = new
+            if params.tolerance > 0 and residual <= params.tolerance:
+                break
+        if params.tolerance > 0 and not residual <= params.tolerance:
+            raise NumericalFailure(
+                f"not converged after {it + 1} passes in block {blk}: residual {residual:.3g} "
+                f"> tolerance {params.tolerance:g} (raise `iterations` or `n_traj`, or lower `mixing`)"
+            )
+        for key in ("noise_factor", "sums"):
+            out.pop(key)
+        return out, it + 1, residual
+
+
+def _change(old: dict, new: dict) -> float:
+    """Residual between two passes: max|dm| and the largest kernel change relative to its scale."""
+    parts = [float(np.max(np.abs(new["m"] - old["m"])))]
+    for key in ("M_C", "M_R"):
+        scale = float(np.max(np.abs(new[key])))
+        if scale > 0:
+            parts.append(float(np.max(np.abs(new[key] - old[key]))) / scale)
+    return max(parts)

@@ -11,6 +11,15 @@ quantity uses only steps ``<= k``, which is what makes one pass exact):
 4. Noise ``xi[k]`` from the Gram-Schmidt factor of the ``f`` rows (a Cholesky factor of ``M_C``).
 5. ``rho[k+1]``, ``m[k+1]``; selection chain ``s[k+1]``.
 
+Global iterations (dmft.md §4.4, "optional refinement"). Given the previous
+iterate ``prev`` and a weight ``w``, every row a step uses is the damped mix
+``(1 - w) prev + w new`` of the previous iterate's row and the estimate from
+this pass's fresh trajectories: the sample means (``nu-tilde``, ``mu``, the
+multiplier, the losses), ``M_R``, and ``M_C`` through its factor (the stacked
+Gram-Schmidt of :func:`kernels.dmft_solver.qr_row`). The pass stays causal, so
+iterating averages the Monte-Carlo noise of the kernels over iterations while
+each trajectory is driven by the averaged kernels.
+
 Memory per block (bytes): ``8 (K+1) (3 n + 2 n_resp)`` for the per-trajectory
 histories ``rho``, the orthonormalised ``f = s_hat l'`` rows, the fixed normals
 ``z``, ``a = s_hat l''`` and the adjoint workspace, plus ``8 (K+1)^2 x 6`` for
@@ -80,18 +89,25 @@ class Problem:
     moment_matching: bool = True
 
 
-def block_memory(p: Problem) -> int:
-    """Peak bytes of the arrays allocated by :func:`solve_block`."""
+def block_memory(p: Problem, iterating: bool = False) -> int:
+    """Peak bytes of the arrays allocated by :func:`solve_block` (``iterating``: with ``prev``)."""
     k1 = p.n_steps + 1
     per_step = 2 if p.temperature > 0 else 1
-    return 8 * k1 * ((2 + per_step) * p.n_traj + 2 * p.n_resp) + 8 * 3 * p.n_traj + 8 * 6 * k1 * k1
+    stacked = 8 * k1 * (k1 + p.n_traj) + 8 * 5 * k1 * k1 if iterating else 0  # + prev's kernels
+    return 8 * k1 * ((2 + per_step) * p.n_traj + 2 * p.n_resp) + 8 * 3 * p.n_traj + 8 * 6 * k1 * k1 + stacked
 
 
-def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, np.ndarray]:
+def solve_block(
+    p: Problem,
+    gens: dict[str, np.random.Generator],
+    prev: dict[str, np.ndarray] | None = None,
+    weight: float = 1.0,
+) -> dict[str, np.ndarray]:
     """Run one causal pass; returns per-step arrays (length ``K+1``) and ``M_C``, ``M_R``.
 
     ``gens`` holds the generators of the streams ``init``, ``noise``, ``batch``
-    and ``langevin`` for this block.
+    and ``langevin`` for this block. With ``prev`` (the result of the previous
+    pass of this block) every kernel row used is ``(1 - weight) prev + weight new``.
     """
     n, nr, K, eta = p.n_traj, p.n_resp, p.n_steps, p.eta
     k1 = K + 1
@@ -131,6 +147,12 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
     batch_loss = np.zeros(k1)
     m[0] = p.m0
     row = np.zeros(k1)
+    sums_used = np.zeros((k1, N_SUMS))
+    w = 1.0 if prev is None else weight
+    if prev is not None:
+        # rows [sqrt((1 - w) n) R_prev[k], sqrt(w) f[k]]: their Gram matrix / n is the damped M_C / a4
+        stacked = np.zeros((k1, k1 + n))
+        stacked[:, :k1] = np.sqrt((1.0 - w) * n) * prev["noise_factor"]
     a4 = p.alpha * p.sig2 * p.sig2
     sqa4 = np.sqrt(a4)
     lang = np.sqrt(2.0 * p.temperature * p.sig2 * eta)
@@ -141,6 +163,9 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
             )
             / n
         )
+        if prev is not None:
+            sums = (1.0 - w) * prev["sums"][k] + w * sums
+        sums_used[k] = sums
         loss[k], err[k], batch_loss[k] = sums[S_LOSS], sums[S_ERR], sums[S_BLOSS]
         q[k] = m[k] ** 2 + ct[k, k] / p.sig2
         if p.spherical != "none":
@@ -154,12 +179,18 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
                 nu[k] += (q[k] - p.q0) / (2.0 * eta * q[k])
         nut[k] = p.ridge + nu[k] + p.alpha * p.sig2 * sums[S_A]
         fk = F[k].copy()
-        R[k, : k + 1] = qr_row(F, k)  # F[k] becomes the k-th orthonormal direction
+        if prev is None:
+            R[k, : k + 1] = qr_row(F, k)  # F[k] becomes the k-th orthonormal direction
+        else:
+            stacked[k, k1:] = np.sqrt(w) * fk
+            R[k, : k + 1] = qr_row(stacked, k, n)
         MC[k, : k + 1] = a4 * (R[: k + 1, : k + 1] @ R[k, : k + 1])
         MC[: k + 1, k] = MC[k, : k + 1]
         if k > 0:
             response_row(k, A, nut, MRT, eta, p.sig2, Y, row)
             MR[k, :k] = a4 * row[:k]
+            if prev is not None:
+                MR[k, :k] = (1.0 - w) * prev["M_R"][k, :k] + w * MR[k, :k]
             MRT[:k, k] = MR[k, :k]
         if k == K:
             break
@@ -195,6 +226,8 @@ def solve_block(p: Problem, gens: dict[str, np.random.Generator]) -> dict[str, n
         "batch_loss": batch_loss,
         "M_C": MC,
         "M_R": MR,
+        "noise_factor": R,
+        "sums": sums_used,
         "Q": q,
         "C_theta": ct,
         "R": np.concatenate([res[:, 1:], np.zeros((k1, 1))], axis=1),

@@ -52,20 +52,24 @@ from numba import njit
 CHUNK = 64  # trajectories per inner loop (cache blocking)
 
 
-def qr_row(E, k):
+def qr_row(E, k, n=None):
     """Gram-Schmidt step on ``E[k] = f[k]``: returns ``c`` with ``f[k] = sum_{j<=k} c[j] E[j]``.
 
     Afterwards ``E[k]`` is orthonormal to ``E[:k]`` in the trajectory mean
-    (``mean_i E[j, i] E[l, i] = delta_jl``), or zero when ``f[k]`` already lies
-    in their span. The rows ``c`` form a factor ``R`` with ``R R^T = Gram(f)``,
+    (``sum_i E[j, i] E[l, i] / n = delta_jl``, ``n`` the number of trajectories,
+    by default the row length), or zero when ``f[k]`` already lies in their span. The rows ``c`` form a factor ``R`` with ``R R^T = Gram(f)``,
     i.e. ``M_C = alpha sig^4 R R^T``: a Cholesky factor of the sampled ``M_C``
     obtained without forming ``M_C``. This matters: near the flow limit the
     noise path is smooth, its ``M_C`` has condition number ~ (lr^2 alpha)^-k, and
     a Cholesky factorisation of ``M_C`` itself (which squares the condition
     number of the ``f`` rows) breaks down after a few steps, while two passes
     of classical Gram-Schmidt on the rows stay accurate to round-off.
+
+    A damped kernel ``(1 - w) a4 R' R'^T + w a4 F F^T / n`` is the Gram matrix of
+    the stacked rows ``[sqrt((1 - w) n) R'[k], sqrt(w) F[k]]`` (divisor ``n``),
+    so the same step on those rows gives its factor (global iterations).
     """
-    n = E.shape[1]
+    n = E.shape[1] if n is None else n
     f = E[k]
     c = np.zeros(k + 1)
     norm0 = np.sqrt(f @ f / n)
