@@ -70,7 +70,7 @@ from kernels.dmft_blas import single_threaded_blas
 from kernels.dmft_driver import Problem, block_memory, solve_block
 from kernels.losses import LOSS_CODES
 from kernels.singlelayer import SingleLayerParams
-from kernels.timegrid import TIME_GRID_PARAMS, save_steps, saved_times
+from kernels.timegrid import TIME_GRID_PARAMS, check_steps, save_steps, saved_times
 
 # The effective process needs l'' as a function; the hinge's is a delta at the margin.
 HINGE_REFUSED = (
@@ -174,6 +174,7 @@ class DMFTParams(SingleLayerParams):
                 )
         step = self.step
         check(self.t_max >= step, "t_max", f"must cover at least one step of {step!r}, got {self.t_max!r}.")
+        check_steps(self, step, "dt" if self.dt > 0 else "lr")  # the process saves at whole steps
 
     @property
     def step(self) -> float:
@@ -327,7 +328,7 @@ class DMFTKernel(Kernel):
             for k in ("m", "train_loss")
         }
         m, q = mean["m"], mean["Q"]
-        idx = save_steps(saved_times(params), prob.eta)
+        idx = save_steps(params, prob.eta)
         test = sl.test_error(params, m, q)
         out = {
             "m": m[idx],

@@ -55,7 +55,7 @@ from kernels import sgd_multipass, sgd_online
 from kernels.base import Kernel, Output, Seed, check, coerce
 from kernels.sgd_online import OnlineParams
 from kernels.singlelayer import SingleLayerParams
-from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, saved_times
+from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, check_steps, saved_times
 from kernels.twolayer import time_unit
 
 
@@ -82,6 +82,7 @@ class MultipassParams(SingleLayerParams):
         super().__post_init__()
         check(self.d >= 1, "d", f"must be a positive integer, got {self.d!r}.")
         check(self.response_field > 0, "response_field", f"must be positive, got {self.response_field!r}.")
+        check_steps(self, self.lr)  # the simulation saves at whole steps of lr
 
 
 MODES: dict[str, type] = {"multipass": MultipassParams, "online": OnlineParams}

@@ -279,7 +279,7 @@ def simulate(
         If the weights diverge; carries the outputs up to the divergence (NaN after).
     """
     times = saved_times(p)
-    steps = save_steps(times, p.lr)
+    steps = save_steps(p, p.lr)
     v, X, y = draw_problem(p, d, seed)
     n = X.shape[0]
     w0 = initial_weights(p, v, seed)

@@ -4,16 +4,22 @@ Every kernel that outputs trajectories inherits :class:`TimeGridParams`, so a
 theory kernel and its simulation counterpart save at the same ``time``
 coordinates. The grid depends only on these fixed parameters (they are shape
 parameters: they cannot be swept).
+
+A continuous-time equation integrates onto every saved time exactly (:func:`substeps`). A
+discrete process, whose step *is* its time unit, can only save at whole steps: its parameters
+call :func:`check_steps`, which refuses a grid with a saved time off its step (beyond
+:data:`STEP_RTOL`) or two saved times on one step, and it saves at :func:`save_steps`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from kernels.base import check
+from kernels.base import ParameterError, check
 
 TIME_GRID_PARAMS = frozenset({"t_max", "n_times", "time_spacing", "t_min"})
 
@@ -50,13 +56,82 @@ def saved_times(p: TimeGridParams) -> np.ndarray:
     return np.concatenate([[0.0], np.geomspace(p.t_min, p.t_max, p.n_times - 1)])
 
 
-def save_steps(times: np.ndarray, dt: float) -> np.ndarray:
-    """Index of the step nearest each saved time (step k is at k*dt).
+# A discrete process can only save at a step k * step; a saved time may sit at most this far
+# from its step, relative to the time (0.1%: far below the Monte-Carlo and finite-d errors of
+# the observables, and the same for a theory and a simulation on the same step).
+STEP_RTOL = 1e-3
 
-    For a discrete process whose step is ``dt``; it is off the saved time by up to ``dt/2``
-    (see :func:`substeps` for a continuous-time equation).
+
+def check_steps(grid: TimeGridParams, step: float, step_name: str = "lr") -> None:
+    """Refuse a time grid a discrete process with step ``step`` cannot save on.
+
+    The rule: every saved time ``t`` is within :data:`STEP_RTOL` (relative) of a step
+    ``k * step``, and no two saved times share a step. Then the state stored under ``time = t``
+    is the state at ``t`` (to 0.1%), never a neighbouring or repeated one, and two discrete
+    kernels on the same grid and step save at the same steps. The coordinates themselves are
+    never moved onto the steps: they may depend only on the grid parameters (``step`` can be
+    swept), and a theory and a simulation with different steps must share them.
+
+    Call it from the ``__post_init__`` of a discrete-time kernel's parameters, so that a bad
+    grid file fails before anything runs.
+
+    Raises
+    ------
+    ParameterError
+        Naming ``n_times`` (linear grid) or ``t_min`` (log grid), with the fix.
     """
-    return np.rint(np.asarray(times) / dt).astype(np.int64)
+    times = saved_times(grid)
+    k = np.rint(times / step)
+    field = "t_min" if grid.time_spacing == "log" else "n_times"
+    unit = f"{step_name} = {step:g}"
+    off = np.flatnonzero(np.abs(k * step - times) > STEP_RTOL * times)
+    if off.size:
+        t, saved = times[off[0]], k[off[0]] * step
+        raise ParameterError(
+            f"{field}: saved times must be whole steps of {unit} (within {STEP_RTOL:.1%} of t), but "
+            f"t = {t:g} is {t / step:.4g} steps: its state would be the one at t = {saved:g}. "
+            + _fix(grid, step, step_name)
+        )
+    same = np.flatnonzero(np.diff(k) == 0)
+    if same.size:
+        i = same[0]
+        raise ParameterError(
+            f"{field}: saved times t = {times[i]:g} and t = {times[i + 1]:g} fall on the same step "
+            f"of {unit} (step {int(k[i])}): the state would be saved twice. " + _fix(grid, step, step_name)
+        )
+
+
+def _fix(grid: TimeGridParams, step: float, step_name: str) -> str:
+    """How to change the grid so that :func:`check_steps` accepts it."""
+    if grid.time_spacing == "log":
+        return (
+            f"On a log grid use `t_min >= {step / (2 * STEP_RTOL):g}` ({1 / (2 * STEP_RTOL):g} steps: "
+            f"every saved time is then within {STEP_RTOL:.1%} of its step) and few enough `n_times` "
+            f"that consecutive saved times are at least one step apart, or a linear grid."
+        )
+    spacing = grid.t_max / (grid.n_times - 1)
+    fix = f"The spacing t_max/(n_times - 1) = {spacing:g} must be a multiple of {step_name}"
+    total = round(grid.t_max / step)
+    if total >= 1 and abs(total * step - grid.t_max) <= 1e-9 * grid.t_max:
+        # intervals that divide the whole run, nearest the requested n_times
+        divisors = [n for n in range(1, math.isqrt(total) + 1) if total % n == 0]
+        divisors += [total // n for n in divisors]
+        best = min(divisors, key=lambda n: (abs(n - (grid.n_times - 1)), n))
+        fix += f": e.g. `n_times = {best + 1}`."
+    else:
+        fix += f", and `t_max` ({grid.t_max:g}, {grid.t_max / step:.4g} steps) a whole number of steps."
+    return fix
+
+
+def save_steps(grid: TimeGridParams, step: float, step_name: str = "lr") -> np.ndarray:
+    """Index of the step at each saved time (step k is at ``k * step``), for a discrete process.
+
+    The grid must pass :func:`check_steps` (it raises otherwise): each saved time is then its
+    step to :data:`STEP_RTOL`, and the indices are strictly increasing. A continuous-time
+    equation lands exactly on every saved time with :func:`substeps` instead.
+    """
+    check_steps(grid, step, step_name)
+    return np.rint(saved_times(grid) / step).astype(np.int64)
 
 
 def substeps(times: np.ndarray, dt: float) -> np.ndarray:

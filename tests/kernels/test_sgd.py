@@ -412,3 +412,34 @@ def test_online_follows_the_ode_kernel():
             assert theory.ok, theory.message
             gaps.append(np.abs(online(seed, **common)["risk"] - theory.outputs["risk"]).max())
         assert np.mean(gaps) < 0.6 / np.sqrt(d), (d, gaps)
+
+
+# -- the saved time grid: each state is stored under its own time (kernels.timegrid) ------------------
+
+
+def test_multipass_refuses_a_grid_off_the_steps_of_lr():
+    # a log grid from t_min < lr saved the step nearest each time: t = 0.01 got the state at 0
+    with pytest.raises(
+        ParameterError, match=r"^t_min: saved times must be whole steps of lr = 0\.1 .*`t_min >= 50`"
+    ):
+        KERNEL.make_params(mode="multipass", time_spacing="log", t_min=0.01, t_max=5.0, n_times=21)
+    with pytest.raises(
+        ParameterError, match=r"^n_times: .* but t = 1 is 3\.333 steps: its state would be the one"
+    ):
+        KERNEL.make_params(mode="multipass", lr=0.3, t_max=10.0, n_times=11)
+    KERNEL.make_params(mode="online", lr=0.3, t_max=10.0, n_times=11)  # online time is steps / d
+
+
+def test_multipass_log_grid_saves_the_state_at_its_time():
+    # the grid only selects steps: a log grid on whole steps of lr (t_min = 500 lr) is the fine
+    # linear run at those steps, for the same seed
+    common = dict(d=50, **{**RIDGE, "lr": 0.01, "t_max": 20.0})
+    del common["n_times"]
+    log = KERNEL.make_params(**common, time_spacing="log", t_min=5.0, n_times=9)
+    out = run(2, **common, time_spacing="log", t_min=5.0, n_times=9)
+    fine = run(2, **common, n_times=2001)
+    times = KERNEL.coords(log)["time"]
+    steps = np.rint(times / 0.01).astype(int)
+    assert np.all(np.abs(steps * 0.01 - times) <= 1e-3 * times) and np.all(np.diff(steps) > 0)
+    for name in ("m", "Q", "train_loss"):
+        np.testing.assert_allclose(out[name], fine[name][steps], rtol=1e-12, err_msg=name)
