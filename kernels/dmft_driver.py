@@ -87,6 +87,8 @@ class Problem:
     n_traj: int
     n_resp: int
     moment_matching: bool = True
+    # flow limit only: divide each trajectory's step by 1 + eta sig2 max(s_hat l'', 0)
+    semi_implicit: bool = False
 
 
 def block_memory(p: Problem, iterating: bool = False) -> int:
@@ -94,7 +96,8 @@ def block_memory(p: Problem, iterating: bool = False) -> int:
     k1 = p.n_steps + 1
     per_step = 2 if p.temperature > 0 else 1
     stacked = 8 * k1 * (k1 + p.n_traj) + 8 * 5 * k1 * k1 if iterating else 0  # + prev's kernels
-    return 8 * k1 * ((2 + per_step) * p.n_traj + 2 * p.n_resp) + 8 * 3 * p.n_traj + 8 * 6 * k1 * k1 + stacked
+    resp = (3 if p.semi_implicit else 2) * p.n_resp  # a, the adjoint (and 1/D)
+    return 8 * k1 * ((2 + per_step) * p.n_traj + resp) + 8 * 3 * p.n_traj + 8 * 6 * k1 * k1 + stacked
 
 
 def solve_block(
@@ -148,6 +151,9 @@ def solve_block(
     m[0] = p.m0
     row = np.zeros(k1)
     sums_used = np.zeros((k1, N_SUMS))
+    stiff = eta * p.sig2 if p.semi_implicit else 0.0
+    dinv = np.ones(n)
+    DINV = np.empty((k1, nr)) if p.semi_implicit else None
     w = 1.0 if prev is None else weight
     if prev is not None:
         # rows [sqrt((1 - w) n) R_prev[k], sqrt(w) f[k]]: their Gram matrix / n is the damped M_C / a4
@@ -159,7 +165,8 @@ def solve_block(
     for k in range(k1):
         sums = (
             evaluate(
-                k, m[k], u, y, rho, s, p.shat, p.loss_code, p.model_code, p.loss_scale, p.err_kind, F, A, nr
+                k, m[k], u, y, rho, s, p.shat, p.loss_code, p.model_code, p.loss_scale, p.err_kind, F, A, nr,
+                stiff, dinv,
             )
             / n
         )
@@ -187,7 +194,7 @@ def solve_block(
         MC[k, : k + 1] = a4 * (R[: k + 1, : k + 1] @ R[k, : k + 1])
         MC[: k + 1, k] = MC[k, : k + 1]
         if k > 0:
-            response_row(k, A, nut, MRT, eta, p.sig2, Y, row)
+            response_row(k, A, nut, MRT, eta, p.sig2, Y, row, DINV)
             MR[k, :k] = a4 * row[:k]
             if prev is not None:
                 MR[k, :k] = (1.0 - w) * prev["M_R"][k, :k] + w * MR[k, :k]
@@ -210,7 +217,9 @@ def solve_block(
             if row_z + 1 < n_orth:
                 orthonormalize_row(basis, row_z + 1)
             zeta = basis[row_z + 1]
-        advance(k, rho, fk, Z, sqa4 * R[k], MR[k], nut[k], eta, p.sig2, lang, zeta)
+        if DINV is not None:
+            DINV[k] = dinv[:nr]
+        advance(k, rho, fk, Z, sqa4 * R[k], MR[k], nut[k], eta, p.sig2, lang, zeta, p.semi_implicit, dinv)
         m[k + 1] = m[k] - eta * ((p.ridge + nu[k]) * m[k] + p.alpha * sums[S_UF])
         weight_commit(k, 1.0 - eta * nut[k], prep, res, ct, lang * lang)
         if p.b < 1.0:

@@ -18,12 +18,13 @@ S_A, S_UF, S_RF, S_LOSS, S_ERR, S_BLOSS = range(6)
 N_SUMS = 6
 
 
-@njit(cache=True, fastmath=True)
-def evaluate(k, m, U, Yl, RHO, S, shat, code, model, scale, err_kind, F, A, n_resp):
+@njit(cache=True, fastmath=True, error_model="numpy")  # a diverging process gives inf/nan, caught by the driver
+def evaluate(k, m, U, Yl, RHO, S, shat, code, model, scale, err_kind, F, A, n_resp, stiff, dinv):
     """Loss derivatives at step ``k`` and the sample means the kernels need.
 
     Fills ``F[k] = s_hat l'`` (all trajectories) and ``A[k] = s_hat l''`` (the
-    first ``n_resp``). Returns the sums over trajectories of
+    first ``n_resp``); with ``stiff = eta sig2 > 0`` also the semi-implicit factor
+    ``dinv = 1 / (1 + stiff max(s_hat l'', 0))`` of every trajectory. Returns the sums over trajectories of
     ``s_hat l''``, ``s_hat u l'``, ``s_hat r l'``, ``l``, ``error``, ``s_hat l``.
     Loss and per-sample error are the shared definitions of
     :func:`kernels.singlelayer.pointwise` and :func:`kernels.singlelayer.sample_error`.
@@ -42,6 +43,8 @@ def evaluate(k, m, U, Yl, RHO, S, shat, code, model, scale, err_kind, F, A, n_re
             F[k, i] = sh * d1
             if i < n_resp:
                 A[k, i] = sh * d2
+            if stiff > 0.0:
+                dinv[i] = 1.0 / (1.0 + stiff * max(sh * d2, 0.0))
             p0 += sh * d2
             p1 += sh * U[i] * d1
             p2 += sh * r * d1

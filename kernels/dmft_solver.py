@@ -88,8 +88,13 @@ def qr_row(E, k, n=None):
 
 
 @njit(cache=True, fastmath=True)
-def advance(k, RHO, fk, Z, Lrow, MRrow, nut_k, eta, sig2, lang, zeta):
-    """``RHO[k+1]`` from the discrete effective process (dmft.md §3, first line)."""
+def advance(k, RHO, fk, Z, Lrow, MRrow, nut_k, eta, sig2, lang, zeta, implicit, dinv):
+    """``RHO[k+1]`` from the discrete effective process (dmft.md §3, first line).
+
+    ``implicit``: the whole increment of trajectory ``i`` is divided by
+    ``D_i = 1 / dinv[i] = 1 + eta sig2 max(s_hat l''_i, 0)``, a linearly implicit
+    (semi-implicit Euler) step on the local curvature, for the flow limit.
+    """
     n = RHO.shape[1]
     nch = (n + CHUNK - 1) // CHUNK
     eta2 = eta * eta
@@ -107,18 +112,27 @@ def advance(k, RHO, fk, Z, Lrow, MRrow, nut_k, eta, sig2, lang, zeta):
             if mj != 0.0:
                 for i in range(i0, i1):
                     acc[i - i0] += mj * RHO[j, i]
-        for i in range(i0, i1):
-            RHO[k + 1, i] = (
-                RHO[k, i] - eta * (nut_k * RHO[k, i] + sig2 * fk[i]) + acc[i - i0] + lang * zeta[i]
-            )
+        if implicit:
+            for i in range(i0, i1):
+                step = -eta * (nut_k * RHO[k, i] + sig2 * fk[i]) + acc[i - i0] + lang * zeta[i]
+                RHO[k + 1, i] = RHO[k, i] + dinv[i] * step
+        else:
+            for i in range(i0, i1):
+                RHO[k + 1, i] = (
+                    RHO[k, i] - eta * (nut_k * RHO[k, i] + sig2 * fk[i]) + acc[i - i0] + lang * zeta[i]
+                )
 
 
 RESP_BLOCK = 48  # rows of the adjoint solved together: the far part of the block is one GEMM
 
 
 @njit(cache=True, fastmath=True)
-def _adjoint_near(lo, hi, acc, Y, A, nut, MRT, eta, sig2):
-    """Rows ``hi .. lo`` of the adjoint: diagonal step plus the memory terms inside the block."""
+def _adjoint_near(lo, hi, acc, Y, A, nut, MRT, eta, sig2, implicit, DINV):
+    """Rows ``hi .. lo`` of the adjoint: diagonal step plus the memory terms inside the block.
+
+    ``implicit``: ``Y`` holds the scaled adjoint ``y[l] / D[l-1]`` of the semi-implicit
+    step (:func:`response_row`), whose diagonal factor is ``1 - eta (nut + sig2 min(a, 0))``.
+    """
     n = Y.shape[1]
     nch = (n + CHUNK - 1) // CHUNK
     eta2 = eta * eta
@@ -127,12 +141,19 @@ def _adjoint_near(lo, hi, acc, Y, A, nut, MRT, eta, sig2):
         i1 = min(i0 + CHUNK, n)
         for q in range(hi, lo - 1, -1):
             base = 1.0 - eta * nut[q]
-            for i in range(i0, i1):
-                Y[q, i] = (base - eta * sig2 * A[q, i]) * Y[q + 1, i] + acc[q - lo, i]
+            if implicit:
+                for i in range(i0, i1):
+                    Y[q, i] = (base - eta * sig2 * min(A[q, i], 0.0)) * Y[q + 1, i] + acc[q - lo, i]
+            else:
+                for i in range(i0, i1):
+                    Y[q, i] = (base - eta * sig2 * A[q, i]) * Y[q + 1, i] + acc[q - lo, i]
             for mm in range(q + 1, hi):
                 coef = eta2 * MRT[q, mm]
                 for i in range(i0, i1):
                     Y[q, i] += coef * Y[mm + 1, i]
+            if implicit:
+                for i in range(i0, i1):
+                    Y[q, i] *= DINV[q - 1, i]
 
 
 @njit(cache=True, fastmath=True)
@@ -146,7 +167,7 @@ def _contract(k, A, Y, out):
         out[j] = s / n
 
 
-def response_row(k, A, nut, MRT, eta, sig2, Y, out):
+def response_row(k, A, nut, MRT, eta, sig2, Y, out, DINV=None):
     """``out[j] = mean_i a_i[k] G_i(k, j) a_i[j]`` for ``j < k`` by the adjoint recursion.
 
     ``A[l, i] = s_hat l''`` of response trajectory ``i`` at step ``l``;
@@ -155,14 +176,22 @@ def response_row(k, A, nut, MRT, eta, sig2, Y, out):
     reaching outside a block (most of the work) are one BLAS-3 product
     ``MRT[block, later] @ Y[later]`` over all trajectories at once, the few
     inside it a short numba loop.
+
+    Semi-implicit step (``DINV[l] = 1 / D[l]``, :func:`advance`): its tangent is
+    ``G(j+1, j) = 1/D[j]``, ``G(l+1, j) = c[l] G(l, j) + (eta^2 / D[l]) sum_m M_R(l, m) G(m, j)``
+    with ``c[l] = 1 - eta (nut[l] + sig2 a[l]) / D[l]`` (the derivative of ``D`` is
+    dropped: O(eta^2) a step). ``Y`` then holds ``y[l] / D[l-1]``, which is ``G(k, l-1)``
+    and turns the memory sum into the same product as above.
     """
-    Y[k] = 1.0
+    implicit = DINV is not None
+    Y[k] = DINV[k - 1] if implicit else 1.0
+    dummy = DINV if implicit else np.ones((1, 1))
     eta2 = eta * eta
     hi = k - 1
     while hi >= 1:
         lo = max(1, hi - RESP_BLOCK + 1)
         acc = (eta2 * MRT[lo : hi + 1, hi:k]) @ Y[hi + 1 : k + 1]
-        _adjoint_near(lo, hi, acc, Y, A, nut, MRT, eta, sig2)
+        _adjoint_near(lo, hi, acc, Y, A, nut, MRT, eta, sig2, implicit, dummy)
         hi = lo - 1
     _contract(k, A, Y, out)
 
