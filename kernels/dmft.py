@@ -259,6 +259,7 @@ class DMFTKernel(Kernel):
             ),
             "m_mc_error": Output((), "Monte-Carlo standard error of m, max over time (from blocks)"),
             "train_loss_mc_error": Output((), "Monte-Carlo standard error of train_loss, max over time"),
+            "Q_mc_error": Output((), "Monte-Carlo standard error of Q, max over time"),
         }
         if params.two_time:
             out |= {
@@ -344,7 +345,7 @@ class DMFTKernel(Kernel):
                 if nb > 1
                 else np.zeros_like(mean[k])
             )
-            for k in ("m", "train_loss")
+            for k in ("m", "train_loss", "Q")
         }
         m, q = mean["m"], mean["Q"]
         idx = save_steps(params, prob.eta)
@@ -360,6 +361,7 @@ class DMFTKernel(Kernel):
             "residual": np.array(residual),
             "m_mc_error": np.array(sem["m"].max()),
             "train_loss_mc_error": np.array(sem["train_loss"].max()),
+            "Q_mc_error": np.array(sem["Q"].max()),
         }
         if params.two_time:
             ix = np.ix_(idx, idx)

@@ -2,8 +2,8 @@
 
 Mignacco, Krzakala, Urbani & Zdeborova 2020 (arXiv 2006.06098; dmft.md §1.2, §6.4, §7) compare
 the DMFT of SGD with finite-d simulations for the train loss, train error and test error against
-time at a few (alpha, b). tests/kernels/test_dmft.py::test_mixture2_sgd_matches_simulation covers
-one point, (alpha, b) = (2, 0.3), without `test_error`. Here three (alpha, b) are compared, on
+time at a few (alpha, b). Here three (alpha, b) are compared (the three-cluster variant is in
+tests/kernels/test_dmft.py), on
 every saved time, for all five outputs of the pair: ``m``, ``Q``, ``train_loss``,
 ``train_error`` and ``test_error``.
 
@@ -73,7 +73,7 @@ MIXTURE = {
     "algorithm": "sgd",
 }
 
-# (alpha, b): a small data set with small batches, the point of test_dmft.py's rung 7, a large data
+# (alpha, b): a small data set with small batches, the setting of the first rung-7 test, a large data
 # set. At b = 0.5 SGD is hard to tell from GD at this lr (Q within 1%, the train loss within 0.3%:
 # within the tolerances), hence b = 0.2 at alpha = 4 (test_gd_theory_fails_the_sgd_simulation).
 SETTINGS = [(1.0, 0.1), (2.0, 0.3), (4.0, 0.2)]
