@@ -18,6 +18,7 @@ from kernels.closed_forms import ridge_gd_curves
 from kernels.dmft import DMFTKernel
 from kernels.registry import get_kernel
 from sweeper.errors import SpecError
+from tests.kernels.test_dmft_mixture import MIXTURE as TWO_CLUSTERS
 from sweeper.spec import parse_spec
 
 RIDGE = {"alpha": 3.0, "ridge": 0.5, "m0": 0.2, "q0": 1.04, "loss": "square", "teacher": "linear"}
@@ -465,20 +466,7 @@ def test_langevin_ridge_satisfies_fdt_at_long_times():
 
 # -- rung 7: two-cluster Gaussian mixture (Mignacco et al. 2020) --------------------------------------
 
-MIXTURE = {
-    "model": "mixture2",
-    "noise": 0.5,
-    "alpha": 2.0,
-    "ridge": 0.1,
-    "m0": 0.1,
-    "q0": 0.02,
-    "loss": "logistic",
-    "lr": 0.2,
-    "t_max": 20.0,
-    "n_times": 11,
-    "algorithm": "sgd",
-    "b": 0.3,
-}
+MIXTURE = dict(TWO_CLUSTERS, alpha=2.0, b=0.3)  # logistic loss, SGD, lr 0.2 to t = 20
 
 
 # the two-cluster SGD curves at three (alpha, b), test_error included: tests/kernels/test_dmft_mixture.py
