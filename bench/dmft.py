@@ -21,7 +21,11 @@ semi-implicit step dt = 0.05 (2000 steps; the explicit step diverges at this dt 
 dt = 0.025, 4000 steps, which took 690 s for 2 blocks), 4 blocks of 2000 trajectories, 500 of them for the response. Its
 accuracy is the block standard error of m (no closed form exists). Measured 2026-12-02: 389 s,
 peak RSS 1.0 GB, every block at m = 1 by t = 25 (train loss 1e-18 at t = 100), block error of m
-0.098 around the escape (t ~ 5-15): the time goal (< 10 min) is met, "m to 0.01" is not.
+0.098 around the escape (t ~ 5-15): the time goal (< 10 min) is met, "m to 0.01" is not. Nor
+is the step small enough for the escape: with 4 blocks of 16000 trajectories, m(10) is
+0.79 +- 0.04 with this step, 0.69 +- 0.11 semi-implicit at dt = 0.025 and 0.62 +- 0.08 explicit
+at dt = 0.025 (finite-d runs at lr = 0.025: 0.53 +- 0.02), so the semi-implicit dt = 0.05 runs
+ahead at the escape by up to ~0.15; dt = 0.025 costs 8x the response.
 
 ``--spread`` shows why (measured 2026-12-02, 6 blocks / seeds, dt = lr = 0.025, to t = 10):
 
