@@ -19,7 +19,7 @@ The long run: persistent-SGD phase retrieval (alpha = 3, b = 0.5, tau = 1, spher
 projection multiplier, loss_scale = 1/4, m0 = 0.2) to t = 100 in the flow limit with the
 semi-implicit step dt = 0.05 (2000 steps; the explicit step diverges at this dt and needs
 dt = 0.025, 4000 steps, which took 690 s for 2 blocks), 4 blocks of 2000 trajectories, 500 of them for the response. Its
-accuracy is the block standard error of m (no closed form exists). Measured 2026-12-02: 389 s,
+accuracy is the block standard error of m (no closed form exists). Measured 2026-12-02: 369 s,
 peak RSS 1.0 GB, every block at m = 1 by t = 25 (train loss 1e-18 at t = 100), block error of m
 0.098 around the escape (t ~ 5-15): the time goal (< 10 min) is met, "m to 0.01" is not. Nor
 is the step small enough for the escape: with 4 blocks of 16000 trajectories, m(10) is
