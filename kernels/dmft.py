@@ -180,6 +180,11 @@ class DMFTParams(SingleLayerParams):
         check(self.iterations >= 1, "iterations", f"must be at least 1, got {self.iterations!r}.")
         check(0 <= self.mixing <= 1, "mixing", f"must be in [0, 1], got {self.mixing!r}.")
         check(self.tolerance >= 0, "tolerance", f"must be >= 0 (0 = no stopping rule), got {self.tolerance!r}.")
+        check(
+            self.tolerance == 0 or self.iterations > 1,
+            "tolerance",
+            "needs `iterations` >= 2: the residual is the change between two passes.",
+        )
         if self.dt > 0:
             check(self.algorithm != "sgd", "dt", "i.i.d. SGD has no flow limit (tau = lr/b); use `dt = 0`.")
             if self.algorithm == "psgd":
@@ -374,7 +379,7 @@ class DMFTKernel(Kernel):
         """Damped global iterations of one block: ``(result, passes, residual)``."""
         out, residual = None, math.nan
         for it in range(params.iterations):
-            # pass 1 keeps the single-pass streams, so iterations = 1 reproduces it bit for bit
+            # pass 1 keeps the single-pass streams: iterations = 1 is the single causal pass
             tag = f"dmft/{blk}" if it == 0 else f"dmft/{blk}/pass{it}"
             gens = {s: rng(seed, f"{tag}/{s}") for s in ("init", "noise", "batch", "langevin")}
             try:

@@ -123,6 +123,7 @@ def advance(k, RHO, fk, Z, Lrow, MRrow, nut_k, eta, sig2, lang, zeta, implicit, 
                 )
 
 
+_NO_DINV = np.ones((1, 1))  # placeholder for the explicit step (numba needs an array)
 RESP_BLOCK = 48  # rows of the adjoint solved together: the far part of the block is one GEMM
 
 
@@ -185,13 +186,13 @@ def response_row(k, A, nut, MRT, eta, sig2, Y, out, DINV=None):
     """
     implicit = DINV is not None
     Y[k] = DINV[k - 1] if implicit else 1.0
-    dummy = DINV if implicit else np.ones((1, 1))
+    dinv = DINV if implicit else _NO_DINV
     eta2 = eta * eta
     hi = k - 1
     while hi >= 1:
         lo = max(1, hi - RESP_BLOCK + 1)
         acc = (eta2 * MRT[lo : hi + 1, hi:k]) @ Y[hi + 1 : k + 1]
-        _adjoint_near(lo, hi, acc, Y, A, nut, MRT, eta, sig2, implicit, dummy)
+        _adjoint_near(lo, hi, acc, Y, A, nut, MRT, eta, sig2, implicit, dinv)
         hi = lo - 1
     _contract(k, A, Y, out)
 

@@ -200,6 +200,8 @@ def test_parameter_errors_are_explained():
         DMFTKernel.make_params(iterations=0)
     with pytest.raises(ParameterError, match="mixing"):
         DMFTKernel.make_params(mixing=1.5)
+    with pytest.raises(ParameterError, match="tolerance: needs `iterations` >= 2"):
+        DMFTKernel.make_params(tolerance=1e-3)
     with pytest.raises(ParameterError, match="integrator"):
         DMFTKernel.make_params(integrator="semi-implicit")  # dt = 0: discrete SGD is explicit
     with pytest.raises(ParameterError, match="max_memory_gb"):
