@@ -13,7 +13,7 @@ this machine class and its m(step 49) scatters by +-0.02 around the exact 0.8138
 (/work/shared/science/reference_timings.md; we cannot run it here, so that column is the
 recorded anchor). We run, in this process, the same workload (one block of 20,000
 trajectories, every trajectory also used for the response) with and without moment matching,
-and print wall time and max_t |m - exact| against the closed form (kernels.closed_forms).
+and print wall time and max_t |m - exact| against the closed form (kernels.singlelayer.closed_forms).
 
 The long run: persistent-SGD phase retrieval (alpha = 3, b = 0.5, tau = 1, sphere held by the
 projection multiplier, loss_scale = 1/4, m0 = 0.2) to t = 100 in the flow limit with the
@@ -43,7 +43,7 @@ finite-size fluctuation that vanishes slowly. m to 0.01 at t <= 2 takes ~4 block
 trajectories; at the escape it would take thousands of times more than fit in 10 minutes.
 
 Memory: the peak resident set size of the process (``ru_maxrss``) and the solver's own
-estimate (``kernels.dmft_driver.block_memory``) are printed.
+estimate (``kernels.singlelayer.dmft.causal_pass.block_memory``) are printed.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from kernels.closed_forms import ridge_gd_curves  # noqa: E402
-from kernels.dmft import DMFTKernel  # noqa: E402
-from kernels.dmft_driver import block_memory  # noqa: E402
+from kernels.singlelayer.closed_forms import ridge_gd_curves  # noqa: E402
+from kernels.singlelayer.dmft import DMFTKernel  # noqa: E402
+from kernels.singlelayer.dmft.causal_pass import block_memory  # noqa: E402
 
 REFERENCE_SECONDS = (88.0, 93.0)
 REFERENCE_SCATTER = 0.02
@@ -155,10 +155,10 @@ def spread(n_blocks: int = 6) -> None:
     falls with n is what sets the cost of "m to 0.01".
     """
     from kernels.base import rng
-    from kernels.dmft_driver import solve_block
+    from kernels.singlelayer.dmft.causal_pass import solve_block
     from kernels.registry import get_kernel
 
-    kernel, sgd = DMFTKernel(), get_kernel("sgd")()
+    kernel, sgd = DMFTKernel(), get_kernel("sgd_multipass")()
     dt, t_max = 0.025, 10.0
     times = np.array([0.5, 1.0, 2.0, 5.0, 10.0])
     idx = np.rint(times / dt).astype(int)
@@ -174,7 +174,7 @@ def spread(n_blocks: int = 6) -> None:
         print(f"{'dmft n_traj=' + str(n):28s}" + "".join(f"{x:9.3f}" for x in std)
               + f"   {(time.perf_counter() - t0) / n_blocks:5.1f}")
     for d in (333, 1333, 5333):
-        params = sgd.make_params(mode="multipass", **PHASE, lr=dt, t_max=t_max, n_times=401, d=d)
+        params = sgd.make_params(**PHASE, lr=dt, t_max=t_max, n_times=401, d=d)
         t0 = time.perf_counter()
         ms = [sgd.run(params, seed=s).outputs["m"][idx] for s in range(n_blocks)]
         std = np.std(ms, axis=0, ddof=1)

@@ -15,7 +15,7 @@ times, in the same process and interleaved (so machine load hits both alike):
 * ``gram``: the bare Gram product ``W @ W2.T`` of the (p, d) particle matrix, one BLAS-3 gemm
   into a preallocated (p, p) buffer. (``W @ W.T`` triggers numpy's syrk path, which on this
   OpenBLAS is *slower* than gemm at p = 10^4 because of the symmetrising copy; both are printed.)
-* ``step``: one full Euler step of the particle flow, ``kernels.meanfield_particles.velocity``
+* ``step``: one full Euler step of the particle flow, ``kernels.twolayer.meanfield.particles.velocity``
   plus the update: half a Gram matrix in 512 x 512 tiles, the numba pair pass, the products
   with the pair matrix, the teacher terms.
 
@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from kernels.meanfield_particles import velocity  # noqa: E402
+from kernels.twolayer.meanfield.particles import velocity  # noqa: E402
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 

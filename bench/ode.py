@@ -5,7 +5,7 @@ Usage::
     python bench/ode.py                  # the three workloads below, median of 3
     python bench/ode.py --repeat 5 --steps-large 200000
 
-Workloads (erf units, all run through ``kernels.ode.integrate`` after one warm-up call that
+Workloads (erf units, all run through ``kernels.twolayer.ode.integrate`` after one warm-up call that
 compiles or loads the numba cache; the wall time of a full ``ODEKernel.run`` is printed too):
 
 * ``K=M=2, I4 on``: Saad-Solla committee, lr 0.5, dt 0.01, 10^6 Euler steps. Anchor:
@@ -38,9 +38,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from kernels.ode import ODEKernel, initial_state, integrate, rates  # noqa: E402
+from kernels.twolayer.ode import ODEKernel, initial_state, integrate, rates  # noqa: E402
 from kernels.timegrid import saved_times, substeps  # noqa: E402
-from kernels.twolayer import activation_code  # noqa: E402
+from kernels.twolayer.model import activation_code  # noqa: E402
 
 ANCHORS = {
     "K=M=2, I4 on": ("sgoldt/nn2pp C++", 1.13),

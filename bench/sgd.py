@@ -1,12 +1,12 @@
-"""Speed of the `sgd` kernel's hot loops, measured side by side in one run.
+"""Speed of the simulators' hot loops (`sgd_multipass`, `sgd_online`), measured side by side in one run.
 
 Usage::
 
-    python bench/sgd.py            # both modes
+    python bench/sgd.py            # both simulators
     python bench/sgd.py multipass  # or: online
 
 Mode ``multipass`` (d = 1000 and 4000, alpha = 2, SGD with b = 0.3, and GD): microseconds
-per step of :func:`kernels.sgd_multipass.advance`, and its ratio to
+per step of :func:`kernels.singlelayer.sgd_multipass.simulation.advance`, and its ratio to
 
 - the bare cost of the two BLAS matvecs a full-batch step must do, ``X @ w`` and
   ``X.T @ c`` (the goal is <= 1.5x); the kernel only touches the rows in the
@@ -39,10 +39,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kernels.losses import LOSS_CODES  # noqa: E402
-from kernels.sgd import SGDKernel  # noqa: E402
-from kernels.sgd_multipass import advance, draw_problem, initial_weights  # noqa: E402
-from kernels.singlelayer import MODEL_CODES, sample_weight, selection_probabilities  # noqa: E402
+from kernels.singlelayer.losses import LOSS_CODES  # noqa: E402
+from kernels.singlelayer.sgd_multipass import SGDMultipassKernel  # noqa: E402
+from kernels.singlelayer.sgd_multipass.simulation import advance, draw_problem, initial_weights  # noqa: E402
+from kernels.singlelayer.model import MODEL_CODES, sample_weight, selection_probabilities  # noqa: E402
 
 
 def median_time(fn, repeats: int = 5) -> float:
@@ -54,7 +54,7 @@ def median_time(fn, repeats: int = 5) -> float:
     return float(np.median(times))
 
 
-# -- mode 1 --------------------------------------------------------------------------------------
+# -- sgd_multipass ----------------------------------------------------------------------------------
 
 
 def numpy_multipass_steps(X, y, w, s, uniforms, p_stay, p_enter, s_hat, lr, ridge):
@@ -70,7 +70,7 @@ def numpy_multipass_steps(X, y, w, s, uniforms, p_stay, p_enter, s_hat, lr, ridg
 
 def bench_multipass(d: int, steps: int, b: float = 0.3) -> None:
     algorithm = "gd" if b == 1 else "sgd"
-    p = SGDKernel.make_params(d=d, alpha=2.0, algorithm=algorithm, b=b, ridge=0.1, lr=0.05)
+    p = SGDMultipassKernel.make_params(d=d, alpha=2.0, algorithm=algorithm, b=b, ridge=0.1, lr=0.05)
     v, X, y = draw_problem(p, d, 0)
     w0 = initial_weights(p, v, 0)
     n = X.shape[0]
@@ -106,7 +106,7 @@ def bench_multipass(d: int, steps: int, b: float = 0.3) -> None:
     )
 
 
-# -- mode 2 --------------------------------------------------------------------------------------
+# -- sgd_online --------------------------------------------------------------------------------------
 
 
 def numpy_online_steps(W, v, Wt, vt, xs, noise, lr):
@@ -124,11 +124,12 @@ def numpy_online_steps(W, v, Wt, vt, xs, noise, lr):
 
 
 def bench_online(d: int, K: int, M: int, steps: int, anchor: str) -> None:
-    from kernels.sgd import SGDKernel
-    from kernels.sgd_online import generator_state, run_steps
-    from kernels.twolayer import draw_weights
+    from kernels.twolayer.sgd_online import SGDOnlineKernel
+    from kernels.twolayer.sgd_online.normals import generator_state
+    from kernels.twolayer.sgd_online.simulation import run_steps
+    from kernels.twolayer.model import draw_weights
 
-    p = SGDKernel.make_params(mode="online", d=d, K=K, M=M, lr=0.1, noise=1e-3).active
+    p = SGDOnlineKernel.make_params(d=d, K=K, M=M, lr=0.1, noise=1e-3)
     W0, Wt, v, vt = draw_weights(p, 0)
     lam, x = np.zeros(K), np.zeros(d)
     states = generator_state(np.random.default_rng(1)), generator_state(np.random.default_rng(2))

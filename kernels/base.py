@@ -2,24 +2,35 @@
 
 How to add a kernel
 -------------------
-1. Write a frozen, keyword-only dataclass for the parameters. Give every field a
-   default and a type hint (``float``, ``int``, ``bool``, ``str``, ``Literal[...]``,
-   ``tuple[float, ...]`` for arrays). Check physics constraints in ``__post_init__``
-   and raise :class:`ParameterError` naming the field (use :func:`check`; call
-   ``super().__post_init__()`` when inheriting :class:`kernels.timegrid.TimeGridParams`).
-2. Subclass :class:`Kernel`; set ``name``, ``version``, ``Params`` and
-   ``shape_params`` (the parameters that change an output's shape or coordinates:
-   they may not be swept).
-3. Implement ``outputs(params)``: every output variable with its internal dims,
-   and ``coords(params)``: the coordinates of those dims. Both may only depend on
-   ``shape_params``.
-4. Implement ``_run(params, seed)`` returning ``{name: ndarray}``. Draw random
-   numbers only through :func:`rng`, so that paired kernels (a theory and its
-   simulation) draw the same initial condition from the same seed. On numerical
-   failure raise :class:`NumericalFailure` (optionally with the partial outputs).
-5. Set ``example`` to small parameters that run in about a second (the contract
-   suite in ``tests/kernels/test_contract.py`` runs every kernel on them).
-6. Add one line to ``kernels/registry.py``.
+1. Put it in its model family's folder (``kernels/singlelayer/``: fixed data set;
+   ``kernels/twolayer/``: two-layer networks learning online), as one module or, for a
+   kernel with several numerical parts, a package whose module names say what each holds.
+   One algorithm per kernel.
+2. Write a frozen, keyword-only dataclass for the parameters, inheriting the family's
+   shared parameters (:class:`kernels.singlelayer.model.SingleLayerParams`,
+   :class:`kernels.twolayer.model.TwoLayerParams`). Give every field a default and a type
+   hint (``float``, ``int``, ``bool``, ``str``, ``Literal[...]``, ``tuple[float, ...]``
+   for arrays), and document each in the class docstring's numpydoc ``Parameters``
+   section: its first line is what ``sweeper kernels`` prints. Check physics constraints
+   in ``__post_init__`` and raise :class:`ParameterError` naming the field (use
+   :func:`check`; call ``super().__post_init__()``).
+3. Subclass :class:`Kernel`; set ``name``, ``version``, ``Params`` and ``shape_params``
+   (the parameters that change an output's shape, coordinates or labels: they may not
+   be swept).
+4. Declare the schema (:mod:`kernels.schema`): ``dims``, ``outputs`` and ``attrs``, taking
+   the family's shared declarations (``kernels/<family>/schema.py``) for every quantity
+   the family's other kernels also produce. Only shape parameters may change them.
+5. Implement ``_run(params, seed)`` returning ``{name: ndarray}``. Draw random numbers
+   only through :func:`rng`, so that paired kernels (a theory and its simulation) draw
+   the same initial condition from the same seed. On numerical failure raise
+   :class:`NumericalFailure` (optionally with the partial outputs).
+6. Set ``example`` to small parameters that run in about a second, and
+   ``failing_example`` to parameters that fail numerically (the contract suite in
+   ``tests/kernels/test_contract.py`` runs every kernel on both).
+7. Add one line to ``kernels/registry.py`` and a page (or a section) to ``docs/``.
+8. Versions: a kernel's ``version`` goes up whenever its numbers change for the same
+   parameters and seed (the store refuses to mix results of two versions); record the
+   change in ``CHANGELOG.md`` and re-record its cases in ``tests/golden/``.
 
 :meth:`Kernel.run` does the bookkeeping: it calls ``_run``, checks every output
 against the declared schema, turns non-finite values and :class:`NumericalFailure`
@@ -37,6 +48,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
+from kernels.schema import Dim, Output, Schema, evaluate
 
 Seed = int | Sequence[int]
 
@@ -58,25 +71,6 @@ class NumericalFailure(Exception):
 
 
 @dataclass(frozen=True)
-class Output:
-    """A declared output variable: its internal dims and its labels."""
-
-    dims: tuple[str, ...]
-    long_name: str
-    units: str | None = None
-    description: str | None = None
-    allow_nan: bool = False  # True if NaN is a legitimate value, not a failure
-
-    def attrs(self) -> dict[str, str]:
-        out = {"long_name": self.long_name}
-        if self.units is not None:
-            out["units"] = self.units
-        if self.description is not None:
-            out["description"] = self.description
-        return out
-
-
-@dataclass(frozen=True)
 class Result:
     """What one point produced. ``ok`` is False for a numerical failure."""
 
@@ -89,7 +83,7 @@ def rng(seed: Seed, stream: str) -> np.random.Generator:
     """An independent random generator for one named stream of one point.
 
     The same (seed, stream) gives the same numbers in every kernel and process:
-    e.g. the `ode` and `sgd` kernels both draw their initial weights from the
+    e.g. the `ode` and `sgd_online` kernels both draw their initial weights from the
     stream ``"init"`` so that paired runs start from the same overlaps.
     """
     entropy = [int(seed)] if np.isscalar(seed) else [int(s) for s in seed]
@@ -104,35 +98,23 @@ class Kernel:
     version: ClassVar[str] = "0"
     Params: ClassVar[type]
     shape_params: ClassVar[frozenset[str]] = frozenset()
-    # Small parameters that run in about a second: the contract suite runs every kernel on them.
+    # -- the declared schema (kernels.schema) --
+    dims: ClassVar[Mapping[str, Dim]] = {}
+    outputs: ClassVar[Mapping[str, Output]] = {}
+    attrs: ClassVar[Mapping[str, Any]] = {}
+    # Small parameters that run in about a second, and parameters that fail numerically:
+    # the contract suite runs every kernel on both.
     example: ClassVar[dict[str, Any]] = {}
+    failing_example: ClassVar[dict[str, Any] | None] = None
 
-    # -- schema -------------------------------------------------------------
-    def outputs(self, params: Any) -> dict[str, Output]:
-        raise NotImplementedError
-
-    def coords(self, params: Any) -> dict[str, np.ndarray]:
-        """Coordinates of the kernel's own dims (e.g. ``time``)."""
-        return {}
-
-    def coord_attrs(self, params: Any) -> dict[str, dict[str, str]]:
-        """Attributes (long_name, units) of the kernel's own coordinates."""
-        return {}
-
-    def attrs(self, params: Any) -> dict[str, Any]:
-        """Dataset attributes: conventions, time units, what the risk excludes."""
-        return {}
+    def schema(self, params: Any) -> Schema:
+        """Dims with coordinates and labels, outputs and dataset attrs for ``params``."""
+        return evaluate(self.dims, self.outputs, self.attrs, params)
 
     # -- parameters ---------------------------------------------------------
     @classmethod
     def parameter_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls.Params))
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        return {
-            f.name: f.default for f in dataclasses.fields(cls.Params) if f.default is not dataclasses.MISSING
-        }
 
     @classmethod
     def make_params(cls, **values: Any) -> Any:
@@ -152,39 +134,34 @@ class Kernel:
     # -- running ------------------------------------------------------------
     def run(self, params: Any, seed: Seed = 0) -> Result:
         """Run one point; numerical failure comes back as ``Result(ok=False)``."""
-        schema = self.outputs(params)
+        schema = self.schema(params)
         try:
             raw = self._run(params, seed)
             ok, message = True, ""
         except NumericalFailure as failure:
             raw, ok, message = failure.outputs, False, str(failure)
-        shapes = self._shapes(params, schema)
         outputs = {}
-        for name, spec in schema.items():
+        for name, spec in schema.outputs.items():
             if name not in raw:
                 if ok:
                     raise RuntimeError(f"kernel '{self.name}' did not return output {name!r}")
                 continue
             value = np.asarray(raw[name], dtype=np.float64)
-            if value.shape != shapes[name]:
+            if value.shape != schema.shape(name):
                 raise RuntimeError(
                     f"kernel '{self.name}' returned {name!r} with shape {value.shape}, "
-                    f"declared {shapes[name]} for dims {spec.dims}"
+                    f"declared {schema.shape(name)} for dims {spec.dims}"
                 )
             if ok and not spec.allow_nan and not np.all(np.isfinite(value)):
                 ok, message = False, f"output {name!r} has non-finite values"
             outputs[name] = value
-        extra = set(raw) - set(schema)
+        extra = set(raw) - set(schema.outputs)
         if extra:
             raise RuntimeError(f"kernel '{self.name}' returned undeclared outputs {sorted(extra)}")
         return Result(ok=ok, outputs=outputs, message=message)
 
     def _run(self, params: Any, seed: Seed) -> Mapping[str, np.ndarray]:
         raise NotImplementedError
-
-    def _shapes(self, params: Any, schema: Mapping[str, Output]) -> dict[str, tuple[int, ...]]:
-        coords = self.coords(params)
-        return {n: tuple(len(coords[d]) for d in o.dims) for n, o in schema.items()}
 
 
 # -- coercion of user values (TOML gives ints for floats, lists for tuples) ---------
@@ -251,11 +228,13 @@ def check(condition: bool, name: str, message: str) -> None:
 
 
 __all__ = [
+    "Dim",
     "Kernel",
     "NumericalFailure",
     "Output",
     "ParameterError",
     "Result",
+    "Schema",
     "Seed",
     "check",
     "coerce",

@@ -16,10 +16,19 @@ ENTRY_POINT_GROUP = "sweeper.kernels"
 
 # name -> "module:Class"; imported lazily so one broken kernel does not hide the others.
 BUILTIN: dict[str, str] = {
-    "dmft": "kernels.dmft:DMFTKernel",
-    "meanfield": "kernels.meanfield:MeanFieldKernel",
-    "ode": "kernels.ode:ODEKernel",
-    "sgd": "kernels.sgd:SGDKernel",
+    "dmft": "kernels.singlelayer.dmft:DMFTKernel",
+    "sgd_multipass": "kernels.singlelayer.sgd_multipass:SGDMultipassKernel",
+    "ode": "kernels.twolayer.ode:ODEKernel",
+    "meanfield": "kernels.twolayer.meanfield:MeanFieldKernel",
+    "sgd_online": "kernels.twolayer.sgd_online:SGDOnlineKernel",
+}
+
+# Names that were kernels once: looking one up says what replaced it.
+RETIRED: dict[str, str] = {
+    "sgd": "the `sgd` kernel was split in two: use `sgd_multipass` (a single-layer model on a "
+    "fixed data set, the counterpart of `dmft`; was mode = \"multipass\") or `sgd_online` "
+    "(one-pass SGD of a two-layer network, the counterpart of `ode` and `meanfield`; was "
+    "mode = \"online\"), and drop `mode`.",
 }
 
 _registered: dict[str, type[Kernel]] = {}
@@ -49,6 +58,8 @@ def get_kernel(name: str) -> type[Kernel]:
     if name in _registered:
         return _registered[name]
     target = BUILTIN.get(name) or _entry_points().get(name)
+    if target is None and name in RETIRED:
+        raise UnknownKernelError(f"Unknown kernel {name!r}: {RETIRED[name]}")
     if target is None:
         known = ", ".join(repr(k) for k in available())
         raise UnknownKernelError(f"Unknown kernel {name!r}. Known kernels: {known}.")

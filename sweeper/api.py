@@ -239,7 +239,7 @@ def describe_kernels() -> str:
             blocks.append(f"{name}: cannot be imported ({type(exc).__name__}: {exc})")
             continue
         params = kernel_class.make_params()
-        outputs = kernel_class().outputs(params)
+        outputs = kernel_class().schema(params).outputs
         lines = [f"{name} (v{kernel_class.version}): {(kernel_class.__doc__ or '').strip().splitlines()[0]}"]
         lines.append("  parameters (* = sets output shapes, cannot be swept):")
         for f in dataclasses.fields(params):

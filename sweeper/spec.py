@@ -448,7 +448,7 @@ class _Parser:
         time_limit = run.get("time_limit")
         if time_limit is not None and (not _is_number(time_limit) or not 0 < time_limit < math.inf):
             raise self.fail("run.time_limit", f"expected a positive number of seconds, got {time_limit!r}.")
-        declared = kernel().outputs(base)
+        declared = kernel().schema(base).outputs
         outputs = run.get("outputs", list(declared))
         if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
             raise self.fail("run.outputs", f"expected a non-empty list of output names, got {outputs!r}.")
@@ -475,7 +475,7 @@ def default_block_size(n_points: int) -> int:
 
 def declared_outputs(spec: GridSpec, kernel: Kernel, params: Any) -> dict[str, Output]:
     """The outputs this grid stores, in declaration order."""
-    declared = kernel.outputs(params)
+    declared = kernel.schema(params).outputs
     return {k: declared[k] for k in declared if k in spec.run.outputs}
 
 

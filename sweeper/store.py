@@ -71,9 +71,10 @@ def make_template(spec: GridSpec) -> Template:
     kernel_class = spec.kernel_class()
     kernel = kernel_class()
     params = spec.base_params()
+    schema = kernel.schema(params)
     outputs = declared_outputs(spec, kernel, params)
     used = {d for o in outputs.values() for d in o.dims}
-    kernel_coords = {k: np.asarray(v) for k, v in kernel.coords(params).items() if k in used}
+    kernel_coords = {k: np.asarray(v) for k, v in schema.coords.items() if k in used}
     clash = set(kernel_coords) & set(spec.dims)
     if clash:
         raise StoreError(f"kernel dims {sorted(clash)} clash with the grid's dims {spec.dims}.")
@@ -93,7 +94,7 @@ def make_template(spec: GridSpec) -> Template:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "status_meanings": "0 pending, 1 ok, 2 failed",
         "store_format": FORMAT_VERSION,
-        **{f"kernel_{k}": _jsonable(v) for k, v in kernel.attrs(params).items()},
+        **{f"kernel_{k}": _jsonable(v) for k, v in schema.attrs.items()},
     }
     return Template(
         dims=spec.dims,
@@ -102,7 +103,7 @@ def make_template(spec: GridSpec) -> Template:
         grid_coords=spec.coords(),
         case_coords=spec.case_coords(),
         kernel_coords=kernel_coords,
-        kernel_coord_attrs=kernel.coord_attrs(params),
+        kernel_coord_attrs=schema.coord_attrs,
         outputs=outputs,
         attrs=attrs,
     )

@@ -1,6 +1,13 @@
-"""One contract suite over every registered kernel: schema, parameters, determinism, failure."""
+"""One contract suite over every registered kernel: schema, parameters, determinism, failure.
+
+(a) the declared schema does not change when any non-shape parameter does (so
+``shape_params`` is honest: only those may not be swept); (b) a numerical failure comes
+back as a failed ``Result``; (c) the example runs to the declared schema, deterministically;
+(d) an unknown parameter is refused with the known ones listed.
+"""
 
 import dataclasses
+import typing
 
 import numpy as np
 import pytest
@@ -36,17 +43,66 @@ def test_unknown_parameter_lists_known_ones(kernel_class):
 def test_example_runs_to_declared_schema_deterministically(kernel_class):
     kernel = kernel_class()
     params = kernel_class.make_params(**kernel_class.example)
-    outputs = kernel.outputs(params)
-    coords = kernel.coords(params)
-    assert outputs, "a kernel declares at least one output"
-    for name, out in outputs.items():
+    schema = kernel.schema(params)
+    assert schema.outputs, "a kernel declares at least one output"
+    for name, out in schema.outputs.items():
         assert out.long_name, f"{name} has no long_name"
-        assert all(d in coords for d in out.dims), f"{name}: dims {out.dims} lack coords"
+        assert all(d in schema.coords for d in out.dims), f"{name}: dims {out.dims} lack coords"
+    for dim, attrs in schema.coord_attrs.items():
+        assert attrs["long_name"], f"dim {dim} has no long_name"
     first = kernel.run(params, seed=(0, 1))
     assert isinstance(first, Result)
     assert first.ok, first.message
-    for name, out in outputs.items():
-        assert first.outputs[name].shape == tuple(len(coords[d]) for d in out.dims)
+    for name in schema.outputs:
+        assert first.outputs[name].shape == schema.shape(name)
     again = kernel_class().run(params, seed=(0, 1))
-    for name in outputs:
+    for name in schema.outputs:
         np.testing.assert_array_equal(first.outputs[name], again.outputs[name])
+
+
+def test_numerical_failure_is_a_failed_result(kernel_class):
+    assert kernel_class.failing_example is not None, "declare `failing_example`"
+    result = kernel_class().run(kernel_class.make_params(**kernel_class.failing_example), seed=0)
+    assert isinstance(result, Result)
+    assert not result.ok and result.message
+
+
+def _other_values(value, hint):
+    """Candidate values of a parameter's type other than ``value`` (a grid could sweep to them)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if value is None:
+        return []  # a grid file has no None: such a parameter is either unset or set to a number
+    if origin in (typing.Union, type(int | None)):
+        inner = [a for a in args if a is not type(None)]
+        return [v for a in inner for v in _other_values(value, a)]
+    if origin is typing.Literal:
+        return [a for a in args if a != value]
+    if hint is bool:
+        return [not value]
+    if hint is int:
+        return [value + 1, 2 * value, max(1, value - 1), 1, 3]
+    if hint is float:
+        return [1.5 * value, 0.5 * value, value + 0.25, value - 0.25, 0.5, 2.0, 0.0]
+    return []  # strings and tuples: not swept in practice
+
+
+def test_schema_depends_on_shape_parameters_only(kernel_class):
+    # each non-shape parameter moved to another valid value leaves dims, coordinates, labels,
+    # outputs and attrs as they were: a grid may sweep exactly the non-shape parameters
+    kernel = kernel_class()
+    base = kernel_class.make_params(**kernel_class.example)
+    reference = kernel.schema(base)
+    hints = typing.get_type_hints(kernel_class.Params)
+    checked = []
+    for f in dataclasses.fields(base):
+        if f.name in kernel_class.shape_params:
+            continue
+        value = getattr(base, f.name)
+        for other in _other_values(value, hints[f.name]):
+            try:
+                changed = kernel_class.make_params(**{**kernel_class.example, f.name: other})
+            except ParameterError:
+                continue
+            assert kernel.schema(changed).same_as(reference), f"{f.name}: {value!r} -> {other!r}"
+            checked.append(f.name)
+    assert checked, "no non-shape parameter could be varied"

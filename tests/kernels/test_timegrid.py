@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from kernels.base import ParameterError
-from kernels.dmft import DMFTKernel
-from kernels.sgd import SGDKernel
+from kernels.singlelayer.dmft import DMFTKernel
+from kernels.singlelayer.sgd_multipass import SGDMultipassKernel
 from kernels.timegrid import STEP_RTOL, TimeGridParams, check_steps, save_steps, saved_times
 from sweeper.errors import SpecError
 from sweeper.spec import parse_spec
@@ -144,8 +144,12 @@ def test_paired_kernels_share_coordinates_and_steps():
     # same steps; coordinates depend on the grid only, never on the step
     values = dict(RIDGE, lr=0.1, t_max=5.0, n_times=11)
     theory = DMFTKernel.make_params(**values)
-    simulation = SGDKernel.make_params(mode="multipass", d=100, **values)
-    np.testing.assert_array_equal(DMFTKernel().coords(theory)["time"], SGDKernel().coords(simulation)["time"])
-    np.testing.assert_array_equal(save_steps(theory, theory.step), save_steps(simulation.active, 0.1))
+    simulation = SGDMultipassKernel.make_params(d=100, **values)
+    np.testing.assert_array_equal(
+        DMFTKernel().schema(theory).coords["time"], SGDMultipassKernel().schema(simulation).coords["time"]
+    )
+    np.testing.assert_array_equal(save_steps(theory, theory.step), save_steps(simulation, 0.1))
     flow = DMFTKernel.make_params(**{**values, "dt": 0.05})
-    np.testing.assert_array_equal(DMFTKernel().coords(flow)["time"], DMFTKernel().coords(theory)["time"])
+    np.testing.assert_array_equal(
+        DMFTKernel().schema(flow).coords["time"], DMFTKernel().schema(theory).coords["time"]
+    )

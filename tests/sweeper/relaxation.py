@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from kernels.base import Kernel, Output, check, rng
+from kernels.base import Dim, Kernel, Output, check, rng
 from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, saved_times
 
 
@@ -44,18 +44,17 @@ class Relaxation(Kernel):
     shape_params = TIME_GRID_PARAMS | {"n_modes"}
     example = {"n_times": 5}
 
-    def outputs(self, params):
-        return {
-            "x": Output(("time",), "relaxing quantity", units="1"),
-            "modes": Output(("mode",), "mode amplitudes"),
-            "final": Output((), "final value"),
-        }
+    failing_example = {"n_times": 5, "rate": 0.0}
 
-    def coords(self, params):
-        return {"time": saved_times(params), "mode": np.arange(params.n_modes)}
-
-    def coord_attrs(self, params):
-        return {"time": {"long_name": "time", "units": "1/rate"}}
+    dims = {
+        "time": Dim("time", saved_times, units="1/rate"),
+        "mode": Dim("mode", lambda p: np.arange(p.n_modes)),
+    }
+    outputs = {
+        "x": Output(("time",), "relaxing quantity", units="1"),
+        "modes": Output(("mode",), "mode amplitudes"),
+        "final": Output((), "final value"),
+    }
 
     def _run(self, p, seed):
         if p.trace_dir:

@@ -37,9 +37,8 @@ PAIRS = [
 
 
 def active_params(spec) -> dict:
-    """Every parameter value of the first point, as the active kernel mode sees it."""
+    """Every parameter value of the first point, defaults included."""
     params = spec.base_params()
-    params = getattr(params, "active", params)  # `sgd` validates through its active mode
     return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
 
 

@@ -11,7 +11,7 @@ with the selection chain ``s`` of §1.3, followed by a projection onto
 ``spherical = "lagrange"``, where ``ridge + nu = (temperature - w.g / d) / Q`` keeps
 ``Q`` constant in continuous time (the form the DMFT uses; in discrete time ``Q``
 drifts at O(lr)). Definitions of the data models, losses, labels and errors are
-those of :mod:`kernels.singlelayer`. Time is ``t = step * lr``.
+those of :mod:`kernels.singlelayer.model`. Time is ``t = step * lr``.
 
 Numerics
 --------
@@ -46,8 +46,9 @@ import numpy as np
 from numba import njit
 
 from kernels.base import NumericalFailure, rng
-from kernels.losses import LOSS_CODES
-from kernels.singlelayer import (
+from kernels.singlelayer.losses import LOSS_CODES
+from kernels.singlelayer.model import (
+    DIVERGED,
     MODEL_CODES,
     SingleLayerParams,
     draw_clusters,
@@ -64,8 +65,6 @@ from kernels.timegrid import save_steps, saved_times
 SPHERE_NONE, SPHERE_PROJECTION, SPHERE_LAGRANGE = 0, 1, 2
 SPHERE_CODES = {"none": SPHERE_NONE, "projection": SPHERE_PROJECTION, "lagrange": SPHERE_LAGRANGE}
 
-# a run whose Q = |w|^2/d exceeds this is reported as diverged
-DIVERGED = 1e12
 
 # random numbers drawn per block of steps: at most this many doubles per stream
 _BLOCK_DOUBLES = 1 << 20

@@ -11,12 +11,12 @@ import numba
 import numpy as np
 import pytest
 
-from kernels import twolayer
+from kernels.twolayer import model as twolayer
 from kernels.base import ParameterError
-from kernels.gaussian import ERF, i2, i3
-from kernels.meanfield import MeanFieldKernel
-from kernels.meanfield_particles import pair_sums, velocity
-from kernels.meanfield_reduced import angle_nodes
+from kernels.twolayer.gaussian import ERF, i2, i3
+from kernels.twolayer.meanfield import MeanFieldKernel
+from kernels.twolayer.meanfield.particles import pair_sums, velocity
+from kernels.twolayer.meanfield.reduced import angle_nodes
 from kernels.registry import get_kernel
 
 KERNEL = MeanFieldKernel()
@@ -81,7 +81,7 @@ def test_angle_nodes_moments():
 @numba.njit  # no cache: a test module is not importable by name from the cache
 def _goldt_rhs(Om, v, vs, lr, lr_v):
     """Gradient-flow part of the overlap ODE in Goldt's form (ode_meanfield.md §3.1, time
-    t = steps / d, learning-rate-squared terms off), with the I3/I2 of kernels/gaussian.py.
+    t = steps / d, learning-rate-squared terms off), with the I3/I2 of kernels/twolayer/gaussian.py.
     ``Om`` is the (K+M) x (K+M) covariance; returns (dOm/dt, dv/dt)."""
     K, M = v.shape[0], vs.shape[0]
     n = K + M
@@ -107,7 +107,7 @@ def _goldt_rhs(Om, v, vs, lr, lr_v):
 
 
 def _ode_risks(params, Om0, v0, vs, times, dt):
-    """RK4 integration of :func:`_goldt_rhs`; the risk from kernels.twolayer.risk."""
+    """RK4 integration of :func:`_goldt_rhs`; the risk from kernels.twolayer.model.risk."""
     K = params.K
     lr_v = params.lr_v if params.train_second_layer else 0.0
 
@@ -142,13 +142,13 @@ def test_particles_are_exactly_the_overlap_ode(committee, train_second_layer):
     """Population gradient flow of K particles at finite d *is* the overlap ODE (its I3 and
     I2 part, learning-rate-squared terms off) for the same K units from the same weights.
 
-    The ODE is written here in Goldt's form, time steps/d, with kernels/gaussian.py and
+    The ODE is written here in Goldt's form, time steps/d, with kernels/twolayer/gaussian.py and
     kernels/twolayer.risk, so this also checks the kernel's time unit, its second-layer rate
     and its tile-by-tile risk. The particle risk is Euler in dt; Richardson extrapolation
     2 R(dt/2) - R(dt) leaves O(dt^2) ~ 1e-6 relative (RK4 on the ODE: ~1e-10). A modelling
     difference (a missing term, a wrong 1/K, the self pair) shows at O(1) or O(1/K) = 0.1,
     so 1e-4 separates "same equations" from "different equations" by three orders.
-    (kernels/ode.py was not committed when this was written; see the report.)
+    (kernels/twolayer/ode/kernel.py was not committed when this was written; see the report.)
     """
     # saad_solla has v = 1, i.e. a = K: velocities K times larger, so K = 3 and a finer step
     K, M, d = (6, 2, 30) if committee == "mean" else (3, 2, 30)
@@ -198,19 +198,19 @@ def test_particles_match_the_ode_kernel(activation, train_second_layer):
 
 
 def test_sgd_converges_to_the_particle_flow():
-    """One-pass SGD (`sgd` kernel, online mode) from the same weights approaches the particle
+    """One-pass SGD (`sgd_online` kernel) from the same weights approaches the particle
     gradient flow as lr -> 0 at fixed K, d (the classical limit of the seed talk): the
     deviation is SGD noise ~ sqrt(lr). Measured at K = 20, d = 50, 4 seeds: max relative
     deviation 3.9% at lr = 0.4 and 1.1% at lr = 0.025. We require < 3% at lr = 0.025 and an
     rms at least 2x smaller than at lr = 0.4 (sqrt(16) = 4 expected)."""
-    sgd = get_kernel("sgd")()
+    sgd = get_kernel("sgd_online")()
     rms = {}
     for lr in (0.4, 0.025):
         common = dict(d=50, K=20, M=2, committee="mean", lr=lr, t_max=4 * 20 / lr, n_times=5)
         dev = []
         for s in range(4):
             flow = run(histograms=False, dt=0.005, seed=s, **common)["risk"]
-            result = sgd.run(sgd.make_params(mode="online", **common), seed=s)
+            result = sgd.run(sgd.make_params(**common), seed=s)
             assert result.ok, result.message
             assert result.outputs["risk"][0] == pytest.approx(flow[0], rel=1e-12)  # same weights
             dev.append(result.outputs["risk"][1:] / flow[1:] - 1)
@@ -228,7 +228,7 @@ def test_sgd_at_large_width_follows_the_particle_flow():
     does. Measured at d = 20, 4 seeds, flow time 4: rms relative deviation 0.20, 0.11, 0.031
     at lr = 0.4, 0.1, 0.025 (sqrt(lr) would give 0.20 -> 0.05). We require the rms to fall at
     least 3x from lr = 0.4 to 0.025 and every deviation at lr = 0.025 to be below 10%."""
-    sgd = get_kernel("sgd")()
+    sgd = get_kernel("sgd_online")()
     rms, worst = {}, {}
     for lr in (0.4, 0.025):
         common = dict(
@@ -238,7 +238,7 @@ def test_sgd_at_large_width_follows_the_particle_flow():
         dev = []
         for s in range(4):
             flow = run(histograms=False, dt=0.02, time_unit="sgd", seed=s, **common)["risk"]
-            result = sgd.run(sgd.make_params(mode="online", **common), seed=s)
+            result = sgd.run(sgd.make_params(**common), seed=s)
             assert result.ok, result.message
             assert result.outputs["risk"][0] == pytest.approx(flow[0], rel=1e-12)  # same weights
             assert flow[-1] < flow[0] / 10  # the flow really learns over this window

@@ -1,8 +1,8 @@
 """One causal forward pass of the discrete-time DMFT (dmft.md §3, §4.4) on one block of trajectories.
 
 :func:`solve_block` is the Python loop over *time steps* (never over
-trajectories); each step calls the numba functions of :mod:`kernels.dmft_solver`
-and :mod:`kernels.dmft_process`. Order of operations at step ``k`` (every
+trajectories); each step calls the numba functions of :mod:`kernels.singlelayer.dmft.numerics`
+and :mod:`kernels.singlelayer.dmft.process`. Order of operations at step ``k`` (every
 quantity uses only steps ``<= k``, which is what makes one pass exact):
 
 1. ``r[k] = m[k] u + rho[k]``; losses and derivatives; sample means.
@@ -16,7 +16,7 @@ iterate ``prev`` and a weight ``w``, every row a step uses is the damped mix
 ``(1 - w) prev + w new`` of the previous iterate's row and the estimate from
 this pass's fresh trajectories: the sample means (``nu-tilde``, ``mu``, the
 multiplier, the losses), ``M_R``, and ``M_C`` through its factor (the stacked
-Gram-Schmidt of :func:`kernels.dmft_solver.qr_row`). The pass stays causal, so
+Gram-Schmidt of :func:`kernels.singlelayer.dmft.numerics.qr_row`). The pass stays causal, so
 iterating averages the Monte-Carlo noise of the kernels over iterations while
 each trajectory is driven by the averaged kernels.
 
@@ -35,7 +35,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.dmft_process import (
+from kernels.singlelayer.dmft.numerics import (
+    advance,
+    orthonormalize_row,
+    qr_row,
+    response_row,
+    weight_commit,
+    weight_prepare,
+)
+from kernels.singlelayer.dmft.process import (
     N_SUMS,
     S_A,
     S_BLOSS,
@@ -45,14 +53,6 @@ from kernels.dmft_process import (
     S_UF,
     evaluate,
     update_selection,
-)
-from kernels.dmft_solver import (
-    advance,
-    orthonormalize_row,
-    qr_row,
-    response_row,
-    weight_commit,
-    weight_prepare,
 )
 
 
@@ -247,7 +247,7 @@ def _project_multiplier(p: Problem, nu0: float, base: float, mk: float, uf: floa
     """``nu[k]`` with ``Q(k+1) = q0`` on the weight side: the real root nearest ``nu0``.
 
     ``m(k+1) = a + b nu`` and the weight-side diagonal is quadratic in
-    ``g = 1 - eta (base + nu)`` (:func:`kernels.dmft_solver.weight_prepare`), so
+    ``g = 1 - eta (base + nu)`` (:func:`kernels.singlelayer.dmft.numerics.weight_prepare`), so
     ``Q(k+1)`` is a quadratic in ``nu``. Without a real root (never seen) keep ``nu0``.
     """
     eta = p.eta

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from kernels.losses import LOSS_CODES, evaluate, loss_code
-from kernels.singlelayer import MIXTURE3, MODEL_CODES, SingleLayerParams, pointwise, test_error
+from kernels.singlelayer.losses import LOSS_CODES, evaluate, loss_code
+from kernels.singlelayer.model import MIXTURE3, MODEL_CODES, SingleLayerParams, pointwise, test_error
 
 SMOOTH = ["square", "logistic", "logcosh", "phase"]
 
@@ -68,7 +68,7 @@ def test_mixture3_chain_rule():
     ],
 )
 def test_test_error_closed_forms_match_monte_carlo(kw):
-    from kernels.singlelayer import draw_effective, error_kind, orthogonal_variance, sample_error
+    from kernels.singlelayer.model import draw_effective, error_kind, orthogonal_variance, sample_error
 
     p = SingleLayerParams(**kw)
     m, Q = 0.6, 1.3

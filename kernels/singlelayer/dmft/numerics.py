@@ -41,7 +41,7 @@ All numba functions take arrays laid out ``[time, trajectory]`` and loop with
 the trajectory index innermost (contiguous, vectorisable). Everything is
 single-threaded on purpose: the scheduler runs one kernel per CPU, and
 multi-threaded numba/BLAS regions were measured to be 10-30x slower on a
-shared machine (see :mod:`kernels.dmft_blas`).
+shared machine (see :mod:`kernels._blas`).
 """
 
 from __future__ import annotations

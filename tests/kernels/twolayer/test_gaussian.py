@@ -1,4 +1,4 @@
-"""Gaussian integrals of kernels/gaussian.py against Monte Carlo and against each other.
+"""Gaussian integrals of kernels/twolayer/gaussian.py against Monte Carlo and against each other.
 
 Tolerances: a Monte-Carlo estimate from N samples has standard error s / sqrt(N) with s the
 sample standard deviation of the integrand; a closed form must agree within 5 standard errors
@@ -9,7 +9,7 @@ deterministic error, measured against the erf closed form below.
 import numpy as np
 import pytest
 
-from kernels.gaussian import (
+from kernels.twolayer.gaussian import (
     ERF,
     LIN,
     RELU,
@@ -139,7 +139,7 @@ def test_fast_asin_matches_numpy():
     # the vectorisable arcsine of the erf I4 hot loop: within 2 ulp of libm on [-1, 1]
     from numba import njit
 
-    from kernels.gaussian import fast_asin
+    from kernels.twolayer.gaussian import fast_asin
 
     @njit
     def apply(x):

@@ -3,7 +3,7 @@
 Mignacco, Krzakala, Urbani & Zdeborova 2020 (arXiv 2006.06098; dmft.md §1.2, §6.4, §7) compare
 the DMFT of SGD with finite-d simulations for the train loss, train error and test error against
 time at a few (alpha, b). Here three (alpha, b) are compared (the three-cluster variant is in
-tests/kernels/test_dmft.py), on
+tests/kernels/singlelayer/test_dmft.py), on
 every saved time, for all five outputs of the pair: ``m``, ``Q``, ``train_loss``,
 ``train_error`` and ``test_error``.
 
@@ -13,10 +13,10 @@ logistic loss, ridge 0.1, warm start ``m0 = 0.1``, ``q0 = 0.02``, i.i.d. SGD wit
 
 What ``test_error`` is
 ----------------------
-Both kernels compute it with the same closed form, :func:`kernels.singlelayer.test_error`,
-``erfc(m / sqrt(2 noise Q)) / 2`` for `mixture2`: the `sgd` kernel from each run's own
-``(m, Q)`` (kernels/sgd_multipass.py, ``simulate``), the `dmft` kernel from its block-mean
-``(m, Q)`` (kernels/dmft.py, ``_run``). For a fixed ``w`` the formula is the exact population
+Both kernels compute it with the same closed form, :func:`kernels.singlelayer.model.test_error`,
+``erfc(m / sqrt(2 noise Q)) / 2`` for `mixture2`: the `sgd_multipass` kernel from each run's own
+``(m, Q)`` (kernels/singlelayer/sgd_multipass/simulation.py, ``simulate``), the `dmft` kernel from its block-mean
+``(m, Q)`` (kernels/singlelayer/dmft/kernel.py, ``_run``). For a fixed ``w`` the formula is the exact population
 error (``r = c m + sqrt(noise) z.w / sqrt(d)`` with ``z.w / sqrt(d) ~ N(0, Q)``), so comparing the
 two kernels' ``test_error`` tests ``m`` and ``Q`` once more through a nonlinear map. To check the
 formula itself (prediction ``sign(r)``, the ``noise`` and ``sqrt(2)`` factors),
@@ -54,11 +54,11 @@ import math
 import numpy as np
 import pytest
 
-from kernels import sgd_multipass
+from kernels.singlelayer.sgd_multipass import simulation as sgd_multipass
 from kernels.base import rng
-from kernels.dmft import DMFTKernel
+from kernels.singlelayer.dmft import DMFTKernel
 from kernels.registry import get_kernel
-from kernels.singlelayer import test_error as closed_form_test_error
+from kernels.singlelayer.model import test_error as closed_form_test_error
 
 MIXTURE = {
     "model": "mixture2",
@@ -123,10 +123,10 @@ def fresh_error(p, w: np.ndarray, v: np.ndarray, seed: int) -> float:
 def run_simulation(values: dict) -> tuple[list[dict], np.ndarray]:
     """``N_SEEDS`` `sgd` (multipass) runs at ``d = D`` and each run's final fresh-sample error.
 
-    Calls :func:`kernels.sgd_multipass.simulate` as ``SGDKernel._run`` does, plus ``state`` for
-    the final weights; the outputs are those of ``get_kernel("sgd")().run(params, seed)``.
+    Calls :func:`kernels.singlelayer.sgd_multipass.simulation.simulate` as ``SGDMultipassKernel._run`` does, plus ``state`` for
+    the final weights; the outputs are those of ``get_kernel("sgd_multipass")().run(params, seed)``.
     """
-    p = get_kernel("sgd").make_params(d=D, **values).active
+    p = get_kernel("sgd_multipass").make_params(d=D, **values)
     runs, fresh = [], []
     for seed in range(N_SEEDS):
         state: dict = {}
@@ -177,7 +177,7 @@ def test_mixture2_sgd_curves_match_simulation(pair):
     ============== ===== ===== =========== =========== ==========
     """
     values, theory, sim, _ = pair
-    # both kernels' test_error is the closed form of kernels.singlelayer at their own (m, Q)
+    # both kernels' test_error is the closed form of kernels.singlelayer.model at their own (m, Q)
     for run in theory + sim:
         np.testing.assert_allclose(
             run["test_error"], closed_form_test_error_of(values, run), rtol=1e-12, atol=0

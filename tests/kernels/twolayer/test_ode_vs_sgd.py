@@ -1,6 +1,6 @@
-"""The `ode` kernel against finite-d one-pass SGD (`sgd` kernel, ``mode = "online"``).
+"""The `ode` kernel against finite-d one-pass SGD (the `sgd_online` kernel).
 
-Both start from the same weights (``kernels.twolayer.draw_weights``, same seed), so their
+Both start from the same weights (``kernels.twolayer.model.draw_weights``, same seed), so their
 initial overlaps are identical and every later difference is SGD noise plus the O(1/d) terms
 the ODE drops: the risk curves should differ by O(d^-1/2) (ode_meanfield.md §6; Goldt et al.
 2019 §3) and the plateau heights agree to a few percent at d = 1000.
@@ -19,11 +19,11 @@ SEEDS = range(4)
 
 
 def _curves(d):
-    ode, sgd = get_kernel("ode")(), get_kernel("sgd")()
+    ode, sgd = get_kernel("ode")(), get_kernel("sgd_online")()
     out = []
     for seed in SEEDS:
         theory = ode.run(ode.make_params(d=d, **COMMON), seed)
-        sim = sgd.run(sgd.make_params(mode="online", d=d, **COMMON), seed)
+        sim = sgd.run(sgd.make_params(d=d, **COMMON), seed)
         assert theory.ok and sim.ok, (theory.message, sim.message)
         out.append((theory.outputs["risk"], sim.outputs["risk"]))
     return np.array(out)  # (seed, ode/sgd, time)
@@ -53,14 +53,14 @@ def test_ode_matches_sgd_and_deviation_shrinks_like_sqrt_d():
 @pytest.mark.parametrize(("kappa", "delta"), [(0.5, 0.0), (0.25, -0.25)], ids=["green", "blue"])
 def test_scaled_ode_matches_sgd(kappa, delta):
     # Under the (kappa, delta) scalings both kernels take time unit and learning rate from
-    # kernels.twolayer, so the finite-d ODE (region_terms off) must follow the SGD at the same
+    # kernels.twolayer.model, so the finite-d ODE (region_terms off) must follow the SGD at the same
     # d, even with K != d^kappa. Measured deviations <= 2% at d = 400 (one seed, O(d^-1/2)
     # fluctuations ~ 5%); 8% leaves room for another seed's noise.
     common = {
         "K": 4, "M": 2, "committee": "mean", "lr": 1.0, "noise": 0.01, "kappa": kappa, "delta": delta,
         "d": 400, "init": "random", "t_max": 20.0, "n_times": 6,
     }  # fmt: skip
-    ode, sgd = get_kernel("ode")(), get_kernel("sgd")()
+    ode, sgd = get_kernel("ode")(), get_kernel("sgd_online")()
     theory = ode.run(ode.make_params(region_terms=False, **common), seed=0).outputs["risk"]
-    sim = sgd.run(sgd.make_params(mode="online", **common), seed=0).outputs["risk"]
+    sim = sgd.run(sgd.make_params(**common), seed=0).outputs["risk"]
     np.testing.assert_allclose(sim, theory, rtol=0.08)

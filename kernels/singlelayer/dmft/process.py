@@ -1,6 +1,6 @@
 """Per-step evaluation of the effective process: losses, sample means, selection chain.
 
-Companion of :mod:`kernels.dmft_solver` (dmft.md §2-§3). Every function here is a
+Companion of :mod:`kernels.singlelayer.dmft.numerics` (dmft.md §2-§3). Every function here is a
 module-level numba function on arrays laid out ``[trajectory]`` or
 ``[time, trajectory]``.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.dmft_solver import CHUNK
-from kernels.singlelayer import pointwise, sample_error
+from kernels.singlelayer.dmft.numerics import CHUNK
+from kernels.singlelayer.model import pointwise, sample_error
 
 # indices of the sums returned by `evaluate`
 S_A, S_UF, S_RF, S_LOSS, S_ERR, S_BLOSS = range(6)
@@ -27,7 +27,7 @@ def evaluate(k, m, U, Yl, RHO, S, shat, code, model, scale, err_kind, F, A, n_re
     ``dinv = 1 / (1 + stiff max(s_hat l'', 0))`` of every trajectory. Returns the sums over trajectories of
     ``s_hat l''``, ``s_hat u l'``, ``s_hat r l'``, ``l``, ``error``, ``s_hat l``.
     Loss and per-sample error are the shared definitions of
-    :func:`kernels.singlelayer.pointwise` and :func:`kernels.singlelayer.sample_error`.
+    :func:`kernels.singlelayer.model.pointwise` and :func:`kernels.singlelayer.model.sample_error`.
     """
     n = U.shape[0]
     nch = (n + CHUNK - 1) // CHUNK

@@ -1,7 +1,7 @@
 """Finite-d one-pass SGD of two-layer networks: the simulation of the `ode` and `meanfield` kernels.
 
 Model, update rule, committee conventions, (kappa, delta) scalings, time unit and
-initial weights are those of :mod:`kernels.twolayer` (ode_meanfield.md §1, §3.1, §8):
+initial weights are those of :mod:`kernels.twolayer.model` (ode_meanfield.md §1, §3.1, §8):
 one fresh Gaussian sample per step,
 
     e   = y - f(x),  y = sum_n v*_n g(w*_n.x / sqrt d) + sqrt(noise) zeta
@@ -10,13 +10,13 @@ one fresh Gaussian sample per step,
 
 (second line, decay included, only with ``train_second_layer``), all from the same old
 state. The
-initial weights come from :func:`kernels.twolayer.draw_weights` (streams ``"teacher"``
+initial weights come from :func:`kernels.twolayer.model.draw_weights` (streams ``"teacher"``
 and ``"init"``), so an `sgd` point and an `ode` point with the same seed start from the
 same overlaps; the overlaps at ``t = 0`` are the first saved values.
 
-Observables on the saved grid, in the ODE's time unit (:func:`kernels.twolayer.steps_at`):
+Observables on the saved grid, in the ODE's time unit (:func:`kernels.twolayer.model.steps_at`):
 ``Q``, ``M``, ``P``, ``v`` and ``risk`` from the overlaps by the closed form of
-:func:`kernels.twolayer.risk` (erf, ReLU, linear; label-noise floor excluded).
+:func:`kernels.twolayer.model.risk` (erf, ReLU, linear; label-noise floor excluded).
 Optionally ``risk_test`` on a fixed test set of ``n_test`` noiseless samples (stream
 ``"test"``), and per-unit overlaps of the first ``save_particles`` units under the
 `meanfield` kernel's names ``m``, ``q``, ``a`` (large K with ``committee = "mean"`` is the
@@ -26,7 +26,7 @@ Numerics: a numba loop over steps that draws each input ``x`` in place and updat
 in place. The inputs and the label noise come from two xoshiro256+ generators whose
 states are seeded from the streams ``"data"`` and ``"label_noise"`` of
 :func:`kernels.base.rng`, turned into normals by the Marsaglia-Tsang ziggurat
-(:func:`fill_normals`, ~7 ns per normal against ~25 ns for numpy's generator on this
+(:func:`kernels.twolayer.sgd_online.normals.fill_normals`, ~7 ns per normal against ~25 ns for numpy's generator on this
 machine class: at d = 1000 drawing ``x`` is most of a step). So a point is
 bit-reproducible from ``(params, seed)``.
 """
@@ -34,15 +34,15 @@ bit-reproducible from ``(params, seed)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
-from kernels.base import NumericalFailure, check, rng
-from kernels.gaussian import act, dact
+from kernels.base import NumericalFailure, rng
 from kernels.timegrid import saved_times
-from kernels.twolayer import (
+from kernels.twolayer.gaussian import act, dact
+from kernels.twolayer.model import (
+    BLOWUP,
     TwoLayerParams,
     activation_code,
     draw_weights,
@@ -52,131 +52,7 @@ from kernels.twolayer import (
     steps_at,
     steps_per_time,
 )
-
-# -- normal random numbers: xoshiro256+ and the Marsaglia-Tsang (2000) ziggurat ------------------
-
-
-def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The 128-layer tables of Marsaglia & Tsang's RNOR (J. Stat. Softw. 5, 2000)."""
-    m1 = 2147483648.0
-    dn = tn = 3.442619855899
-    vn = 9.91256303526217e-3
-    kn, wn, fn = np.zeros(128, np.int64), np.zeros(128), np.zeros(128)
-    q = vn / math.exp(-0.5 * dn * dn)
-    kn[0], kn[1] = int(dn / q * m1), 0
-    wn[0], wn[127] = q / m1, dn / m1
-    fn[0], fn[127] = 1.0, math.exp(-0.5 * dn * dn)
-    for i in range(126, 0, -1):
-        dn = math.sqrt(-2.0 * math.log(vn / dn + math.exp(-0.5 * dn * dn)))
-        kn[i + 1] = int(dn / tn * m1)
-        tn = dn
-        fn[i] = math.exp(-0.5 * dn * dn)
-        wn[i] = dn / m1
-    return kn, wn, fn
-
-
-ZIGGURAT = _ziggurat_tables()
-_ZIG_R = 3.442620
-
-
-def generator_state(gen: np.random.Generator) -> np.ndarray:
-    """A xoshiro256+ state (4 uint64, not all zero) seeded from a numpy generator."""
-    state = gen.integers(0, 2**64, size=4, dtype=np.uint64, endpoint=False)
-    state[0] |= np.uint64(1)
-    return state
-
-
-@njit(cache=True)
-def _next(s):
-    # xoshiro256+ (Blackman & Vigna 2018); the top bits are the ones used below
-    result = s[0] + s[3]
-    t = s[1] << np.uint64(17)
-    s[2] ^= s[0]
-    s[3] ^= s[1]
-    s[1] ^= s[2]
-    s[0] ^= s[3]
-    s[2] ^= t
-    s[3] = (s[3] << np.uint64(45)) | (s[3] >> np.uint64(19))
-    return result
-
-
-@njit(cache=True)
-def _uniform(s):
-    return (_next(s) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
-@njit(cache=True)
-def _normal_slow(s, hz, iz, kn, wn, fn):
-    # RNOR's "nfix": the draw (hz, iz) missed the layer's rectangle, so it lies in the
-    # wedge or (iz = 0) the tail; test it there, and only on rejection draw afresh
-    while True:
-        x = hz * wn[iz]
-        if iz == 0:
-            while True:
-                x = -math.log(1.0 - _uniform(s)) / _ZIG_R
-                y = -math.log(1.0 - _uniform(s))
-                if y + y >= x * x:
-                    break
-            return _ZIG_R + x if hz > 0 else -_ZIG_R - x
-        if fn[iz] + _uniform(s) * (fn[iz - 1] - fn[iz]) < math.exp(-0.5 * x * x):
-            return x
-        u = _next(s)
-        hz = np.int64(u >> np.uint64(32)) - 2147483648
-        iz = np.int64(u & np.uint64(127))
-        if abs(hz) < kn[iz]:
-            return hz * wn[iz]
-
-
-@njit(cache=True)
-def fill_normals(s, out, kn, wn, fn):
-    """Fill ``out`` with standard normals from the xoshiro256+ state ``s`` (in place).
-
-    The fast path is written inline: as a separate function call per draw numba's
-    version was ~20x slower.
-    """
-    for i in range(out.shape[0]):
-        u = _next(s)
-        hz = np.int64(u >> np.uint64(32)) - 2147483648
-        iz = np.int64(u & np.uint64(127))
-        if abs(hz) < kn[iz]:
-            out[i] = hz * wn[iz]
-        else:
-            out[i] = _normal_slow(s, hz, iz, kn, wn, fn)
-
-
-def normals(state: np.ndarray, n: int) -> np.ndarray:
-    """``n`` standard normals from a xoshiro256+ state (advanced in place); for tests."""
-    out = np.empty(n)
-    fill_normals(state, out, *ZIGGURAT)
-    return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class OnlineParams(TwoLayerParams):
-    """Online mode: the shared two-layer names plus the simulation knobs.
-
-    Parameters
-    ----------
-    n_test
-        If > 0, also output ``risk_test``, the risk on a fixed test set of this
-        many noiseless samples (a check of the closed form; ReLU included).
-    save_particles
-        Output the per-unit overlaps of the first ``save_particles`` student units
-        (``m``, ``q``, ``a`` as in the `meanfield` kernel).
-    """
-
-    n_test: int = 0
-    save_particles: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.n_test >= 0, "n_test", f"must be >= 0, got {self.n_test!r}.")
-        check(
-            0 <= self.save_particles <= self.K,
-            "save_particles",
-            f"records the first `save_particles` units, so it must lie in [0, K={self.K}], "
-            f"got {self.save_particles!r}.",
-        )
+from kernels.twolayer.sgd_online.normals import ZIGGURAT, fill_normals, generator_state
 
 
 @njit(cache=True, fastmath=True)
@@ -198,7 +74,7 @@ def online_steps(
     noise_amp
         ``sqrt(noise)``; 0 draws no label noise.
     code
-        Activation code of both networks (:data:`kernels.gaussian.ACTIVATION_CODES`).
+        Activation code of both networks (:data:`kernels.twolayer.gaussian.ACTIVATION_CODES`).
     step_w
         ``lr_eff / sqrt(d)``.
     train_v, step_v
@@ -291,7 +167,7 @@ def run_steps(p: TwoLayerParams, W, v, Wt, vt, n_steps: int, x_state, noise_stat
     )  # fmt: skip
 
 
-def simulate(p: OnlineParams, seed) -> dict[str, np.ndarray]:
+def simulate(p: TwoLayerParams, seed) -> dict[str, np.ndarray]:
     """Run one online trajectory; returns the outputs on the saved grid.
 
     Raises
@@ -332,9 +208,12 @@ def simulate(p: OnlineParams, seed) -> dict[str, np.ndarray]:
         if not run_steps(p, W, v, Wt, vt, int(target - done), x_state, noise_state, lam, x):
             raise NumericalFailure(f"SGD diverged before t = {times[i]:g}", out)
         done = target
-        Q, Mo, P = overlaps(W, Wt)
-        if not np.all(np.isfinite(Q)):
-            raise NumericalFailure(f"SGD diverged before t = {times[i]:g}", out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            Q, Mo, P = overlaps(W, Wt)
+        if not np.all(np.abs(Q) <= BLOWUP):  # as the ode kernel's default `blowup`; NaN fails too
+            raise NumericalFailure(
+                f"SGD diverged before t = {times[i]:g}: overlaps non-finite or |Q| > {BLOWUP:g}", out
+            )
         out["Q"][i], out["M"][i], out["v"][i] = Q, Mo, v
         out["risk"][i] = risk(p, Q, Mo, P, v, vt)
         if p.n_test:

@@ -1,9 +1,9 @@
 """Validation ladder of the `dmft` kernel (issue rungs 1-7; dmft.md §7).
 
 Every rung compares the discrete-time DMFT (dmft.md §3) with an independent
-reference: the Marchenko-Pastur closed form (kernels.closed_forms), exact
-identities, or finite-d simulations of the `sgd` kernel (which shares the
-parameter names and definitions through kernels.singlelayer).
+reference: the Marchenko-Pastur closed form (kernels.singlelayer.closed_forms), exact
+identities, or finite-d simulations of the `sgd_multipass` kernel (which shares the
+parameter names and definitions through kernels.singlelayer.model).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from kernels.base import ParameterError
-from kernels.closed_forms import ridge_gd_curves
-from kernels.dmft import DMFTKernel
+from kernels.singlelayer.closed_forms import ridge_gd_curves
+from kernels.singlelayer.dmft import DMFTKernel
 from kernels.registry import get_kernel
 from sweeper.errors import SpecError
-from tests.kernels.test_dmft_mixture import MIXTURE as TWO_CLUSTERS
+from tests.kernels.singlelayer.test_dmft_mixture import MIXTURE as TWO_CLUSTERS
 from sweeper.spec import parse_spec
 
 RIDGE = {"alpha": 3.0, "ridge": 0.5, "m0": 0.2, "q0": 1.04, "loss": "square", "teacher": "linear"}
@@ -32,8 +32,8 @@ def run_dmft(seed=0, **values):
 
 
 def simulate(n_seeds: int, d: int, **values) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Finite-d runs of the `sgd` kernel (same parameter names): mean and standard error per output."""
-    kernel = get_kernel("sgd")()
+    """Finite-d runs of the `sgd_multipass` kernel (same parameter names): mean and standard error per output."""
+    kernel = get_kernel("sgd_multipass")()
     params = kernel.make_params(d=d, **values)
     runs = []
     for seed in range(n_seeds):
@@ -166,11 +166,13 @@ def test_semi_implicit_and_explicit_steps_converge_together_on_phase_retrieval()
 
 @pytest.mark.parametrize("seed", [1, 3])
 def test_semi_implicit_step_keeps_psgd_phase_retrieval_stable(seed):
-    """p-SGD phase retrieval in the flow limit at dt = 0.05: selected trajectories with large |r|
+    """p-SGD phase retrieval in the flow limit at dt = 0.08: selected trajectories with large |r|
     have dt * s_hat * l'' > 2 and the explicit step overshoots until the process diverges (these
-    seeds: at t = 14.65 and t = 4.35); the semi-implicit step runs to t = 20, stays on the
-    sphere and recovers the signal (m -> 1, train loss -> 0)."""
-    common = dict(PHASE, spherical="projection", algorithm="psgd", b=0.5, tau=1.0, lr=0.05, dt=0.05)  # PHASE: below
+    seeds: at t = 0.64 and t = 1.04; seeds 0-3 all diverge by t = 6); the semi-implicit step runs
+    to t = 20, stays on the sphere and recovers the signal (m -> 1, train loss -> 0).
+    At dt = 0.05 the explicit step's divergence is chaotic: it diverged for these seeds on one
+    machine (t = 14.65 and 4.35) and survived seed 1 on another, so the test keeps a margin."""
+    common = dict(PHASE, spherical="projection", algorithm="psgd", b=0.5, tau=1.0, lr=0.08, dt=0.08)  # PHASE: below
     common |= dict(t_max=20.0, n_times=11, n_traj=1000, n_resp=250, n_blocks=1)
     kernel = DMFTKernel()
     explicit = kernel.run(kernel.make_params(**common), seed=seed)
@@ -209,8 +211,8 @@ def test_parameter_errors_are_explained():
 
 
 def test_gd_ignores_b_as_the_simulator_does():
-    """`gd` selects every sample from step 0 whatever `b` says (kernels.singlelayer.batch_fraction,
-    as in the `sgd` kernel), so a grid can sweep `algorithm` with `b` fixed. Before, the initial
+    """`gd` selects every sample from step 0 whatever `b` says (kernels.singlelayer.model.batch_fraction,
+    as in the `sgd_multipass` kernel), so a grid can sweep `algorithm` with `b` fixed. Before, the initial
     selection s(0) ~ Bern(b) was drawn for gd too and its first step was a partial one."""
     common = dict(RIDGE, lr=0.1, t_max=1.0, n_times=11, n_traj=1000, n_blocks=1, algorithm="gd")
     full, half = run_dmft(**common, b=1.0), run_dmft(**common, b=0.5)
@@ -223,8 +225,8 @@ HINGE_MESSAGE = (
     "at the margin y r = 1, but the effective process only sees l'' = 0 (true almost everywhere), so "
     "the kink drops out of nu-tilde and of the memory kernel M_R (which carries s_hat l'' at both "
     "times) and the theory is wrong: on the two-cluster mixture with GD it gives Q and the train "
-    "loss off by factors of about 2 and 6 against `sgd` simulations. Use a smooth loss (`logistic`, "
-    "`logcosh` or `square`), or the `sgd` kernel, which simulates hinge exactly."
+    "loss off by factors of about 2 and 6 against `sgd_multipass` simulations. Use a smooth loss (`logistic`, "
+    "`logcosh` or `square`), or the `sgd_multipass` kernel, which simulates hinge exactly."
 )
 
 
@@ -233,16 +235,16 @@ HINGE_MESSAGE = (
 )
 def test_hinge_is_refused_with_the_reason_and_the_alternatives(labels):
     """Issue 5: l'' of the hinge is a delta at the margin, which the effective process drops
-    (l'' = 0 a.e. in kernels.losses). The whole message is pinned, wrapped literals included;
+    (l'' = 0 a.e. in kernels.singlelayer.losses). The whole message is pinned, wrapped literals included;
     the refusal comes before the shared label check, so it is the error whatever the labels."""
     with pytest.raises(ParameterError, match="^" + re.escape(HINGE_MESSAGE) + "$"):
         DMFTKernel.make_params(loss="hinge", **labels)
 
 
 def test_hinge_refusal_is_specific_to_dmft_and_fails_a_grid_before_running():
-    # the parameter classes are shared (kernels.singlelayer): the simulator still takes hinge
-    sgd = get_kernel("sgd").make_params(loss="hinge", model="mixture2", noise=0.5)
-    assert sgd.active.loss == "hinge"
+    # the parameter classes are shared (kernels.singlelayer.model): the simulator still takes hinge
+    sgd = get_kernel("sgd_multipass").make_params(loss="hinge", model="mixture2", noise=0.5)
+    assert sgd.loss == "hinge"
     assert DMFTKernel.make_params(loss="logistic", model="mixture2", noise=0.5).loss == "logistic"
     grid = """
 kernel = "dmft"
@@ -298,7 +300,7 @@ def test_logcosh_catches_missing_second_factor_in_memory_kernel(logcosh_simulati
     """The 2022 public-code bug (M_R without s_hat l''(t'), dmft.md §4.3 item 1) fails the same check."""
     from numba import njit
 
-    import kernels.dmft_solver as solver
+    import kernels.singlelayer.dmft.numerics as solver
 
     @njit
     def contract_without_second_factor(k, A, Y, out):
@@ -317,7 +319,7 @@ def test_logcosh_catches_missing_second_factor_in_memory_kernel(logcosh_simulati
 def test_selection_chain_has_mean_b_and_correlation_time_b_tau():
     """dmft.md §1.3: stationary P(s = 1) = b, lag-k correlation (1 - step/(b tau))^k."""
     from kernels.base import rng
-    from kernels.dmft_process import update_selection
+    from kernels.singlelayer.dmft.process import update_selection
 
     b, tau, step, n = 0.3, 0.5, 0.05, 200000
     p01, p10 = step / tau, (1 - b) * step / (b * tau)
@@ -433,8 +435,8 @@ def test_langevin_ridge_satisfies_fdt_at_long_times():
 
     Euler-Maruyama breaks FDT at O(lr) (its stationary law is not exactly Gibbs), so we
     check first-order convergence in lr and the Richardson extrapolation (|error| < 0.5%),
-    plus the stationary Q against the Gibbs value of kernels.closed_forms."""
-    from kernels.closed_forms import ridge_langevin_stationary_q
+    plus the stationary Q against the Gibbs value of kernels.singlelayer.closed_forms."""
+    from kernels.singlelayer.closed_forms import ridge_langevin_stationary_q
 
     temperature, deviation, q_end = 0.5, {}, {}
     for lr in (0.05, 0.025):
@@ -471,11 +473,11 @@ def test_langevin_ridge_satisfies_fdt_at_long_times():
 MIXTURE = dict(TWO_CLUSTERS, alpha=2.0, b=0.3)  # logistic loss, SGD, lr 0.2 to t = 20
 
 
-# the two-cluster SGD curves at three (alpha, b), test_error included: tests/kernels/test_dmft_mixture.py
+# the two-cluster SGD curves at three (alpha, b), test_error included: tests/kernels/singlelayer/test_dmft_mixture.py
 
 
 def test_mixture3_sgd_matches_simulation():
-    """Three-cluster variant (non-convex effective loss on the score r^2 - 1/2, kernels.singlelayer)."""
+    """Three-cluster variant (non-convex effective loss on the score r^2 - 1/2, kernels.singlelayer.model)."""
     params = dict(MIXTURE, model="mixture3", noise=0.3, rho=0.5, alpha=3.0, ridge=0.05, m0=0.3, q0=0.2)
     params |= dict(lr=0.1, t_max=10.0)
     out = run_dmft(**params, n_traj=10000, n_resp=2500, n_blocks=4)

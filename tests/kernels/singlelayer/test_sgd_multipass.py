@@ -1,4 +1,4 @@
-"""The `sgd` kernel: finite-N simulations checked against closed forms, exact
+"""The `sgd_multipass` kernel: finite-N simulations checked against closed forms, exact
 linear algebra and the statistics of the selection chain.
 
 Tolerances are stated next to each check. Fluctuations of finite-N observables
@@ -14,10 +14,10 @@ import pytest
 
 from kernels.base import ParameterError
 from kernels.registry import get_kernel
-from kernels.sgd import SGDKernel
-from kernels.sgd_multipass import draw_problem, initial_weights, selection_path, simulate
+from kernels.singlelayer.sgd_multipass import SGDMultipassKernel
+from kernels.singlelayer.sgd_multipass.simulation import draw_problem, initial_weights, selection_path, simulate
 
-KERNEL = SGDKernel()
+KERNEL = SGDMultipassKernel()
 
 
 def run(seed=0, **kw):
@@ -67,7 +67,7 @@ def test_ridge_gd_equals_exact_linear_algebra():
     # The simulator against a dense numpy iteration of the same discrete GD on the same
     # data: agreement to round-off (the fused numba loop sums in a different order).
     d, steps = 300, 40
-    p = KERNEL.make_params(d=d, **{**RIDGE, "t_max": steps * 0.1, "n_times": steps + 1}).active
+    p = KERNEL.make_params(d=d, **{**RIDGE, "t_max": steps * 0.1, "n_times": steps + 1})
     v, X, y = draw_problem(p, d, 3)
     w = initial_weights(p, v, 3)
     A, bvec = X.T @ X / d, X.T @ y / np.sqrt(d)
@@ -97,7 +97,7 @@ def test_sgd_mean_overlap_follows_gd():
 
 def test_persistent_chain_mean_and_correlation_time():
     b, tau, lr = 0.3, 1.0, 0.05
-    p = KERNEL.make_params(algorithm="psgd", b=b, tau=tau, lr=lr).active
+    p = KERNEL.make_params(algorithm="psgd", b=b, tau=tau, lr=lr)
     n, steps = 2000, 600
     s = selection_path(p, n, steps, 11)
     # stationary from the start: mean b at every step; 1.2e6 Bernoulli draws,
@@ -117,8 +117,8 @@ def test_persistent_chain_mean_and_correlation_time():
 
 def test_persistent_chain_with_tau_lr_over_b_is_iid_sgd():
     b, lr = 0.4, 0.05
-    psgd = KERNEL.make_params(algorithm="psgd", b=b, tau=lr / b, lr=lr).active
-    sgd = KERNEL.make_params(algorithm="sgd", b=b, lr=lr).active
+    psgd = KERNEL.make_params(algorithm="psgd", b=b, tau=lr / b, lr=lr)
+    sgd = KERNEL.make_params(algorithm="sgd", b=b, lr=lr)
     s_p, s_s = selection_path(psgd, 3000, 200, 5), selection_path(sgd, 3000, 200, 5)
     # same uniforms, thresholds b in both states: the same batches (distribution and sample)
     np.testing.assert_array_equal(s_p, s_s)
@@ -185,19 +185,19 @@ def test_deterministic(kw):
 
 
 def test_registry_and_unknown_parameter():
-    assert get_kernel("sgd") is SGDKernel
-    message = r"Unknown parameter 'eta' for kernel 'sgd'\. Known parameters: .*'lr'"
+    assert get_kernel("sgd_multipass") is SGDMultipassKernel
+    message = r"Unknown parameter 'eta' for kernel 'sgd_multipass'\. Known parameters: .*'lr'"
     with pytest.raises(ParameterError, match=message):
-        SGDKernel.make_params(eta=0.1)
+        SGDMultipassKernel.make_params(eta=0.1)
 
 
 def test_invalid_parameters_name_the_field():
     with pytest.raises(ParameterError, match=r"^loss: `hinge` needs labels \+-1"):
-        SGDKernel.make_params(loss="hinge")
+        SGDMultipassKernel.make_params(loss="hinge")
     with pytest.raises(ParameterError, match=r"^tau: the selection chain needs lr/tau <= 1"):
-        SGDKernel.make_params(algorithm="psgd", b=0.5, tau=0.01, lr=0.1)
+        SGDMultipassKernel.make_params(algorithm="psgd", b=0.5, tau=0.01, lr=0.1)
     with pytest.raises(ParameterError, match=r"^b: must be in \(0, 1\], got 0.0"):
-        SGDKernel.make_params(b=0.0)
+        SGDMultipassKernel.make_params(b=0.0)
 
 
 def test_gd_ignores_b():
@@ -207,7 +207,7 @@ def test_gd_ignores_b():
 
 
 def test_divergence_is_a_failed_result():
-    p = SGDKernel.make_params(d=100, lr=2.0, t_max=40.0, n_times=3)
+    p = SGDMultipassKernel.make_params(d=100, lr=2.0, t_max=40.0, n_times=3)
     result = KERNEL.run(p, 0)
     assert not result.ok and "diverged" in result.message
 
@@ -243,12 +243,12 @@ def test_phase_retrieval_psgd_beats_gd():
 def test_test_error_from_overlaps_matches_fresh_samples(kw):
     # test_error from (m, Q) against the error of the trained weights on 40 000 fresh samples
     # from the same teacher (the data model written out independently here)
-    from kernels.singlelayer import MIXTURE3_THRESHOLD, test_error
+    from kernels.singlelayer.model import MIXTURE3_THRESHOLD, test_error
 
     d, n = 300, 40_000
     p = KERNEL.make_params(
         d=d, alpha=2.0, t_max=2.0, n_times=2, **{"lr": 0.05, "algorithm": "sgd", "b": 0.5, **kw}
-    ).active
+    )
     state = {}
     out = simulate(p, d, 7, state=state)
     w, v = state["w"], state["v"]
@@ -274,120 +274,6 @@ def test_test_error_from_overlaps_matches_fresh_samples(kw):
     assert 0 < out["test_error"][-1] < 1.0
 
 
-# -- online mode (two-layer networks, ode_meanfield.md §1, §8) ---------------------------------
-
-
-def online(seed=0, **kw):
-    return run(seed, mode="online", **kw)
-
-
-def test_online_starts_from_the_ode_kernels_initial_overlaps():
-    # paired `ode` and `sgd` points draw their weights from twolayer.draw_weights: the saved
-    # t = 0 overlaps are exactly those of the shared initial weights
-    from kernels.twolayer import draw_weights, overlaps
-
-    p = KERNEL.make_params(mode="online", d=200, K=3, M=2, t_max=1.0, n_times=3)
-    out = KERNEL.run(p, 9).outputs
-    W, Wt, v, vt = draw_weights(p.active, 9)
-    Q, M, P = overlaps(W, Wt)
-    np.testing.assert_array_equal(out["Q"][0], Q)
-    np.testing.assert_array_equal(out["M"][0], M)
-    np.testing.assert_array_equal(out["P"], P)
-    np.testing.assert_array_equal(out["v"][0], v)
-
-
-@pytest.mark.parametrize("activation", ["erf", "relu", "linear"])
-def test_online_risk_from_overlaps_equals_test_set(activation):
-    # Closed-form risk (kernels.twolayer.risk) vs a fixed test set of 20 000 noiseless samples.
-    # For a Gaussian-like difference f* - f of variance 2R, (f* - f)^2 / 2 has standard
-    # deviation ~ sqrt(2) R: 6 standard errors is 6 sqrt(2/n) R = 0.06 R.
-    n = 20_000
-    kw = dict(d=100, K=3, M=2, activation=activation, lr=0.2, noise=0.01, n_test=n)
-    kw |= dict(committee="mean", train_second_layer=True, t_max=3.0, n_times=4)
-    out = online(1, **kw)
-    np.testing.assert_allclose(out["risk_test"], out["risk"], rtol=6 * np.sqrt(2 / n))
-    assert out["risk"][-1] < out["risk"][0]  # it learns
-
-
-def test_online_concentrates_with_d():
-    # small learning rate: across-seed variance of the overlaps is O(1/d) (ode_meanfield.md
-    # §6: deviations from the ODE are O(d^-1/2)). From d = 100 to 1000 the variance should
-    # fall ~10x; with 8 seeds, averaged over 5 times and 6 overlap entries, the ratio's
-    # sampling spread is well under 2x, so > 3 is a safe threshold.
-    def spread(d):
-        kw = dict(d=d, K=2, M=2, lr=0.3, t_max=4.0, n_times=5)
-        runs = [online(s, **kw) for s in range(8)]
-        stack = np.array([np.concatenate([r["Q"][1:].ravel(), r["M"][1:].ravel()]) for r in runs])
-        return stack.var(0, ddof=1).mean(), np.array([r["risk"] for r in runs]).var(0, ddof=1)[1:].mean()
-
-    (q100, r100), (q1000, r1000) = spread(100), spread(1000)
-    assert q100 / q1000 > 3, (q100, q1000)
-    assert r100 / r1000 > 3, (r100, r1000)
-
-
-def test_online_per_unit_outputs_and_mean_field_scaling():
-    out = online(2, d=50, K=40, M=1, committee="mean", lr=1.0, save_particles=5, t_max=2.0, n_times=3)
-    np.testing.assert_array_equal(out["m"], out["M"][:, :5])
-    np.testing.assert_array_equal(out["q"], np.diagonal(out["Q"], axis1=1, axis2=2)[:, :5])
-    np.testing.assert_allclose(out["a"], 1 / 40)
-    assert out["risk"][-1] < out["risk"][0]
-
-
-def test_online_deterministic_and_conflicting_names():
-    kw = dict(d=60, K=2, M=2, noise=0.1, train_second_layer=True, t_max=2.0, n_times=3)
-    a, b = online(3, **kw), online(3, **kw)
-    for key in a:
-        assert np.array_equal(a[key], b[key]), key
-    # names shared with different meanings take the active mode's default when unset
-    p = KERNEL.make_params(mode="online")
-    assert p.active.lr == 0.5 and p.active.teacher == "orthogonal" and p.active.init == "random"
-    q = KERNEL.make_params()
-    assert q.active.lr == 0.1 and q.active.teacher == "linear" and q.active.init == "warm"
-    with pytest.raises(ParameterError, match="^teacher: expected one of"):
-        KERNEL.make_params(mode="online", teacher="abs")
-
-
-@pytest.mark.parametrize("committee", ["saad_solla", "mean"])
-def test_online_linear_mean_overlap_is_exact(committee):
-    # Linear units: E[e rho_n | W] = sum_m v*_m P_mn - sum_j v_j M_jn, so given the start the
-    # mean of M follows the linear recursion M <- M + (lr/d) v (v*^T P - v^T M) exactly at
-    # finite d, whatever Q does. Checks the update rule, the committee's second layers and
-    # the time unit (steps = t d). Residuals over 12 seeds: the SGD noise on M is
-    # ~ lr sqrt(t/d) |v| per entry; 5 standard errors of the mean.
-    d, t, lr = 100, 2.0, 0.5
-    kw = dict(d=d, K=2, M=1, activation="linear", committee=committee, lr=lr, t_max=t, n_times=2)
-    residuals = []
-    for seed in range(12):
-        out = online(seed, **kw)
-        M, P, v = out["M"][0], out["P"], out["v"][0]
-        vt = np.ones(1)  # M = 1: v* = 1 in both committees
-        for _ in range(int(t * d)):
-            M = M + (lr / d) * np.outer(v, vt @ P - v @ M)
-        residuals.append(out["M"][-1] - M)
-    residuals = np.array(residuals)
-    mean, sem = residuals.mean(0), residuals.std(0, ddof=1) / np.sqrt(len(residuals))
-    assert np.all(np.abs(mean) < 5 * sem), (mean, sem)
-    assert np.abs(residuals).max() < 0.2
-
-
-def test_online_normals_are_standard_normal():
-    # the in-loop generator (xoshiro256+ and ziggurat) against N(0, 1): 10^6 draws, so
-    # moments have standard errors 1e-3 (mean), 1.4e-3 (variance), 1e-2 (4th moment);
-    # tail frequencies and a KS test check the ziggurat's wedges and tail
-    from scipy import stats
-
-    from kernels.sgd_online import generator_state, normals
-
-    z = normals(generator_state(np.random.default_rng(0)), 1_000_000)
-    assert abs(z.mean()) < 5e-3 and abs(z.var() - 1) < 7e-3 and abs((z**4).mean() - 3) < 0.05
-    for cut in (1.0, 2.5, 3.5):
-        expected = 2 * stats.norm.sf(cut)
-        assert abs(np.mean(np.abs(z) > cut) - expected) < 5 * np.sqrt(expected / 1e6)
-    assert stats.kstest(z, "norm").pvalue > 1e-3
-    s = generator_state(np.random.default_rng(0))
-    assert np.array_equal(normals(s.copy(), 10), normals(s.copy(), 10))
-
-
 def test_langevin_stationary_norm():
     # Without data (n = 1 sample at d = 2000), discrete Langevin on the ridge is an OU process
     # per coordinate: w <- (1 - lr ridge) w + sqrt(2 T lr) zeta, stationary variance
@@ -398,22 +284,6 @@ def test_langevin_stationary_norm():
     np.testing.assert_allclose(out["Q"][-10:].mean(), 2 * T / (ridge * (2 - lr * ridge)), rtol=0.1)
 
 
-def test_online_follows_the_ode_kernel():
-    # Paired runs: the `ode` kernel at the same (params, seed) starts from the same finite-d
-    # overlaps; finite-d SGD then deviates from it by O(d^-1/2) (ode_meanfield.md §6).
-    # Measured mean over seeds of max_t |risk_sgd - risk_ode| * sqrt(d): 0.31 (d = 500) and
-    # 0.27 (d = 2000), against an initial risk of 0.65; the bound 0.6 / sqrt(d) shrinks with d.
-    ode = get_kernel("ode")()
-    for d in (500, 2000):
-        common = dict(d=d, K=2, M=2, lr=0.5, t_max=10.0, n_times=11)
-        gaps = []
-        for seed in range(4):
-            theory = ode.run(ode.make_params(**common), seed)
-            assert theory.ok, theory.message
-            gaps.append(np.abs(online(seed, **common)["risk"] - theory.outputs["risk"]).max())
-        assert np.mean(gaps) < 0.6 / np.sqrt(d), (d, gaps)
-
-
 # -- the saved time grid: each state is stored under its own time (kernels.timegrid) ------------------
 
 
@@ -422,12 +292,11 @@ def test_multipass_refuses_a_grid_off_the_steps_of_lr():
     with pytest.raises(
         ParameterError, match=r"^t_min: saved times must be whole steps of lr = 0\.1 .*`t_min >= 50`"
     ):
-        KERNEL.make_params(mode="multipass", time_spacing="log", t_min=0.01, t_max=5.0, n_times=21)
+        KERNEL.make_params(time_spacing="log", t_min=0.01, t_max=5.0, n_times=21)
     with pytest.raises(
         ParameterError, match=r"^n_times: .* but t = 1 is 3\.333 steps: its state would be the one"
     ):
-        KERNEL.make_params(mode="multipass", lr=0.3, t_max=10.0, n_times=11)
-    KERNEL.make_params(mode="online", lr=0.3, t_max=10.0, n_times=11)  # online time is steps / d
+        KERNEL.make_params(lr=0.3, t_max=10.0, n_times=11)
 
 
 def test_multipass_log_grid_saves_the_state_at_its_time():
@@ -438,7 +307,7 @@ def test_multipass_log_grid_saves_the_state_at_its_time():
     log = KERNEL.make_params(**common, time_spacing="log", t_min=5.0, n_times=9)
     out = run(2, **common, time_spacing="log", t_min=5.0, n_times=9)
     fine = run(2, **common, n_times=2001)
-    times = KERNEL.coords(log)["time"]
+    times = KERNEL.schema(log).coords["time"]
     steps = np.rint(times / 0.01).astype(int)
     assert np.all(np.abs(steps * 0.01 - times) <= 1e-3 * times) and np.all(np.diff(steps) > 0)
     for name in ("m", "Q", "train_loss"):

@@ -40,14 +40,17 @@ from typing import Literal
 import numpy as np
 
 from kernels.base import Seed, check, rng
-from kernels.gaussian import ACTIVATION_CODES, risk_overlaps
 from kernels.timegrid import TimeGridParams
+from kernels.twolayer.gaussian import ACTIVATION_CODES, risk_overlaps
 
 # Region codes of the (kappa, delta) phase diagram (Veiga et al. 2022, ode_meanfield.md §1.2).
 REGIONS = {"none": 0, "green": 1, "blue": 2, "orange": 3, "red": 4}
 # kappa + delta within this of 0 is the blue line: grids built with linspace give -0.3 + 0.3
 # = 5.6e-17, and such a point is meant to be on the line.
 BLUE_TOLERANCE = 1e-9
+# overlaps beyond this (or non-finite) have no meaningful dynamics left: a point is reported as
+# diverged (the `ode` kernel's default `blowup`, and the `sgd_online` simulation's bound)
+BLOWUP = 1e6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,7 +175,7 @@ class TwoLayerParams(TimeGridParams):
 
 
 def activation_code(p: TwoLayerParams) -> int:
-    """Numba code of ``p.activation`` (:data:`kernels.gaussian.ACTIVATION_CODES`)."""
+    """Numba code of ``p.activation`` (:data:`kernels.twolayer.gaussian.ACTIVATION_CODES`)."""
     return ACTIVATION_CODES[p.activation]
 
 
@@ -307,7 +310,7 @@ def overlaps(W: np.ndarray, W_star: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 def risk(p: TwoLayerParams, Q, M, P, v, v_star) -> float:
     """Population risk ``E[(f* - f)^2] / 2`` from the overlaps, label-noise floor excluded.
 
-    Closed form for erf, ReLU and linear units (:func:`kernels.gaussian.risk_overlaps`); add
+    Closed form for erf, ReLU and linear units (:func:`kernels.twolayer.gaussian.risk_overlaps`); add
     ``noise / 2`` for the risk on noisy labels.
     """
     f = np.ascontiguousarray

@@ -1,6 +1,6 @@
 """Single-layer models trained on a fixed data set: shared parameters and data models.
 
-The `sgd` kernel (finite-N simulation, mode ``"multipass"``) and the `dmft`
+The `sgd_multipass` kernel (finite-N simulation) and the `dmft`
 kernel (its d -> infinity theory) take the same parameter names and use the same
 definitions from this module: :class:`SingleLayerParams`, the label rules, the
 pointwise loss of each data model (:func:`pointwise`), the per-sample error
@@ -70,7 +70,7 @@ from numba import njit
 from scipy.special import erfc
 
 from kernels.base import check
-from kernels.losses import LOSS_CODES, loss_derivatives
+from kernels.singlelayer.losses import LOSS_CODES, loss_derivatives
 from kernels.timegrid import TimeGridParams
 
 GLM, MIXTURE2, MIXTURE3 = 0, 1, 2
@@ -84,6 +84,11 @@ MIXTURE3_THRESHOLD = 0.5
 
 # per-sample error kinds returned by `error_kind`
 ERR_SQUARE, ERR_ZERO_ONE, ERR_PHASE = 0, 1, 2
+
+
+# Q = |w|^2/d beyond this has no meaningful dynamics left: a point is reported as diverged
+# (by the simulation and by the theory alike)
+DIVERGED = 1e12
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,7 +106,7 @@ class SingleLayerParams(TimeGridParams):
         Teacher nonlinearity of the ``glm``: ``linear``, ``sign``, ``abs``.
         Ignored by the mixtures.
     loss
-        Pointwise loss (:mod:`kernels.losses`).
+        Pointwise loss (:mod:`kernels.singlelayer.losses`).
     loss_scale
         Prefactor of the ``phase`` loss ``loss_scale (y^2 - r^2)^2``.
     ridge
@@ -288,7 +293,7 @@ def draw_effective(p: SingleLayerParams, gen: np.random.Generator, n: int) -> tu
 def pointwise(loss: int, model: int, y: float, r: float, scale: float) -> tuple[float, float, float]:
     """``(l, dl/dr, d2l/dr2)`` of the data model's loss at preactivation ``r``.
 
-    For ``glm`` and ``mixture2`` this is :func:`kernels.losses.loss_derivatives`
+    For ``glm`` and ``mixture2`` this is :func:`kernels.singlelayer.losses.loss_derivatives`
     at ``(y, r)``; for ``mixture3`` the loss acts on the score
     ``h = r^2 - MIXTURE3_THRESHOLD`` and the derivatives include the chain rule.
     """

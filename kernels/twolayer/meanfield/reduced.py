@@ -37,7 +37,7 @@ import numba
 import numpy as np
 from scipy.special import roots_jacobi
 
-from kernels.meanfield_particles import TWO_OVER_PI
+from kernels.twolayer.meanfield.particles import TWO_OVER_PI
 
 
 def angle_nodes(d: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from kernels.base import ParameterError
-from kernels.ode import ODEKernel, rates
+from kernels.twolayer.ode.kernel import ODEKernel, rates
 from kernels.timegrid import saved_times, substeps
-from kernels.twolayer import draw_weights, overlaps, region, risk, steps_per_time
+from kernels.twolayer.model import draw_weights, overlaps, region, risk, steps_per_time
 
 KERNEL = ODEKernel()
 
@@ -133,7 +133,7 @@ def test_log_grid_saves_at_its_times_pure_decay():
     params, result = run(
         K=2, M=2, lr=1e-12, weight_decay=wd, dt=dt, time_spacing="log", t_min=0.01, t_max=2.0, n_times=21
     )
-    t = KERNEL.coords(params)["time"]
+    t = KERNEL.schema(params).coords["time"]
     q = result.outputs["Q"][:, 0, 0]
     deviation = np.abs(np.log(q / q[0]) + 2 * wd * t)
     assert np.all(deviation <= 1.1 * 2 * wd**2 * dt * t)
@@ -148,7 +148,7 @@ def test_log_grid_saves_at_its_times_against_small_dt():
               "t_min": 0.01, "t_max": 2.0, "n_times": 21}  # fmt: skip
     dt = 0.05
     (params, coarse), (_, fine) = run(dt=dt, **common), run(dt=dt / 64, **common)
-    t = KERNEL.coords(params)["time"]
+    t = KERNEL.schema(params).coords["time"]
     for name in ("risk", "Q", "M"):
         err = np.abs(coarse.outputs[name] - fine.outputs[name]).reshape(len(t), -1).max(axis=1)
         assert err[0] == 0.0
@@ -161,14 +161,14 @@ def test_log_grid_saves_at_its_times_against_small_dt():
     ids=["lr_v=0", "orange"],
 )
 def test_trained_second_layer_decays_without_learning_term(scaling):
-    # As in the sgd kernel, a trained second layer decays even where its learning term is
+    # As in the sgd_online kernel, a trained second layer decays even where its learning term is
     # zero (lr_v = 0, or dropped in the orange region): v(t) = v0 exp(-wd t). Euler with
     # steps h: log v/v0 = -wd t - wd^2 h t / 2 (1 + O(wd h)), hence the bound.
     wd, dt = 0.3, 0.01
     values = {"K": 2, "M": 2, "d": 100, "weight_decay": wd, "dt": dt, "t_max": 5.0, "n_times": 11, **scaling}
     params, result = run(train_second_layer=True, **values)
     assert rates(params)[2] == 0.0  # no learning term for v
-    t = KERNEL.coords(params)["time"]
+    t = KERNEL.schema(params).coords["time"]
     v = result.outputs["v"]
     v0 = v[0]
     deviation = np.abs(np.log(v / v0) + wd * t[:, None])
@@ -205,7 +205,7 @@ def test_risk_from_overlaps_equals_monte_carlo(activation):
 
 def test_random_init_shares_sgd_weights():
     # An ode point starts from the overlaps of exactly the weights `draw_weights` gives
-    # the sgd kernel for the same seed and parameters.
+    # the sgd_online kernel for the same seed and parameters.
     params, result = run(d=300, K=3, M=2, t_max=1.0, n_times=2, seed=5)
     W, W_star, v, _ = draw_weights(params, seed=5)
     Q, M, P = overlaps(W, W_star)
@@ -305,18 +305,18 @@ def test_contract_details():
         ODEKernel.make_params(sigma=0.1)
     # shape parameters are exactly those that set dims or coordinates
     base = ODEKernel.make_params(K=3, M=2)
-    schema = {n: o.dims for n, o in KERNEL.outputs(base).items()}
-    coords = {k: len(v) for k, v in KERNEL.coords(base).items()}
+    schema = {n: o.dims for n, o in KERNEL.schema(base).outputs.items()}
+    coords = {k: len(v) for k, v in KERNEL.schema(base).coords.items()}
     for name, value in {"d": 37, "lr": 0.1, "noise": 0.3, "kappa": 0.5, "delta": 0.1, "dt": 0.001}.items():
         extra = {"kappa": {"delta": 0.0}, "delta": {"kappa": 0.0}}.get(name, {})
         changed = dataclasses.replace(base, **{name: value, **extra})
-        assert {n: o.dims for n, o in KERNEL.outputs(changed).items()} == schema
-        assert {k: len(v) for k, v in KERNEL.coords(changed).items()} == coords
+        assert {n: o.dims for n, o in KERNEL.schema(changed).outputs.items()} == schema
+        assert {k: len(v) for k, v in KERNEL.schema(changed).coords.items()} == coords
         assert name not in ODEKernel.shape_params
     assert {"K", "M", "t_max", "n_times"} <= ODEKernel.shape_params
-    for out in KERNEL.outputs(base).values():
+    for out in KERNEL.schema(base).outputs.values():
         assert out.long_name
-    assert "noise/2" in KERNEL.attrs(base)["risk"]
+    assert "noise/2" in KERNEL.schema(base).attrs["risk"]
     # deterministic, and the seed matters for the random init
     a, b, c = (KERNEL.run(base, seed=s) for s in (1, 1, 2))
     np.testing.assert_array_equal(a.outputs["risk"], b.outputs["risk"])
@@ -326,8 +326,8 @@ def test_contract_details():
 def test_vectorised_i4_sum_equals_scalar_closed_form():
     # The hot loop's I4 sum (hoisted Lambdas, A <= B, fast arcsine) against the scalar
     # closed form summed over all (A, B); agreement to round-off.
-    from kernels.gaussian import i4_erf
-    from kernels.ode import _quadratic_erf, _quadratic_erf_wide
+    from kernels.twolayer.gaussian import i4_erf
+    from kernels.twolayer.ode.equations import _quadratic_erf, _quadratic_erf_wide
 
     K, n, noise = 3, 5, 0.2
     rs = np.random.default_rng(4)

@@ -10,7 +10,7 @@ discrete GD / SGD / p-SGD, not only their ``lr -> 0`` limit. With ``dt > 0`` it
 integrates the flow limit (``lr -> 0`` at fixed persistence time ``tau``) with
 step ``dt`` instead.
 
-Numerics (see :mod:`kernels.dmft_driver` and :mod:`kernels.dmft_solver`):
+Numerics (see :mod:`kernels.singlelayer.dmft.causal_pass` and :mod:`kernels.singlelayer.dmft.numerics`):
 
 - one causal forward pass per block of trajectories (dmft.md §4.4): every
   kernel row is estimated from the process up to that step before it is used,
@@ -37,7 +37,7 @@ Numerics (see :mod:`kernels.dmft_driver` and :mod:`kernels.dmft_solver`):
   from the kernels, so ``Q(t)`` is known when the spherical multiplier is set;
 - flow limit (``dt > 0``): the explicit step, or ``integrator = "semi-implicit"``,
   which divides each trajectory's step by ``1 + dt sig2 max(s_hat l'', 0)`` and
-  solves the response of that step (:func:`kernels.dmft_solver.response_row`);
+  solves the response of that step (:func:`kernels.singlelayer.dmft.numerics.response_row`);
 - spherical constraint: ``lagrange`` uses ``nu = (T - alpha E[s_hat r l'])/Q - ridge``
   (dQ/dt = 0 in continuous time); ``projection`` instead chooses ``nu(k)`` so
   that the weight-side ``Q(k+1) = q0`` exactly: ``m(k+1)`` is affine and the
@@ -61,19 +61,22 @@ before anything is allocated.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from kernels import singlelayer as sl
-from kernels.base import Kernel, NumericalFailure, Output, check, rng
-from kernels.dmft_blas import single_threaded_blas
-from kernels.dmft_driver import Problem, block_memory, solve_block
-from kernels.losses import LOSS_CODES
-from kernels.singlelayer import SingleLayerParams
-from kernels.timegrid import TIME_GRID_PARAMS, check_steps, save_steps, saved_times
+from kernels._blas import single_threaded_blas
+from kernels.base import Kernel, NumericalFailure, check, rng
+from kernels.schema import Output, pick
+from kernels.singlelayer import model as sl
+from kernels.singlelayer import schema as family
+from kernels.singlelayer.dmft.causal_pass import Problem, block_memory, solve_block
+from kernels.singlelayer.losses import LOSS_CODES
+from kernels.singlelayer.model import SingleLayerParams
+from kernels.timegrid import TIME_GRID_PARAMS, check_steps, save_steps
 
 # The effective process needs l'' as a function; the hinge's is a delta at the margin.
 HINGE_REFUSED = (
@@ -82,8 +85,8 @@ HINGE_REFUSED = (
     "almost everywhere), so the kink drops out of nu-tilde and of the memory kernel M_R "
     "(which carries s_hat l'' at both times) and the theory is wrong: on the two-cluster "
     "mixture with GD it gives Q and the train loss off by factors of about 2 and 6 against "
-    "`sgd` simulations. Use a smooth loss (`logistic`, `logcosh` or `square`), or the `sgd` "
-    "kernel, which simulates hinge exactly."
+    "`sgd_multipass` simulations. Use a smooth loss (`logistic`, `logcosh` or `square`), or the "
+    "`sgd_multipass` kernel, which simulates hinge exactly."
 )
 
 
@@ -105,7 +108,7 @@ class DMFTParams(SingleLayerParams):
         0: exact discrete time with step ``lr``. ``dt > 0``: flow limit
         (``lr -> 0`` at fixed ``tau``) integrated with step ``dt``; this is the
         exact discrete process at step ``dt`` (first order in ``dt``; extrapolate
-        two ``dt`` for second order, as tests/kernels/test_dmft.py does).
+        two ``dt`` for second order, as tests/kernels/singlelayer/test_dmft.py does).
     two_time
         Also return ``M_C``, ``M_R``, ``C``, ``R`` on the saved grid (large).
     moment_matching
@@ -216,7 +219,7 @@ def _chain(b: float, tau: float, step: float) -> tuple[float, float]:
 def _sampler(p: DMFTParams):
     """``(u, y)`` of the effective process (dmft.md §2) from a given standard normal ``g``.
 
-    Labels and clusters use the shared definitions of :mod:`kernels.singlelayer`;
+    Labels and clusters use the shared definitions of :mod:`kernels.singlelayer.model`;
     only the Gaussian part ``g`` comes from the solver (moment-matched).
     """
 
@@ -231,66 +234,50 @@ def _sampler(p: DMFTParams):
     return sample
 
 
+_TIME_UNITS = "t = step * lr (discrete, dt = 0) or step * dt (flow limit, dt > 0)"
+
+
+def _two_time(p: DMFTParams) -> bool:
+    return p.two_time
+
+
 class DMFTKernel(Kernel):
     """Discrete-time DMFT of GD / SGD / p-SGD for single-layer models (dmft.md §2-§4)."""
 
     name = "dmft"
-    version = "2"
+    version = "3"
     Params = DMFTParams
     shape_params = TIME_GRID_PARAMS | frozenset({"two_time"})
     example = {"alpha": 3.0, "ridge": 0.5, "t_max": 1.0, "n_times": 11, "n_traj": 400, "n_blocks": 2}
 
-    def outputs(self, params: DMFTParams) -> dict[str, Output]:
-        out = {
-            "m": Output(("time",), "teacher overlap m = w.v/d"),
-            "Q": Output(("time",), "self overlap Q = |w|^2/d"),
-            "nu": Output(("time",), "spherical Lagrange multiplier nu(t)"),
-            "train_loss": Output(("time",), "training loss per sample, E[l(y, r)]"),
-            "train_error": Output(
-                ("time",),
-                "training error",
-                description="kernels.singlelayer.sample_error averaged over the effective process",
-            ),
-            "test_error": Output(
-                ("time",), "generalisation error from (m, Q) (kernels.singlelayer.test_error)"
-            ),
-            "iterations": Output((), "causal passes run per block (the most over blocks)"),
-            "residual": Output(
-                (),
-                "change between the last two passes",
-                description="max over blocks of max(max|dm|, max|dM_C|/max|M_C|, max|dM_R|/max|M_R|); "
-                "NaN after a single pass (which is its own finite-sample fixed point)",
-                allow_nan=True,
-            ),
-            "m_mc_error": Output((), "Monte-Carlo standard error of m, max over time (from blocks)"),
-            "train_loss_mc_error": Output((), "Monte-Carlo standard error of train_loss, max over time"),
-            "Q_mc_error": Output((), "Monte-Carlo standard error of Q, max over time"),
-        }
-        if params.two_time:
-            out |= {
-                "M_C": Output(("time", "time2"), "noise kernel M_C(t, t')"),
-                "M_R": Output(("time", "time2"), "memory kernel M_R(t, t') (t > t')"),
-                "C": Output(("time", "time2"), "weight correlation C(t, t') = w(t).w(t')/d"),
-                "R": Output(("time", "time2"), "weight response R(t, t') (t > t')"),
-            }
-        return out
+    failing_example = {"alpha": 3.0, "loss": "square", "lr": 2.5, "t_max": 25.0, "n_times": 3, "n_traj": 200}
 
-    def coords(self, params: DMFTParams) -> dict[str, np.ndarray]:
-        t = saved_times(params)
-        return {"time": t, "time2": t} if params.two_time else {"time": t}
-
-    def coord_attrs(self, params: DMFTParams) -> dict[str, dict[str, str]]:
-        unit = "step * lr" if params.dt == 0 else "step * dt (flow limit)"
-        out = {"time": {"long_name": "time", "units": unit}}
-        if params.two_time:
-            out["time2"] = {"long_name": "earlier time t'", "units": unit}
-        return out
-
-    def attrs(self, params: DMFTParams) -> dict[str, Any]:
-        return {
-            "time_units": "t = k * lr (discrete, dt = 0) or k * dt (flow limit)",
-            "reference": "dmft.md §3 (exact discrete-time DMFT), Mignacco et al. 2020/2021",
-        }
+    dims = family.DIMS | {
+        d: dataclasses.replace(family.DIMS[d], units=_TIME_UNITS) for d in ("time", "time2")
+    }
+    outputs = pick(family.OUTPUTS, "m", "Q") | {
+        "nu": Output(("time",), "spherical Lagrange multiplier nu(t)"),
+    } | pick(family.OUTPUTS, "train_loss", "train_error", "test_error") | {
+        "iterations": Output((), "causal passes run per block (the most over blocks)"),
+        "residual": Output(
+            (),
+            "change between the last two passes",
+            description="max over blocks of max(max|dm|, max|dM_C|/max|M_C|, max|dM_R|/max|M_R|); "
+            "NaN after a single pass (which is its own finite-sample fixed point)",
+            allow_nan=True,
+        ),
+        "m_mc_error": Output((), "Monte-Carlo standard error of m, max over time (from blocks)"),
+        "train_loss_mc_error": Output((), "Monte-Carlo standard error of train_loss, max over time"),
+        "Q_mc_error": Output((), "Monte-Carlo standard error of Q, max over time"),
+        "M_C": Output(("time", "time2"), "noise kernel M_C(t, t')", when=_two_time),
+        "M_R": Output(("time", "time2"), "memory kernel M_R(t, t') (t > t')", when=_two_time),
+        "C": family.OUTPUTS["C"],
+        "R": dataclasses.replace(family.OUTPUTS["R"], long_name="weight response R(t, t') (t > t')"),
+    }
+    attrs = family.ATTRS | {
+        "time_units": _TIME_UNITS,
+        "reference": "docs/dmft.md (exact discrete-time DMFT), Mignacco et al. 2020/2021",
+    }
 
     # ------------------------------------------------------------------------------------
     def problem(self, p: DMFTParams) -> Problem:
@@ -388,6 +375,7 @@ class DMFTKernel(Kernel):
                     new = solve_block(prob, gens, out, max(params.mixing, 1.0 / (it + 1)))
             except FloatingPointError as exc:
                 raise NumericalFailure(f"{exc} in block {blk}, pass {it + 1}; residual = inf") from exc
+            _check_diverged(new["Q"], prob.eta, blk)
             if out is not None:
                 residual = _change(out, new)
             out = new
@@ -401,6 +389,17 @@ class DMFTKernel(Kernel):
         for key in ("noise_factor", "sums"):
             out.pop(key)
         return out, it + 1, residual
+
+
+def _check_diverged(Q: np.ndarray, step: float, blk: int) -> None:
+    """Fail as the simulation does when Q leaves any meaningful range (or stops being finite)."""
+    bad = np.flatnonzero(~(Q < sl.DIVERGED))
+    if bad.size:
+        k = int(bad[0])
+        raise NumericalFailure(
+            f"order parameters diverged at step {k} (t = {k * step:g}) in block {blk}: "
+            f"Q = {Q[k]:.3g} (> {sl.DIVERGED:g} or not finite); lower `lr` (or `dt`)"
+        )
 
 
 def _change(old: dict, new: dict) -> float:

@@ -9,7 +9,7 @@ overlaps (``Q``, ``M``, ``P``)::
     I3(a, b, c)    = E[g'(h_a) h_b g(h_c)]
     I4(a, b, c, e) = E[g'(h_a) g'(h_b) g(h_c) g(h_e)]
 
-Activation codes (shared with :mod:`kernels.sgd_online`): ``ERF`` is
+Activation codes (shared with :mod:`kernels.twolayer.sgd_online.simulation`): ``ERF`` is
 ``g(x) = erf(x / sqrt 2)``, ``RELU`` is ``max(x, 0)`` (``g' = 1[x > 0]``), ``LIN`` is
 ``g(x) = x``.
 
@@ -40,10 +40,10 @@ ReLU, derived here from the arc-cosine kernels of Cho & Saul (NIPS 2009). With
 last unit exactly (``E[g(mu + s z)]`` is closed-form for all three activations) and the first
 three dimensions with a fixed, scrambled Sobol point set (randomised quasi-Monte Carlo). It is
 generic in the activation, so its accuracy is tested against the erf closed form as well as
-against plain Monte Carlo (``tests/kernels/test_gaussian.py``).
+against plain Monte Carlo (``tests/kernels/twolayer/test_gaussian.py``).
 
 All scalar functions are ``numba.njit(cache=True)`` and take covariance entries, so the ODE hot
-loop (:mod:`kernels.ode`) can inline them.
+loop (:mod:`kernels.twolayer.ode`) can inline them.
 """
 
 from __future__ import annotations

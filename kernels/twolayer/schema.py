@@ -1,0 +1,58 @@
+"""Dims and outputs shared by the two-layer kernels (`ode`, `meanfield`, `sgd_online`).
+
+Declared once here and picked by each kernel, so a theory and its simulation label the
+same quantity the same way (``docs/twolayer.md``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.schema import Dim, Output
+from kernels.timegrid import saved_times
+from kernels.twolayer.model import time_unit
+
+
+def _has_particles(p) -> bool:
+    return p.save_particles > 0
+
+
+DIMS = {
+    "time": Dim("time", saved_times, units=time_unit),
+    "student": Dim("student hidden unit", lambda p: np.arange(p.K)),
+    "student2": Dim("student hidden unit", lambda p: np.arange(p.K)),
+    "teacher": Dim("teacher hidden unit", lambda p: np.arange(p.M)),
+    "teacher2": Dim("teacher hidden unit", lambda p: np.arange(p.M)),
+    "unit": Dim("student unit (the first save_particles of K)", lambda p: np.arange(p.save_particles)),
+}
+
+OUTPUTS = {
+    "risk": Output(
+        ("time",),
+        "population risk E[(f* - f)^2]/2",
+        description="closed form from the overlaps (erf, relu, linear); excludes the label-noise floor noise/2",
+    ),
+    "Q": Output(("time", "student", "student2"), "student-student overlap Q = W W^T / d"),
+    "M": Output(("time", "student", "teacher"), "student-teacher overlap M = W W*^T / d"),
+    "P": Output(
+        ("teacher", "teacher2"),
+        "teacher-teacher overlap P = W* W*^T / d",
+        description="constant: the teacher is fixed",
+    ),
+    "v": Output(("time", "student"), "student second-layer weights v"),
+    # per unit: the first save_particles student units
+    "m": Output(("time", "unit", "teacher"), "teacher overlap m_jr = w_j.w*_r / d", when=_has_particles),
+    "q": Output(("time", "unit"), "self overlap q_j = |w_j|^2 / d", when=_has_particles),
+    "a": Output(
+        ("time", "unit"),
+        "second-layer weight v_j",
+        description="the student's v_j of kernels/twolayer/model.py (= a_j / K for the mean-field a_j)",
+        when=_has_particles,
+    ),
+}
+
+ATTRS = {
+    "risk": "E[(f* - f)^2]/2 against the noiseless teacher; the label-noise floor noise/2 is NOT included",
+    "noise": "label-noise variance Delta",
+    "committee": "saad_solla: v = v* = 1; mean: v = 1/K, v* = 1/M (docs/twolayer.md)",
+}
