@@ -98,12 +98,6 @@ def ridge_gd_curves(
     return {"m": m, "Q": q, "train_loss": loss}
 
 
-def ridge_limit_overlap(alpha: float, ridge: float, n_nodes: int = 4000) -> float:
-    """``m(infinity) = 1 - lambda E[(lambda + a)^-1]`` (dmft.md §6.1)."""
-    a, w = marchenko_pastur_quadrature(alpha, n_nodes)
-    return float(1.0 - ridge * np.sum(w / (ridge + a)))
-
-
 def ridge_langevin_stationary_q(alpha: float, ridge: float, temperature: float, n_nodes: int = 4000) -> float:
     """Stationary ``Q`` of Langevin gradient flow on the ridge problem at temperature ``T``.
 

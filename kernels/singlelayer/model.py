@@ -191,7 +191,7 @@ class SingleLayerParams(TimeGridParams):
                 f'`{self.loss}` needs labels +-1: use `teacher = "sign"` or a mixture model.',
             )
         if self.algorithm == "psgd":
-            p01, p10 = _chain(self.b, self.tau, self.lr)
+            p01, p10 = chain_probabilities(self.b, self.tau, self.lr)
             check(self.tau > 0, "tau", f"must be positive, got {self.tau!r}.")
             check(
                 p01 <= 1 and p10 <= 1,
@@ -201,10 +201,11 @@ class SingleLayerParams(TimeGridParams):
             )
 
 
-def _chain(b: float, tau: float, lr: float) -> tuple[float, float]:
+def chain_probabilities(b: float, tau: float, step: float) -> tuple[float, float]:
+    """Per-step ``P(leave)`` and ``P(enter)`` of the selection chain (``docs/singlelayer.md``)."""
     if tau <= 0:
         return math.inf, math.inf
-    return lr / tau, (1.0 - b) * lr / (b * tau)
+    return step / tau, (1.0 - b) * step / (b * tau)
 
 
 def selection_probabilities(p: SingleLayerParams) -> tuple[float, float]:
@@ -217,7 +218,7 @@ def selection_probabilities(p: SingleLayerParams) -> tuple[float, float]:
         return 1.0, 0.0
     if p.algorithm == "sgd":
         return p.b, 1.0 - p.b
-    return _chain(p.b, p.tau, p.lr)
+    return chain_probabilities(p.b, p.tau, p.lr)
 
 
 def batch_fraction(p: SingleLayerParams) -> float:
