@@ -5,8 +5,8 @@ A kernel declares, as class variables,
 - ``dims``: each of its own dims (``time``, ``student``, ...) as a :class:`Dim`, whose
   coordinates (and units) are functions of the parameters;
 - ``outputs``: each output variable as an :class:`Output` with its dims and labels;
-  an output that exists only for some parameter values (``two_time = true``,
-  ``save_particles > 0``) names that condition in ``when``;
+  an output that exists only for some parameter values names in ``when`` the shape
+  parameter that switches it on (``two_time = true``, ``save_particles > 0``);
 - ``attrs``: dataset attributes (conventions, units, what the risk excludes); a value
   may be a function of the parameters.
 
@@ -21,7 +21,7 @@ change when any other parameter does).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ class Output:
     units: str | None = None
     description: str | None = None
     allow_nan: bool = False  # True if NaN is a legitimate value, not a failure
-    when: Callable[[Any], bool] | None = field(default=None, compare=False)  # present only if true
+    when: str | None = None  # a shape parameter: the output exists only where it is true / non-zero
 
     def attrs(self) -> dict[str, str]:
         out = {"long_name": self.long_name}
@@ -91,7 +91,7 @@ def evaluate(
     dims: Mapping[str, Dim], outputs: Mapping[str, Output], attrs: Mapping[str, Any], params: Any
 ) -> Schema:
     """The declarations of one kernel evaluated for ``params``."""
-    present = {n: o for n, o in outputs.items() if o.when is None or o.when(params)}
+    present = {n: o for n, o in outputs.items() if o.when is None or getattr(params, o.when)}
     used = [d for d in dims if any(d in o.dims for o in present.values())]
     missing = {d for o in present.values() for d in o.dims} - set(dims)
     if missing:

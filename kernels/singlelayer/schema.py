@@ -9,11 +9,6 @@ from __future__ import annotations
 from kernels.schema import Dim, Output
 from kernels.timegrid import saved_times
 
-
-def _two_time(p) -> bool:
-    return p.two_time
-
-
 DIMS = {
     "time": Dim("time", saved_times, units="step * lr"),
     "time2": Dim("earlier time t'", saved_times, units="step * lr"),
@@ -36,8 +31,8 @@ OUTPUTS = {
         "generalisation error from (m, Q)",
         description="closed form of kernels.singlelayer.model.test_error; noiseless labels, noise floor excluded",
     ),
-    "C": Output(("time", "time2"), "weight correlation C(t, t') = w(t).w(t')/d", when=_two_time),
-    "R": Output(("time", "time2"), "weight response R(t, t')", when=_two_time),
+    "C": Output(("time", "time2"), "weight correlation C(t, t') = w(t).w(t')/d", when="two_time"),
+    "R": Output(("time", "time2"), "weight response R(t, t')", when="two_time"),
 }
 
 ATTRS = {

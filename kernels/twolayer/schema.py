@@ -12,11 +12,6 @@ from kernels.schema import Dim, Output
 from kernels.timegrid import saved_times
 from kernels.twolayer.model import time_unit
 
-
-def _has_particles(p) -> bool:
-    return p.save_particles > 0
-
-
 DIMS = {
     "time": Dim("time", saved_times, units=time_unit),
     "student": Dim("student hidden unit", lambda p: np.arange(p.K)),
@@ -41,13 +36,13 @@ OUTPUTS = {
     ),
     "v": Output(("time", "student"), "student second-layer weights v"),
     # per unit: the first save_particles student units
-    "m": Output(("time", "unit", "teacher"), "teacher overlap m_jr = w_j.w*_r / d", when=_has_particles),
-    "q": Output(("time", "unit"), "self overlap q_j = |w_j|^2 / d", when=_has_particles),
+    "m": Output(("time", "unit", "teacher"), "teacher overlap m_jr = w_j.w*_r / d", when="save_particles"),
+    "q": Output(("time", "unit"), "self overlap q_j = |w_j|^2 / d", when="save_particles"),
     "a": Output(
         ("time", "unit"),
         "second-layer weight v_j",
         description="the student's v_j of kernels/twolayer/model.py (= a_j / K for the mean-field a_j)",
-        when=_has_particles,
+        when="save_particles",
     ),
 }
 

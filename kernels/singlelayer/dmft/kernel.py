@@ -100,10 +100,6 @@ def _sampler(p: DMFTParams):
 _TIME_UNITS = "t = step * lr (discrete, dt = 0) or step * dt (flow limit, dt > 0)"
 
 
-def _two_time(p: DMFTParams) -> bool:
-    return p.two_time
-
-
 class DMFTKernel(Kernel):
     """Discrete-time DMFT of GD / SGD / p-SGD for single-layer models (dmft.md §2-§4)."""
 
@@ -132,8 +128,8 @@ class DMFTKernel(Kernel):
         "m_mc_error": Output((), "Monte-Carlo standard error of m, max over time (from blocks)"),
         "train_loss_mc_error": Output((), "Monte-Carlo standard error of train_loss, max over time"),
         "Q_mc_error": Output((), "Monte-Carlo standard error of Q, max over time"),
-        "M_C": Output(("time", "time2"), "noise kernel M_C(t, t')", when=_two_time),
-        "M_R": Output(("time", "time2"), "memory kernel M_R(t, t') (t > t')", when=_two_time),
+        "M_C": Output(("time", "time2"), "noise kernel M_C(t, t')", when="two_time"),
+        "M_R": Output(("time", "time2"), "memory kernel M_R(t, t') (t > t')", when="two_time"),
         "C": family.OUTPUTS["C"],
         "R": dataclasses.replace(family.OUTPUTS["R"], long_name="weight response R(t, t') (t > t')"),
     }

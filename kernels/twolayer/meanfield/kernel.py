@@ -177,7 +177,7 @@ class MeanFieldKernel(Kernel):
             "density of units over (m, q)",
             description="histogram over units j of (m_jr, q_j), normalised to a density (fraction "
             "of units per unit area of the (m, q) plane); mass outside the bins is dropped",
-            when=lambda p: p.histograms,
+            when="histograms",
         ),
     } | pick(family.OUTPUTS, "m", "q", "a")
     attrs = family.ATTRS | {

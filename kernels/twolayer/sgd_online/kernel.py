@@ -70,7 +70,7 @@ class SGDOnlineKernel(Kernel):
             ("time",),
             "population risk on a fixed test set",
             description="mean over n_test noiseless samples of (f* - f)^2 / 2",
-            when=lambda p: p.n_test > 0,
+            when="n_test",
         ),
     }
     attrs = family.ATTRS | {
