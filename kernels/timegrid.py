@@ -28,8 +28,16 @@ TIME_GRID_PARAMS = frozenset({"t_max", "n_times", "time_spacing", "t_min"})
 class TimeGridParams:
     """Saved times: ``t = 0`` followed by ``n_times - 1`` points up to ``t_max``.
 
-    ``time_spacing="linear"`` spaces them evenly; ``"log"`` spaces them
-    logarithmically from ``t_min`` to ``t_max``.
+    Parameters
+    ----------
+    t_max
+        Last saved time, in the kernel's time unit.
+    n_times
+        Number of saved times, ``t = 0`` included.
+    time_spacing
+        ``linear``: evenly spaced; ``log``: logarithmically from ``t_min`` to ``t_max``.
+    t_min
+        First saved time after ``t = 0`` of a ``log`` grid (unused by ``linear``).
     """
 
     t_max: float = 100.0

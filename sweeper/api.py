@@ -226,28 +226,14 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
 
 
 def describe_kernels() -> str:
-    """Registered kernels with their parameters, defaults and outputs."""
-    import dataclasses
-
+    """Registered kernels: each parameter's meaning, type and default; every output with its dims."""
+    from kernels.describe import describe
     from kernels.registry import available, get_kernel
 
     blocks = []
     for name in available():
         try:
-            kernel_class = get_kernel(name)
+            blocks.append(describe(get_kernel(name)))
         except Exception as exc:  # noqa: BLE001 - one broken plugin must not hide the others
             blocks.append(f"{name}: cannot be imported ({type(exc).__name__}: {exc})")
-            continue
-        params = kernel_class.make_params()
-        outputs = kernel_class().schema(params).outputs
-        lines = [f"{name} (v{kernel_class.version}): {(kernel_class.__doc__ or '').strip().splitlines()[0]}"]
-        lines.append("  parameters (* = sets output shapes, cannot be swept):")
-        for f in dataclasses.fields(params):
-            star = "*" if f.name in kernel_class.shape_params else " "
-            lines.append(f"   {star} {f.name} = {getattr(params, f.name)!r}")
-        lines.append("  outputs:")
-        for key, out in outputs.items():
-            units = f" [{out.units}]" if out.units else ""
-            lines.append(f"    {key}({', '.join(out.dims)}): {out.long_name}{units}")
-        blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "no kernels registered"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from kernels.base import Kernel, ParameterError, Result
+from kernels.describe import describe, parameter_meanings
 from kernels.registry import BUILTIN, get_kernel
 
 NAMES = sorted(BUILTIN) + ["relaxation"]
@@ -58,6 +59,17 @@ def test_example_runs_to_declared_schema_deterministically(kernel_class):
     again = kernel_class().run(params, seed=(0, 1))
     for name in schema.outputs:
         np.testing.assert_array_equal(first.outputs[name], again.outputs[name])
+
+
+def test_every_parameter_and_output_is_described(kernel_class):
+    # `sweeper kernels` prints each parameter's meaning from its numpydoc entry
+    meanings = parameter_meanings(kernel_class.Params)
+    undocumented = [n for n in kernel_class.parameter_names() if not meanings.get(n)]
+    assert not undocumented, f"no `Parameters` entry for {undocumented}"
+    text = describe(kernel_class)
+    for name, out in kernel_class.outputs.items():
+        assert f"{name}({', '.join(out.dims)})" in text
+        assert out.when is None or out.when in kernel_class.shape_params, f"{name}: `when` must be a shape parameter"
 
 
 def test_numerical_failure_is_a_failed_result(kernel_class):

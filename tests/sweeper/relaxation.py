@@ -21,6 +21,28 @@ from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, saved_times
 
 @dataclass(frozen=True, kw_only=True)
 class RelaxationParams(TimeGridParams):
+    """Parameters of the test kernel.
+
+    Parameters
+    ----------
+    rate
+        Relaxation rate (< 0 raises, 0 gives NaN).
+    x0
+        Initial value.
+    noise
+        Standard deviation of the noise added at each saved time.
+    n_modes
+        Length of the `modes` output.
+    crash
+        `always`, `once` (per rate value) kills the worker; `hang` sleeps an hour.
+    crash_dir
+        Where `once` leaves its mark, so the retry succeeds.
+    delay
+        Seconds of sleep per point.
+    trace_dir
+        If set, each computation appends "pid rate x0 seed" to trace.log there.
+    """
+
     rate: float = 1.0
     x0: float = 1.0
     noise: float = 0.0

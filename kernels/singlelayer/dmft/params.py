@@ -29,8 +29,8 @@ HINGE_REFUSED = (
 class DMFTParams(SingleLayerParams):
     """Parameters of the `dmft` kernel: the shared single-layer names plus solver knobs.
 
-    Solver knobs
-    ------------
+    Parameters
+    ----------
     n_traj
         Trajectories of the effective process per block.
     n_blocks
