@@ -157,7 +157,7 @@ def j2(code, c11, c12, c22):
     if code == RELU:
         s = math.sqrt(c11 * c22)
         if s < _TINY:
-            return 0.25
+            return 0.0  # a unit with zero variance sits at 0, where g'(0) = 0 (as in dact and i3)
         return (math.pi - math.acos(_clip(c12 / s))) * _INV_2PI
     return 1.0
 

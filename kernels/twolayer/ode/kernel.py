@@ -154,7 +154,7 @@ class ODEKernel(Kernel):
     """Overlap ODEs of online SGD in a two-layer teacher-student network (see module doc)."""
 
     name = "ode"
-    version = "1"
+    version = "2"
     Params = ODEParams
     shape_params = frozenset({"K", "M"} | TIME_GRID_PARAMS)
     example: dict[str, Any] = {"K": 2, "M": 2, "d": 100, "lr": 0.5, "t_max": 5.0, "n_times": 11}

@@ -20,9 +20,9 @@ import numpy as np
 
 from kernels.base import Kernel, Seed, check
 from kernels.schema import Output, pick
-from kernels.timegrid import TIME_GRID_PARAMS
+from kernels.timegrid import TIME_GRID_PARAMS, saved_times
 from kernels.twolayer import schema as family
-from kernels.twolayer.model import TwoLayerParams
+from kernels.twolayer.model import TwoLayerParams, steps_at, steps_per_time
 from kernels.twolayer.sgd_online.simulation import simulate
 
 
@@ -51,6 +51,15 @@ class OnlineParams(TwoLayerParams):
             "save_particles",
             f"records the first `save_particles` units, so it must lie in [0, K={self.K}], "
             f"got {self.save_particles!r}.",
+        )
+        steps = steps_at(self, saved_times(self))
+        same = np.flatnonzero(np.diff(steps) == 0)
+        check(
+            same.size == 0,
+            "t_min" if self.time_spacing == "log" else "n_times",
+            f"saved times {saved_times(self)[same[0]]:g} and {saved_times(self)[same[0] + 1]:g} fall on the "
+            f"same SGD step ({steps_per_time(self):g} steps per unit time): one state would be stored "
+            f"under two times. Raise `t_min` or lower `n_times`." if same.size else "",
         )
 
 

@@ -40,7 +40,7 @@ from numba import njit
 
 from kernels.base import NumericalFailure, rng
 from kernels.timegrid import saved_times
-from kernels.twolayer.gaussian import act, dact
+from kernels.twolayer.gaussian import FASTMATH, act, dact
 from kernels.twolayer.model import (
     BLOWUP,
     TwoLayerParams,
@@ -55,7 +55,7 @@ from kernels.twolayer.model import (
 from kernels.twolayer.sgd_online.normals import ZIGGURAT, fill_normals, generator_state
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=FASTMATH)  # no no-NaN assumption: the finiteness check must stay
 def online_steps(
     n_steps, W, v, Wt, vt, x_state, noise_state, noise_amp, code, step_w, train_v, step_v, decay, lam, x, zig
 ):

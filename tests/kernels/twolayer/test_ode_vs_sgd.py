@@ -64,3 +64,17 @@ def test_scaled_ode_matches_sgd(kappa, delta):
     theory = ode.run(ode.make_params(region_terms=False, **common), seed=0).outputs["risk"]
     sim = sgd.run(sgd.make_params(**common), seed=0).outputs["risk"]
     np.testing.assert_allclose(sim, theory, rtol=0.08)
+
+
+def test_dead_relu_units_stay_dead_in_theory_and_simulation():
+    # A ReLU unit with w = 0 sits at lambda = 0, where g'(0) = 0: no gradient ever reaches it,
+    # so SGD keeps Q_ii = M_in = 0 exactly. The ODE's noise term J2 used to take the
+    # zero-variance limit 1/4 instead and grew Q_ii to 0.37 by t = 2 (and M with it).
+    kw = dict(K=2, M=2, d=200, activation="relu", init="small", init_scale=0.0, noise=0.5, lr=0.5)
+    kw |= dict(t_max=2.0, n_times=3)
+    ode, sgd = get_kernel("ode")(), get_kernel("sgd_online")()
+    theory = ode.run(ode.make_params(**kw), seed=0)
+    sim = sgd.run(sgd.make_params(**kw), seed=0)
+    assert theory.ok and sim.ok
+    for out in (theory.outputs, sim.outputs):
+        assert np.all(out["Q"] == 0) and np.all(out["M"] == 0)

@@ -153,3 +153,11 @@ def test_online_follows_the_ode_kernel():
 def test_online_time_grid_needs_no_whole_steps_of_lr():
     # online time is steps / d: any saved grid is whole steps at d = 1000 and lr = 0.3
     KERNEL.make_params(lr=0.3, t_max=10.0, n_times=11)
+
+
+def test_two_saved_times_on_one_step_are_refused():
+    # at d = 50 a step is 0.02 time units: a log grid from t_min = 0.001 would store the
+    # initial state under several times
+    with pytest.raises(ParameterError, match=r"^t_min: saved times .* fall on the same SGD step"):
+        KERNEL.make_params(d=50, time_spacing="log", t_min=0.001, t_max=10.0, n_times=21)
+    KERNEL.make_params(d=50, time_spacing="log", t_min=0.1, t_max=10.0, n_times=21)
