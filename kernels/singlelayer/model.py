@@ -191,18 +191,23 @@ class SingleLayerParams(TimeGridParams):
                 f'`{self.loss}` needs labels +-1: use `teacher = "sign"` or a mixture model.',
             )
         if self.algorithm == "psgd":
-            p01, p10 = chain_probabilities(self.b, self.tau, self.lr)
+            name, step = self.chain_step()
+            p01, p10 = chain_probabilities(self.b, self.tau, step)
             check(self.tau > 0, "tau", f"must be positive, got {self.tau!r}.")
             check(
                 p01 <= 1 and p10 <= 1,
                 "tau",
-                f"the selection chain needs lr/tau <= 1 and lr (1-b)/(b tau) <= 1 (dmft.md §3), "
-                f"got lr={self.lr!r}, tau={self.tau!r}, b={self.b!r}.",
+                f"the selection chain needs {name}/tau <= 1 and {name} (1-b)/(b tau) <= 1 "
+                f"(docs/singlelayer.md §4.2), got {name}={step!r}, tau={self.tau!r}, b={self.b!r}.",
             )
+
+    def chain_step(self) -> tuple[str, float]:
+        """The name and value of the step the selection chain moves by: ``lr``."""
+        return "lr", self.lr
 
 
 def chain_probabilities(b: float, tau: float, step: float) -> tuple[float, float]:
-    """Per-step ``P(leave)`` and ``P(enter)`` of the selection chain (``docs/singlelayer.md``)."""
+    """Per-step ``(P(0 -> 1), P(1 -> 0))`` of the selection chain (``docs/singlelayer.md §4.2``)."""
     if tau <= 0:
         return math.inf, math.inf
     return step / tau, (1.0 - b) * step / (b * tau)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from kernels.base import check
-from kernels.singlelayer.model import SingleLayerParams, chain_probabilities
+from kernels.singlelayer.model import SingleLayerParams
 from kernels.timegrid import check_steps
 
 # The effective process needs l'' as a function; the hinge's is a delta at the margin.
@@ -125,17 +125,13 @@ class DMFTParams(SingleLayerParams):
         )
         if self.dt > 0:
             check(self.algorithm != "sgd", "dt", "i.i.d. SGD has no flow limit (tau = lr/b); use `dt = 0`.")
-            if self.algorithm == "psgd":
-                p01, p10 = chain_probabilities(self.b, self.tau, self.dt)
-                check(
-                    p01 <= 1 and p10 <= 1,
-                    "dt",
-                    f"the selection chain needs dt/tau <= 1 and dt (1-b)/(b tau) <= 1, "
-                    f"got dt={self.dt!r}, tau={self.tau!r}, b={self.b!r}.",
-                )
         step = self.step
         check(self.t_max >= step, "t_max", f"must cover at least one step of {step!r}, got {self.t_max!r}.")
         check_steps(self, step, "dt" if self.dt > 0 else "lr")  # the process saves at whole steps
+
+    def chain_step(self) -> tuple[str, float]:
+        """The selection chain moves by the integration step: ``dt`` in the flow limit."""
+        return ("dt", self.dt) if self.dt > 0 else ("lr", self.lr)
 
     @property
     def step(self) -> float:

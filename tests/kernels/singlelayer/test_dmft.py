@@ -485,3 +485,10 @@ def test_mixture3_sgd_matches_simulation():
     assert_agrees(out["train_loss"], out["train_loss_mc_error"], sim, "train_loss", rel=0.01)
     assert_agrees(out["m"], out["m_mc_error"], sim, "m", rel=0.01)
     assert_agrees(out["Q"], out["Q_mc_error"], sim, "Q", rel=0.02)
+
+
+def test_flow_limit_chain_is_checked_with_dt_not_lr():
+    # in the flow limit lr plays no part: tau = 0.05 with dt = 0.01 is a valid chain whatever lr is
+    DMFTKernel.make_params(algorithm="psgd", b=0.5, tau=0.05, dt=0.01, lr=0.1, t_max=1.0, n_times=3)
+    with pytest.raises(ParameterError, match=r"^tau: the selection chain needs dt/tau <= 1 .* got dt=0\.01"):
+        DMFTKernel.make_params(algorithm="psgd", b=0.5, tau=0.005, dt=0.01, t_max=1.0, n_times=3)
