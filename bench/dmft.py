@@ -6,11 +6,11 @@ Usage::
     python bench/dmft.py --long       # also the long p-SGD phase-retrieval run
     python bench/dmft.py --spread     # also the spread of m(t) against n, beside finite-d runs
 
-Reference setting (SPOC-group/DMFT-integration ``parameters.json``; dmft.md §4.1): ridge
+Reference setting (SPOC-group/DMFT-integration ``parameters.json``; docs/dmft.md §4.1): ridge
 regression, square loss, linear teacher, alpha = 3, lambda = 0.5, GD, eta = 0.1, 50 steps,
 20,000 trajectories, m0 = 0.2. The public code needs 88-93 s for its 30 damped iterations on
 this machine class and its m(step 49) scatters by +-0.02 around the exact 0.8138
-(/work/shared/science/reference_timings.md; we cannot run it here, so that column is the
+(reference timings; we cannot run it here, so that column is the
 recorded anchor). We run, in this process, the same workload (one block of 20,000
 trajectories, every trajectory also used for the response) with and without moment matching,
 and print wall time and max_t |m - exact| against the closed form (kernels.singlelayer.closed_forms).

@@ -9,7 +9,7 @@ Workloads (erf units, all run through ``kernels.twolayer.ode.integrate`` after o
 compiles or loads the numba cache; the wall time of a full ``ODEKernel.run`` is printed too):
 
 * ``K=M=2, I4 on``: Saad-Solla committee, lr 0.5, dt 0.01, 10^6 Euler steps. Anchor:
-  sgoldt/nn2pp ``scmpp_ode`` (C++), 1.13 us per step (/work/shared/science/reference_timings.md).
+  sgoldt/nn2pp ``scmpp_ode`` (C++), 1.13 us per step (reference timings).
 * ``p=8, k=4, I4 on`` / ``I4 off``: committee ``mean``, the blue-line / green-region setting of
   Veiga et al. Anchor: rodsveiga/phdiag_sgd (Cython) 64.6 / 7.4 us per step.
 

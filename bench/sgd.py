@@ -15,7 +15,7 @@ per step of :func:`kernels.singlelayer.sgd_multipass.simulation.advance`, and it
 
 Mode ``online``: microseconds per one-pass SGD step at d = 100, K = 8, M = 4
 (public Cython simulator rodsveiga/phdiag_sgd: 116 us/step on this machine
-class, ``/work/shared/science/reference_timings.md``) and d = 1000, K = M = 2
+class, the reference timings of the science notes) and d = 1000, K = M = 2
 (sgoldt/nn2pp C++: 39 us/step), against a plain numpy loop; the goal at
 d = 100, K = 8, M = 4 is <= 20 us/step.
 

@@ -3,9 +3,9 @@
 Ridge regression with square loss on a linear teacher is exactly solvable: the
 dynamics of GD (discrete step ``eta``) or gradient flow decouple in the
 eigenbasis of ``A = X^T X / d``, whose spectrum is Marchenko-Pastur. See
-``/work/shared/science/dmft.md`` §6.1 (derived there, evaluated numerically).
+docs/singlelayer.md §9.1 (derived there, evaluated numerically).
 
-Conventions (dmft.md §1.1): the loss is a *sum* over the ``n = alpha d``
+Conventions (docs/singlelayer.md §1): the loss is a *sum* over the ``n = alpha d``
 samples, ``L(w) = sum_mu (r_mu - y_mu)^2 / 2 + ridge |w|^2 / 2`` with
 ``r_mu = w . x_mu / sqrt(d)`` and ``y_mu = w* . x_mu / sqrt(d)``; the warm start
 is ``w0 = m0 w* + z`` with ``z`` orthogonal to ``w*`` and ``|z|^2 = d``, so that
@@ -76,7 +76,7 @@ def ridge_gd_curves(
 
     Notes
     -----
-    dmft.md §6.1: with ``p(a) = (1 - eta (lambda + a))^k`` (or ``exp(-(lambda + a) t)``),
+    docs/singlelayer.md §9.1: with ``p(a) = (1 - eta (lambda + a))^k`` (or ``exp(-(lambda + a) t)``),
     ``m = E[a/(l+a) + p (m0 - a/(l+a))]``,
     ``L = E[a (p (m0 - a/(l+a)) - l/(l+a))^2 + a p^2] / (2 alpha)``,
     ``Q = E[(p (m0 - a/(l+a)) + a/(l+a))^2 + p^2]``.

@@ -1,7 +1,7 @@
 """Pointwise losses of single-layer models, shared by the `sgd` and `dmft` kernels.
 
 Every loss is a function ``l(y, r)`` of a label ``y`` and a preactivation (score)
-``r``; the training loss is the *sum* over samples (dmft.md §1.1). The numba
+``r``; the training loss is the *sum* over samples (docs/singlelayer.md §1). The numba
 function :func:`loss_derivatives` returns ``(l, dl/dr, d2l/dr2)`` for a loss
 selected by an integer code, so it can be called from inside other ``@njit``
 functions (the finite-N simulator and the DMFT effective process use the very
@@ -15,8 +15,8 @@ logistic   1     ``log(1 + exp(-y r))``          labels ``y = +-1``
 hinge      2     ``max(0, 1 - y r)``             ``l''`` = 0 (a.e.); labels ``+-1``;
                                                  refused by `dmft` (the kink's
                                                  delta in ``l''`` is lost)
-logcosh    3     ``log cosh(r - y)``             dmft.md §6.2 check case
-phase      4     ``scale (y^2 - r^2)^2``         phase retrieval (dmft.md §1.2);
+logcosh    3     ``log cosh(r - y)``             docs/singlelayer.md §10.1 check case
+phase      4     ``scale (y^2 - r^2)^2``         phase retrieval (docs/singlelayer.md §2);
                                                  ``scale`` = ``loss_scale``
 =========  ====  ==============================  =================================
 

@@ -6,7 +6,7 @@ definitions from this module: :class:`SingleLayerParams`, the label rules, the
 pointwise loss of each data model (:func:`pointwise`), the per-sample error
 (:func:`sample_error`), the closed-form test error (:func:`test_error`) and the
 sample-selection chain (:func:`selection_probabilities`). Everything follows
-``/work/shared/science/dmft.md`` §1.
+docs/singlelayer.md §1.
 
 Conventions
 -----------
@@ -15,7 +15,7 @@ Conventions
 - Overlaps with the special direction ``v`` (teacher ``w*`` for the GLM, cluster
   centre ``v*`` for the mixtures), normalised so that ``|v|^2 = d`` exactly:
   ``m = w . v / d``, ``Q = |w|^2 / d``. The teacher field ``u = x . v / sqrt(d)``.
-- Data models (dmft.md §1.2):
+- Data models (docs/singlelayer.md §2):
 
   ``glm``
       ``x ~ N(0, I_d)``, ``u ~ N(0, 1)``, ``y = phi(u)`` with ``phi`` given by
@@ -34,7 +34,7 @@ Conventions
       ``h = r^2 - MIXTURE3_THRESHOLD`` (``l(y, h(r))``, chain rule in
       :func:`pointwise`) and the prediction is ``sign(h)``. **This output map is
       our choice**: the classifier of Mignacco et al. 2020's three-cluster
-      model is unverified (dmft.md §1.2 [M]).
+      model is unverified (docs/singlelayer.md §2 [M]).
 
 - Test error (:func:`test_error`), from ``(m, Q)`` with
   ``r_test = m u + sqrt(sigma^2 (Q - m^2)) Z``, noiseless labels, the label-noise
@@ -42,20 +42,20 @@ Conventions
 
   - ``glm/linear``: ``(1 - 2 m + Q) / 2`` (mean-square error / 2),
   - ``glm/sign``: ``arccos(m / sqrt(Q)) / pi``,
-  - ``glm/abs``: ``E[(y^2 - r^2)^2] / 4`` (dmft.md §2; ``= 1 - m^2`` on the sphere Q = 1),
+  - ``glm/abs``: ``E[(y^2 - r^2)^2] / 4`` (docs/dmft.md §2; ``= 1 - m^2`` on the sphere Q = 1),
   - ``mixture2``: ``erfc(m / sqrt(2 noise Q)) / 2``,
   - ``mixture3``: misclassification probability of ``sign(h)``.
 
   ``train_error`` is the training-set mean of the same per-sample quantity
   (:func:`sample_error`: squared error / 2, ``(y^2 - r^2)^2 / 4`` or 0-1
   error), with the training labels (noise included).
-- Selection chain (dmft.md §1.3): ``s_mu(t) in {0, 1}``; ``P(0 -> 1) = lr / tau``,
+- Selection chain (docs/singlelayer.md §4): ``s_mu(t) in {0, 1}``; ``P(0 -> 1) = lr / tau``,
   ``P(1 -> 0) = (1 - b) lr / (b tau)``, ``s(0) ~ Bern(b)``. ``sgd`` is
   ``tau = lr / b`` (fresh Bernoulli(b) batches each step), ``gd`` is ``s = 1``.
   ``s_hat = s / b`` if ``batch_normalise`` else ``s``.
 - Spherical constraint: ``Q(t) = q0`` at all times, either by projection after
   each step (``projection``) or with the Lagrange multiplier that keeps
-  ``dQ/dt = 0`` in continuous time (``lagrange``; dmft.md §2 "Norm and
+  ``dQ/dt = 0`` in continuous time (``lagrange``; docs/dmft.md §2.3 "Norm and
   constraint"): ``ridge + nu = (temperature - sum_mu s_hat l' r / d) / Q``.
 """
 
@@ -136,7 +136,7 @@ class SingleLayerParams(TimeGridParams):
         Initial overlap of the warm start.
     q0
         Initial self-overlap ``Q(0)`` (both starts), and the sphere if
-        ``spherical != "none"``. dmft.md §6.1's warm start ``w0 = m0 w* + z``
+        ``spherical != "none"``. docs/singlelayer.md §9.1's warm start ``w0 = m0 w* + z``
         with ``|z|^2 = d`` is ``q0 = 1 + m0^2``.
     noise
         ``glm``: label-noise variance; mixtures: cluster variance ``Delta``.
@@ -237,7 +237,7 @@ def sample_weight(p: SingleLayerParams) -> float:
 
 
 def orthogonal_variance(p: SingleLayerParams) -> float:
-    """``sigma^2``: per-coordinate input variance orthogonal to ``v`` (dmft.md §2)."""
+    """``sigma^2``: per-coordinate input variance orthogonal to ``v`` (docs/dmft.md §2)."""
     return 1.0 if p.model == "glm" else p.noise
 
 
@@ -280,7 +280,7 @@ def labels(p: SingleLayerParams, u: np.ndarray, c: np.ndarray | None, gen: np.ra
 
 
 def draw_effective(p: SingleLayerParams, gen: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` draws of ``(u, y)`` for the DMFT effective process (dmft.md §2).
+    """``n`` draws of ``(u, y)`` for the DMFT effective process (docs/dmft.md §2).
 
     GLM: ``u ~ N(0, 1)``; mixtures: ``u = c + sqrt(noise) g``.
     """

@@ -1,6 +1,6 @@
 """Gaussian integrals of the two-layer overlap ODEs, for erf, ReLU and linear units.
 
-Every quantity the overlap ODEs need (``/work/shared/science/ode_meanfield.md`` §2-§4) is an
+Every quantity the overlap ODEs need (docs/twolayer.md §6) is an
 expectation over a centred Gaussian vector ``h`` whose covariance entries ``C_ab`` are the
 overlaps (``Q``, ``M``, ``P``)::
 
@@ -15,7 +15,7 @@ Activation codes (shared with :mod:`kernels.twolayer.sgd_online.simulation`): ``
 
 Closed forms
 ------------
-erf (Saad & Solla 1995; Goldt et al. 2019; ode_meanfield.md §2), with ``1 + C_aa`` written
+erf (Saad & Solla 1995; Goldt et al. 2019; docs/twolayer.md §6), with ``1 + C_aa`` written
 ``u_a``::
 
     I2 = (2/pi) asin(C_ab / sqrt(u_a u_b))
@@ -36,7 +36,7 @@ ReLU, derived here from the arc-cosine kernels of Cho & Saul (NIPS 2009). With
   leaves ``relu`` of a centred normal of variance ``C_cc - C_ac^2 / C_aa``, hence
   ``I3 = C_ab sqrt(C_aa C_cc - C_ac^2) / (2 pi C_aa) + C_bc (pi - arccos rho_ac) / (2 pi)``.
 
-``I4`` for ReLU has no closed form (ode_meanfield.md §4). :func:`i4_quadrature` integrates the
+``I4`` for ReLU has no closed form (docs/twolayer.md §6.3). :func:`i4_quadrature` integrates the
 last unit exactly (``E[g(mu + s z)]`` is closed-form for all three activations) and the first
 three dimensions with a fixed, scrambled Sobol point set (randomised quasi-Monte Carlo). It is
 generic in the activation, so its accuracy is tested against the erf closed form as well as
@@ -300,7 +300,7 @@ def risk_overlaps(code, Q, M, P, v, vs):
 
     ``f(x) = sum_i v_i g(w_i.x/sqrt d)`` and ``f*`` likewise with ``(w*_n, v*_n)``; ``Q``,
     ``M``, ``P`` are the student-student, student-teacher and teacher-teacher overlaps
-    (ode_meanfield.md §3.1, "generalisation error"). Closed form for every activation here.
+    (docs/twolayer.md §4, "generalisation error"). Closed form for every activation here.
     """
     K = Q.shape[0]
     Mt = P.shape[0]

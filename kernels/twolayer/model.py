@@ -1,6 +1,6 @@
 """Shared definitions of the two-layer teacher-student setting (`ode`, `sgd` online, `meanfield`).
 
-Model (ode_meanfield.md §1, §3.1): inputs ``x ~ N(0, I_d)``, teacher
+Model (docs/twolayer.md §1, docs/ode.md §1): inputs ``x ~ N(0, I_d)``, teacher
 ``y = sum_n v*_n g(w*_n.x / sqrt d) + sqrt(noise) zeta`` with ``M`` units, student
 ``f(x) = sum_i v_i g(w_i.x / sqrt d)`` with ``K`` units, square loss ``(y - f)^2 / 2``, one
 fresh sample per step. One SGD step (Goldt et al. 2019, ``nn2pp``) is::
@@ -20,7 +20,7 @@ Time: ``t = steps / steps_per_time``. Without scalings (``kappa = delta = None``
 ``steps_per_time = d`` (Goldt's ``t = mu / N``). With the (kappa, delta) scalings of Veiga et al.
 (``p ~ d^kappa``, ``gamma = lr d^(-delta)``), ``steps_per_time = d^(1 + kappa + delta)`` when
 ``kappa + delta >= 0`` (green region and blue line) and ``d^(1 + 2 (kappa + delta))``
-otherwise (orange, and red where the description breaks down), ode_meanfield.md §1.2.
+otherwise (orange, and red where the description breaks down), docs/twolayer.md §2.3.
 ``kappa`` selects the time unit and the region; the student width is the integer ``K``,
 which stands for ``d^kappa`` in the learning rate (:func:`learning_rates`).
 
@@ -43,7 +43,7 @@ from kernels.base import Seed, check, rng
 from kernels.timegrid import TimeGridParams
 from kernels.twolayer.gaussian import ACTIVATION_CODES, risk_overlaps
 
-# Region codes of the (kappa, delta) phase diagram (Veiga et al. 2022, ode_meanfield.md §1.2).
+# Region codes of the (kappa, delta) phase diagram (Veiga et al. 2022, docs/twolayer.md §2.3).
 REGIONS = {"none": 0, "green": 1, "blue": 2, "orange": 3, "red": 4}
 # kappa + delta within this of 0 is the blue line: grids built with linspace give -0.3 + 0.3
 # = 5.6e-17, and such a point is meant to be on the line.
@@ -180,7 +180,7 @@ def activation_code(p: TwoLayerParams) -> int:
 
 
 def region(p: TwoLayerParams) -> str:
-    """Region of the (kappa, delta) phase diagram of Veiga et al. 2022 (ode_meanfield.md §1.2).
+    """Region of the (kappa, delta) phase diagram of Veiga et al. 2022 (docs/twolayer.md §2.3).
 
     ``none`` without scalings; ``green`` for ``kappa + delta > 0``; ``blue`` on
     ``kappa + delta = 0``; ``orange`` for ``kappa < -delta < (kappa + 1) / 2``; ``red``

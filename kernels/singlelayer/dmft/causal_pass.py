@@ -1,4 +1,4 @@
-"""One causal forward pass of the discrete-time DMFT (dmft.md §3, §4.4) on one block of trajectories.
+"""One causal forward pass of the discrete-time DMFT (docs/dmft.md §3, §4.2) on one block of trajectories.
 
 :func:`solve_block` is the Python loop over *time steps* (never over
 trajectories); each step calls the numba functions of :mod:`kernels.singlelayer.dmft.numerics`
@@ -11,7 +11,7 @@ quantity uses only steps ``<= k``, which is what makes one pass exact):
 4. Noise ``xi[k]`` from the Gram-Schmidt factor of the ``f`` rows (a Cholesky factor of ``M_C``).
 5. ``rho[k+1]``, ``m[k+1]``; selection chain ``s[k+1]``.
 
-Global iterations (dmft.md §4.4, "optional refinement"). Given the previous
+Global iterations (docs/dmft.md §4.4, "optional refinement"). Given the previous
 iterate ``prev`` and a weight ``w``, every row a step uses is the damped mix
 ``(1 - w) prev + w new`` of the previous iterate's row and the estimate from
 this pass's fresh trajectories: the sample means (``nu-tilde``, ``mu``, the
@@ -58,7 +58,7 @@ from kernels.singlelayer.dmft.process import (
 
 @dataclass(frozen=True)
 class Problem:
-    """Everything one forward pass needs, in the units of dmft.md §2-§3.
+    """Everything one forward pass needs, in the units of docs/dmft.md §2-§3.
 
     ``sample(gen, g)`` returns ``(u, y)`` for ``n`` trajectories given a
     standard normal vector ``g`` (the Gaussian part of ``u``);
@@ -176,7 +176,7 @@ def solve_block(
         loss[k], err[k], batch_loss[k] = sums[S_LOSS], sums[S_ERR], sums[S_BLOSS]
         q[k] = m[k] ** 2 + ct[k, k] / p.sig2
         if p.spherical != "none":
-            # d/dt Q = -2 (ridge + nu) Q - 2 alpha E[s_hat r l'] + 2 T = 0 (dmft.md §2), at the current Q
+            # d/dt Q = -2 (ridge + nu) Q - 2 alpha E[s_hat r l'] + 2 T = 0 (docs/dmft.md §2), at the current Q
             nu[k] = (p.temperature - p.alpha * sums[S_RF]) / q[k] - p.ridge
             if p.spherical == "projection":
                 # plus the pull back to the sphere that "step, then rescale to Q = q0" applies

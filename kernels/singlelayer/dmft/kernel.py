@@ -5,14 +5,14 @@ Urbani & Zdeborova (NeurIPS 2020, arXiv 2006.06098, "Dynamical mean-field
 theory for stochastic gradient descent in Gaussian mixture classification"),
 Mignacco, Urbani & Zdeborova (MLST 2021, arXiv 2103.04902, phase retrieval)
 and Mignacco & Urbani (2022, arXiv 2112.10852), in the exact discrete-time form
-of ``/work/shared/science/dmft.md`` §3: for a step ``lr`` it reproduces
+of docs/dmft.md §3: for a step ``lr`` it reproduces
 discrete GD / SGD / p-SGD, not only their ``lr -> 0`` limit. With ``dt > 0`` it
 integrates the flow limit (``lr -> 0`` at fixed persistence time ``tau``) with
 step ``dt`` instead.
 
 Numerics (see :mod:`kernels.singlelayer.dmft.causal_pass` and :mod:`kernels.singlelayer.dmft.numerics`):
 
-- one causal forward pass per block of trajectories (dmft.md §4.4): every
+- one causal forward pass per block of trajectories (docs/dmft.md §4.2): every
   kernel row is estimated from the process up to that step before it is used,
   so the pass *is* the fixed point of the finite-sample equations;
 - optional damped global iterations (``iterations > 1``): each further pass
@@ -25,11 +25,11 @@ Numerics (see :mod:`kernels.singlelayer.dmft.causal_pass` and :mod:`kernels.sing
   retrieval they did not (the damped map converges slowly where the dynamics
   amplify kernel noise), so there more trajectories are the better use of time;
 - noise paths with covariance ``M_C`` from a growing Cholesky factor and fixed
-  normals (dmft.md §4.3 item 4); the factor comes from Gram-Schmidt on the
+  normals (docs/dmft.md §4.3 item 4); the factor comes from Gram-Schmidt on the
   sampled ``s_hat l'`` rows, because ``M_C`` itself is numerically singular
   near the flow limit;
 - response kernel ``M_R(k,j) = alpha sig^4 E[s_hat l''(k) G(k,j) s_hat l''(j)]``
-  with the factor at both times and prefactor ``alpha`` (dmft.md §4.3 items
+  with the factor at both times and prefactor ``alpha`` (docs/dmft.md §4.3 items
   1-2), ``G`` from the per-trajectory triangular system solved row by row in
   adjoint form on ``n_resp`` trajectories (exact, ``O(K n)`` memory,
   ``n_resp K^3 / 6`` multiply-adds, mostly BLAS-3);
@@ -76,11 +76,11 @@ from kernels.singlelayer.dmft.params import DMFTParams
 from kernels.singlelayer.losses import LOSS_CODES
 from kernels.timegrid import TIME_GRID_PARAMS, save_steps
 
-# -- data models of the effective process (dmft.md §1.2, §2) --------------------------------
+# -- data models of the effective process (docs/singlelayer.md §2, docs/dmft.md §2) --------------------------------
 
 
 def _sampler(p: DMFTParams):
-    """``(u, y)`` of the effective process (dmft.md §2) from a given standard normal ``g``.
+    """``(u, y)`` of the effective process (docs/dmft.md §2) from a given standard normal ``g``.
 
     Labels and clusters use the shared definitions of :mod:`kernels.singlelayer.model`;
     only the Gaussian part ``g`` comes from the solver (moment-matched).
@@ -101,7 +101,7 @@ _TIME_UNITS = "t = step * lr (discrete, dt = 0) or step * dt (flow limit, dt > 0
 
 
 class DMFTKernel(Kernel):
-    """Discrete-time DMFT of GD / SGD / p-SGD for single-layer models (dmft.md §2-§4)."""
+    """Discrete-time DMFT of GD / SGD / p-SGD for single-layer models (docs/dmft.md §2-§4)."""
 
     name = "dmft"
     version = "3"
@@ -140,7 +140,7 @@ class DMFTKernel(Kernel):
 
     # ------------------------------------------------------------------------------------
     def problem(self, p: DMFTParams) -> Problem:
-        """Translate parameters into the effective-process problem (dmft.md §1.3, §2)."""
+        """Translate parameters into the effective-process problem (docs/singlelayer.md §4, docs/dmft.md §2)."""
         step = p.step
         if p.algorithm == "psgd":
             p01, p10 = sl.chain_probabilities(p.b, p.tau, step)

@@ -1,7 +1,7 @@
 """Numerical core of the `dmft` kernel: one causal forward pass of the effective process.
 
 Implements the exact discrete-time effective process of
-``/work/shared/science/dmft.md`` §3 (Mignacco, Krzakala, Urbani, Zdeborova 2020,
+docs/dmft.md §3 (Mignacco, Krzakala, Urbani, Zdeborova 2020,
 NeurIPS, arXiv 2006.06098; Mignacco, Urbani, Zdeborova 2021, MLST, arXiv
 2103.04902): with step ``eta`` and iteration index ``k``,
 
@@ -12,12 +12,12 @@ NeurIPS, arXiv 2006.06098; Mignacco, Urbani, Zdeborova 2021, MLST, arXiv
     M_R(k,j) = alpha sig2^2 E[a[k] G(k,j) a[j]],           a = s_hat l''
     m[k+1]   = m[k] - eta ((ridge + nu[k]) m[k] + alpha E[s_hat u l'[k]])
 
-Solver (dmft.md §4.4, "forward causal pass"): every kernel entry at row ``k``
+Solver (docs/dmft.md §4.2, "forward causal pass"): every kernel entry at row ``k``
 depends only on the process up to step ``k``, so one sweep over ``k`` solves the
 finite-sample self-consistency exactly; there is nothing left to iterate.
 
 Response. Per trajectory, ``G(k, .)`` solves a lower-triangular linear system
-(dmft.md §3). We never store ``G`` (that costs ``O(K^2 n)`` memory, 80 GB at
+(docs/dmft.md §3). We never store ``G`` (that costs ``O(K^2 n)`` memory, 80 GB at
 K = 1000, n = 10^4): row ``k`` of ``G`` is the *adjoint* (row) solve of that
 triangular system, a backward recursion over ``l = k-1 .. 1`` that only needs
 the stored ``a[l]`` and the already-known rows ``< k`` of ``M_R``:
@@ -33,7 +33,7 @@ over all response trajectories at once (:func:`response_row`).
 
 Noise. ``xi[k] = sum_{j<=k} L(k, j) z[j]`` with a row-by-row (growing)
 Cholesky factor ``L`` of ``M_C`` and normals ``z[j]`` fixed per trajectory, so
-the path has covariance ``M_C`` at all pairs of times (dmft.md §4.3 item 4).
+the path has covariance ``M_C`` at all pairs of times (docs/dmft.md §4.3 item 4).
 ``L`` comes from Gram-Schmidt on the rows ``f[k]`` (:func:`qr_row`), not from
 factorising ``M_C``, which is numerically singular near the flow limit.
 
@@ -89,7 +89,7 @@ def qr_row(E, k, n=None):
 
 @njit(cache=True, fastmath=True)
 def advance(k, RHO, fk, Z, Lrow, MRrow, nut_k, eta, sig2, lang, zeta, implicit, dinv):
-    """``RHO[k+1]`` from the discrete effective process (dmft.md §3, first line).
+    """``RHO[k+1]`` from the discrete effective process (docs/dmft.md §3, first line).
 
     ``implicit``: the whole increment of trajectory ``i`` is divided by
     ``D_i = 1 / dinv[i] = 1 + eta sig2 max(s_hat l''_i, 0)``, a linearly implicit
@@ -198,7 +198,7 @@ def response_row(k, A, nut, MRT, eta, sig2, Y, out, DINV=None):
 
 
 def weight_prepare(k, MR, MC, res, ct, eta):
-    """Row ``k+1`` of the weight side as a function of ``g = 1 - eta nut[k]`` (dmft.md §2, discrete).
+    """Row ``k+1`` of the weight side as a function of ``g = 1 - eta nut[k]`` (docs/dmft.md §2, discrete).
 
     The weight coordinate ``theta`` orthogonal to ``v`` (in units of ``rho``) obeys the
     linear recursion ``theta[k+1] = g theta[k] + eta^2 sum_{j<k} M_R(k,j) theta[j]

@@ -59,7 +59,7 @@ class DMFTParams(SingleLayerParams):
         retrieval: ``l'' ~ 3 r^2``), at the price of a larger O(dt) error in fast
         transients; both converge to the same flow as ``dt -> 0``.
     iterations
-        Causal passes per block (global iterations, dmft.md §4.4). Pass 1 is the
+        Causal passes per block (global iterations, docs/dmft.md §4.4). Pass 1 is the
         finite-sample fixed point; each later pass draws fresh trajectories and
         drives them with the damped kernels ``(1 - w) previous + w new``, so the
         kernels average the Monte-Carlo noise of all passes.

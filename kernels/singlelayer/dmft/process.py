@@ -1,6 +1,6 @@
 """Per-step evaluation of the effective process: losses, sample means, selection chain.
 
-Companion of :mod:`kernels.singlelayer.dmft.numerics` (dmft.md §2-§3). Every function here is a
+Companion of :mod:`kernels.singlelayer.dmft.numerics` (docs/dmft.md §2-§3). Every function here is a
 module-level numba function on arrays laid out ``[trajectory]`` or
 ``[time, trajectory]``.
 """
@@ -66,7 +66,7 @@ def evaluate(k, m, U, Yl, RHO, S, shat, code, model, scale, err_kind, F, A, n_re
 
 @njit(cache=True)
 def update_selection(S, uniform, p01, p10):
-    """One step of the per-sample two-state chain of dmft.md §1.3."""
+    """One step of the per-sample two-state chain of docs/singlelayer.md §4."""
     for i in range(S.shape[0]):
         if S[i] > 0.5:
             S[i] = 0.0 if uniform[i] < p10 else 1.0

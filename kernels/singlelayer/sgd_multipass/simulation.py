@@ -1,6 +1,6 @@
 """Finite-N multi-pass GD / SGD / persistent SGD of a single-layer model on a fixed data set.
 
-The simulation counterpart of the `dmft` kernel (``/work/shared/science/dmft.md``
+The simulation counterpart of the `dmft` kernel (docs/dmft.md
 §1): ``n = alpha d`` samples drawn once, then the update of §1.3,
 
     w <- w - lr [ (ridge + nu) w + sum_mu s_hat_mu l'(y_mu, r_mu) x_mu / sqrt(d) ]
@@ -173,7 +173,7 @@ def advance(
 
 @njit(cache=True)
 def update_selection(s, uniforms, p_stay, p_enter):
-    """One step of the per-sample chain (dmft.md §1.3), in place.
+    """One step of the per-sample chain (docs/singlelayer.md §4), in place.
 
     ``s`` becomes 1 with probability ``p_stay`` if it is 1 and ``p_enter`` if it
     is 0. With ``p_stay = p_enter = b`` (``sgd``, or ``psgd`` with ``tau = lr/b``)

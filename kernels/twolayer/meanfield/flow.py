@@ -127,7 +127,7 @@ class _Recorder:
 
 
 def _pair_i2(C, c_i, c_j, activation):
-    """``U = E[g(h_i) g(h_j)]`` on a block of covariances (ode_meanfield.md §2, §4)."""
+    """``U = E[g(h_i) g(h_j)]`` on a block of covariances (docs/twolayer.md §6, §6.3)."""
     if activation == "relu":
         return relu_pair_terms(C, c_i, c_j)[2]
     return TWO_OVER_PI * np.arcsin(C / np.sqrt(np.outer(1.0 + c_i, 1.0 + c_j)))
@@ -148,7 +148,7 @@ def _cross_risk(m, q, a, P, a_star, activation: str = "erf") -> float:
 
 
 def _risk(risk_tt: float, cross: float, a: np.ndarray, force: np.ndarray) -> float:
-    """``R = (tt - 2 cross + ss) / 2`` (ode_meanfield.md §7.2), with the student-student term
+    """``R = (tt - 2 cross + ss) / 2`` (docs/meanfield.md §2), with the student-student term
     read off the second-layer force: ``(1/p) a.force = cross - ss``. This is the closed form of
     :func:`kernels.twolayer.model.risk` evaluated tile by tile, without the p x p overlap matrix
     (tests check the two agree)."""

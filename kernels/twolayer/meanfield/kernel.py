@@ -8,14 +8,14 @@ or ``relu``:
 
 ``method = "particles"``
     the ``p = K`` particles ``theta_j = (a_j, w_j)`` in ``R^(d+1)`` follow the population
-    velocity field of ode_meanfield.md §7.2 (closed forms; :mod:`kernels.twolayer.meanfield.particles`),
+    velocity field of docs/meanfield.md §2 (closed forms; :mod:`kernels.twolayer.meanfield.particles`),
     explicit Euler, optional Langevin noise at ``temperature`` (MMN eq. 12) and L2
     confinement ``weight_decay``, second layer fixed or trained. At finite ``K`` and ``d``
     this is *exactly* the gradient-flow part of the overlap ODE of the `ode` kernel
     (``quadratic_terms = False``) for the same ``K`` units: the tests check it to 1e-4.
 ``method = "reduced"`` / ``"reduced_dinf"``
     the per-unit overlaps ``(m_j, q_perp_j)`` of Arnaboldi et al. (COLT 2023,
-    arXiv:2302.05882; ode_meanfield.md §7.4; :mod:`kernels.twolayer.meanfield.reduced`) with every
+    arXiv:2302.05882; docs/meanfield.md §4; :mod:`kernels.twolayer.meanfield.reduced`) with every
     pair, the self pair included, averaged over the angle ``Z`` of the orthogonal components
     (finite ``d``), or ``Z = 0`` (``d -> infinity``). Started from the same ``K`` initial units
     as the particles, so the two methods with one seed start from the same overlaps.
@@ -25,7 +25,7 @@ is ``sum_j v_j g(.)`` with ``v_j = a_j / K`` (``committee = "mean"``: ``a_j = 1`
 initial weights come from :func:`kernels.twolayer.model.draw_weights`, and ``time`` is
 ``steps / steps_per_time`` of one-pass SGD (``steps / d`` without scalings), in which the
 flow runs at rate ``lr / K``; ``time_unit = "flow"`` switches to the K-independent flow time
-``steps lr / (K d)`` (Arnaboldi et al. 2023, ode_meanfield.md §1.3). ``risk`` is the closed
+``steps lr / (K d)`` (Arnaboldi et al. 2023, docs/twolayer.md §3.2). ``risk`` is the closed
 form ``E[(f* - f)^2] / 2`` without the label-noise floor, as in `ode`.
 
 Outputs: ``risk`` on the saved times; with ``histograms`` the density of ``(m_jr, q_j)`` on
@@ -33,7 +33,7 @@ fixed bins (so ``K`` stays sweepable); with ``save_particles = n`` the overlaps 
 and second layer ``a`` of the first ``n`` units (names of the `sgd_online` kernel).
 
 Activations: ``erf`` for every method; ``relu`` for ``method = "particles"`` only, with the
-closed forms of ode_meanfield.md §4 (``I2``, ``J2``, and ``dI2/dC11`` by Price's theorem). The
+closed forms of docs/twolayer.md §6.3 (``I2``, ``J2``, and ``dI2/dC11`` by Price's theorem). The
 reduced dynamics for ReLU would need the angle average of those kinked functions and is not
 implemented (a ParameterError says so). SGD itself, the finite-step counterpart, is the `sgd`
 kernel in online mode.
@@ -82,7 +82,7 @@ class MeanFieldParams(TwoLayerParams):
         flow does not depend on K or lr (use it to compare K). A shape parameter.
     dt
         Euler step in *flow* time whatever ``time_unit`` (its stability limit does not depend
-        on K or lr; 0.02-0.1 is stable for erf, ode_meanfield.md §7.3).
+        on K or lr; 0.02-0.1 is stable for erf, docs/meanfield.md §3).
     temperature
         Langevin temperature ``1/beta`` per unit of ``time``: ``dw = v dt + sqrt(2 T) dB``
         (MMN eq. 12); with ``weight_decay`` as the L2 confinement.

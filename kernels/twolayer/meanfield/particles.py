@@ -4,12 +4,12 @@ The population gradient flow of ``f(x) = (1/p) sum_j a_j sigma(w_j . x / sqrt(d)
 ``sigma(z) = erf(z / sqrt(2))``, learning ``f*(x) = (1/k) sum_r a*_r sigma(w*_r . x / sqrt(d))``
 under the square loss is the Wasserstein gradient flow ``d_t rho = div(rho grad Psi(theta; rho))``
 of Mei, Montanari & Nguyen (PNAS 2018, eq. 7) and Chizat & Bach (NeurIPS 2018), discretised with
-the ``p`` particles themselves (ode_meanfield.md §7.2-§7.3). Everything here is written in the
+the ``p`` particles themselves (docs/meanfield.md §2-§3). Everything here is written in the
 *flow time* ``t = nu gamma / (p d)`` of Arnaboldi et al. (COLT 2023, arXiv:2302.05882), in which the
 overlaps obey exactly the I3 equations of §3.3 (no ``d -> infinity`` needed for population
 gradient flow). The kernel converts to its own time unit with one scalar factor.
 
-Velocity of particle ``j`` (ode_meanfield.md §7.2, with ``grad_w U`` in overlap units, ``Q = w.w'/d``)::
+Velocity of particle ``j`` (docs/meanfield.md §2, with ``grad_w U`` in overlap units, ``Q = w.w'/d``)::
 
     dw_j/dt = (2/pi) a_j [ (1/k) sum_r a*_r (w*_r - M_jr w_j / (1+q_j)) / sqrt(L_jr)
                           - (1/p) sum_l a_l  (w_l  - Q_jl w_j / (1+q_j)) / sqrt(L_jl) ]
@@ -180,7 +180,7 @@ def pair_sums(W, a, with_u=False, tile=TILE):
 
 
 def relu_pair_terms(Q, q_i, q_j):
-    """ReLU pair functions of ode_meanfield.md §4 on a block of overlaps ``Q``.
+    """ReLU pair functions of docs/twolayer.md §6.3 on a block of overlaps ``Q``.
 
     Returns ``J = E[theta(h_i) theta(h_l)] = 1/4 + asin(rho)/(2 pi)`` (= dI2/dC12),
     ``S = sqrt(q_i q_l - Q^2)`` (``S / (4 pi q_i)`` = dI2/dC11) and
@@ -227,7 +227,7 @@ def relu_pair_sums(W, a, with_u=False, tile=TILE):
 
 def _relu_velocity(W, a, W_star, a_star, with_u, tile):
     """ReLU version of :func:`velocity`: ``grad_w U(w, b) = (J b + S w / (2 pi q_w)) / d``
-    (Price's theorem on the closed-form I2 of ode_meanfield.md §4), so in flow time
+    (Price's theorem on the closed-form I2 of docs/twolayer.md §6.3), so in flow time
     ``dw_j/dt = a_j [(1/k) sum_r a*_r (J_jr w*_r + S_jr w_j/(2 pi q_j))
                      - (1/p) sum_l a_l (J_jl w_l + S_jl w_j/(2 pi q_j))]``."""
     p, d = W.shape
@@ -263,14 +263,14 @@ def velocity(W, a, W_star, a_star, with_u=False, tile=TILE, activation="erf"):
         Also compute the second-layer force (needed to train ``a`` and for the risk).
     activation : {"erf", "relu"}
         ``erf(z / sqrt 2)`` (numba pair pass) or ``relu`` (numpy tiles, closed forms of
-        ode_meanfield.md §4).
+        docs/twolayer.md §6.3).
 
     Returns
     -------
     V : (p, d) array
         ``dw_j/dt`` (module docstring).
     Va : (p,) array or None
-        ``(1/k) sum_r a*_r U_jr - (1/p) sum_l a_l U_jl`` with ``U`` of ode_meanfield.md §7.2;
+        ``(1/k) sum_r a*_r U_jr - (1/p) sum_l a_l U_jl`` with ``U`` of docs/meanfield.md §2;
         ``da_j/dt`` is this times the second-layer rate.
     M : (p, k) array
         Teacher overlaps ``w_j . w*_r / d``.

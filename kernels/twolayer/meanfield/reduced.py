@@ -3,7 +3,7 @@
 Arnaboldi, Stephan, Krzakala & Loureiro (COLT 2023, arXiv:2302.05882) reduce the mean-field
 flow of a wide two-layer network to the density of each unit's overlaps with the teacher,
 ``m_j = W* w_j / d`` in R^k, and of its squared norm orthogonal to the teacher subspace,
-``q_perp_j = q_j - m_j P^{-1} m_j`` (ode_meanfield.md §7.4). If the initial particle law is
+``q_perp_j = q_j - m_j P^{-1} m_j`` (docs/meanfield.md §4). If the initial particle law is
 invariant under rotations that fix the teacher subspace (true for an isotropic Gaussian init),
 the flow keeps it invariant, and every pair interaction depends on the orthogonal parts only
 through the cosine ``Z`` of the angle between ``w_perp_j`` and ``w_perp_l``::
@@ -17,7 +17,7 @@ included (§7.3 pitfall: treating the self pair exactly gives an O(1/p) bias; §
 ``cov(lambda_perp_j, lambda_l) = sqrt(q_perp_j q_perp_l) Z`` must be kept at finite d, dropping it
 biases the risk by ~20% at d = 10). ``d -> infinity`` is the single node ``Z = 0``.
 
-With ``I3`` of ode_meanfield.md §2 (arguments ``C11, C12, C13; C23, C33``), in flow time
+With ``I3`` of docs/twolayer.md §6 (arguments ``C11, C12, C13; C23, C33``), in flow time
 ``t = nu gamma / (p d)`` and ``a = a* = 1`` (the code carries general ``a``)::
 
     dm_jr/dt     = (1/k) sum_s I3(q_j, m_jr, m_js; P_rs, P_ss)

@@ -2,7 +2,7 @@
 
 Integrates the deterministic limit of online SGD (Saad & Solla, PRE 52, 4225 (1995);
 Biehl & Schwarze 1995; Goldt et al., NeurIPS 2019, arXiv:1906.08632, eqs. 7-9; Veiga et al.,
-NeurIPS 2022, arXiv:2202.00293, eqs. 9-10) in the general form of ode_meanfield.md §3.1.
+NeurIPS 2022, arXiv:2202.00293, eqs. 9-10) in the general form of docs/ode.md §1.
 With ``c = (-v_1..-v_K, v*_1..v*_M)`` and ``h ~ N(0, Omega)``, ``Omega = [[Q, M], [M^T, P]]``,
 in the time unit of :func:`kernels.twolayer.model.steps_per_time` (``s`` steps per unit)::
 
@@ -15,13 +15,13 @@ with ``a1 = s lr_eff / d``, ``a2 = s lr_eff^2 / d``, ``av = s lr_v_eff / d`` (ex
 ``eta``, ``eta^2``, ``eta_v`` when ``s = d``, i.e. without scalings). These are the expected
 one-step changes of the overlaps of the SGD of :mod:`kernels.twolayer.model` times ``s``, so the
 finite-d prefactors are kept. With ``region_terms`` and the (kappa, delta) scalings set, the
-terms are those of Veiga et al.'s regions (ode_meanfield.md §1.2, §6.6): green keeps only the
+terms are those of Veiga et al.'s regions (docs/twolayer.md §2.3, docs/ode.md §2): green keeps only the
 ``I3`` (learning) terms, blue keeps all, orange (and red) keeps only the ``a2`` terms with
 ``M`` and ``v`` frozen up to weight decay. ``P`` and ``v*`` never move. ``v`` moves only with
 ``train_second_layer``, and then it decays (``- wd v_i``) even where ``av = 0`` (``lr_v = 0``,
 orange, red), as in the `sgd_online` kernel.
 
-Explicit Euler (as every public code, ode_meanfield.md §3.5) with all increments computed
+Explicit Euler (as every public code, docs/ode.md §4) with all increments computed
 from the same old state; between consecutive saved times it takes equal steps of at most
 ``dt`` (:func:`kernels.timegrid.substeps`), so every saved state is at its ``time``
 coordinate, also on a log grid with ``t_min < dt``. The whole time loop runs in numba

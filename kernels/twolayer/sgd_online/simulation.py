@@ -1,7 +1,7 @@
 """Finite-d one-pass SGD of two-layer networks: the simulation of the `ode` and `meanfield` kernels.
 
 Model, update rule, committee conventions, (kappa, delta) scalings, time unit and
-initial weights are those of :mod:`kernels.twolayer.model` (ode_meanfield.md §1, §3.1, §8):
+initial weights are those of :mod:`kernels.twolayer.model` (docs/twolayer.md §1, docs/ode.md §1, docs/twolayer.md §7):
 one fresh Gaussian sample per step,
 
     e   = y - f(x),  y = sum_n v*_n g(w*_n.x / sqrt d) + sqrt(noise) zeta

@@ -1,6 +1,6 @@
-"""Validation ladder of the `dmft` kernel (issue rungs 1-7; dmft.md §7).
+"""Validation ladder of the `dmft` kernel (issue rungs 1-7; docs/dmft.md §7).
 
-Every rung compares the discrete-time DMFT (dmft.md §3) with an independent
+Every rung compares the discrete-time DMFT (docs/dmft.md §3) with an independent
 reference: the Marchenko-Pastur closed form (kernels.singlelayer.closed_forms), exact
 identities, or finite-d simulations of the `sgd_multipass` kernel (which shares the
 parameter names and definitions through kernels.singlelayer.model).
@@ -65,7 +65,7 @@ def test_registered():
 
 
 def test_ridge_gd_discrete_equals_marchenko_pastur():
-    """Exact discrete GD (step lr = 0.1): m, Q, train loss within 1e-3 of dmft.md §6.1.
+    """Exact discrete GD (step lr = 0.1): m, Q, train loss within 1e-3 of docs/singlelayer.md §9.1.
 
     With moment matching the ridge effective process is linear in orthonormalised
     Gaussians, so the agreement is to round-off; 1e-3 is the issue's tolerance.
@@ -183,7 +183,7 @@ def test_semi_implicit_step_keeps_psgd_phase_retrieval_stable(seed):
 
 
 def test_first_lag_memory_kernel_is_alpha():
-    """dmft.md §3 analytic check: M_R(1, 0) = alpha for square loss GD (not alpha (1 - lr nut))."""
+    """docs/dmft.md §3 analytic check: M_R(1, 0) = alpha for square loss GD (not alpha (1 - lr nut))."""
     out = run_dmft(**RIDGE, lr=0.1, t_max=0.5, n_times=6, n_traj=400, n_blocks=1, two_time=True)
     assert out["M_R"][1, 0] == pytest.approx(3.0, abs=1e-12)
     assert np.all(np.triu(out["M_R"]) == 0)  # causal: strictly lower triangular
@@ -262,9 +262,9 @@ loss = ["logistic", "hinge"]
 
 
 def test_ridge_sgd_overlap_follows_gd_and_loss_matches_simulation():
-    """m(t) of SGD equals GD (E[w] follows GD in the linear model, dmft.md §6.1); the train loss
+    """m(t) of SGD equals GD (E[w] follows GD in the linear model, docs/singlelayer.md §9.1); the train loss
     carries the SGD noise and matches finite-d `sgd` runs (checks batch normalisation and the
-    alpha (not alpha/b) prefactor of M_R, dmft.md §4.3 item 2)."""
+    alpha (not alpha/b) prefactor of M_R, docs/dmft.md §4.3 item 2)."""
     common = dict(RIDGE, lr=0.1, t_max=5.0, n_times=26)
     out = run_dmft(**common, algorithm="sgd", b=0.5, n_traj=20000, n_blocks=4)
     exact = ridge_gd_curves(3.0, 0.5, 0.2, np.linspace(0.0, 5.0, 26), lr=0.1)
@@ -279,7 +279,7 @@ def test_ridge_sgd_overlap_follows_gd_and_loss_matches_simulation():
     assert np.all(out["train_loss"][late] > exact["train_loss"][late] * 1.04)
 
 
-# -- rung 3: log-cosh loss, GD (dmft.md §6.2) ----------------------------------------------------------
+# -- rung 3: log-cosh loss, GD (docs/singlelayer.md §10.1) ----------------------------------------------------------
 
 LOGCOSH = {"alpha": 2.0, "ridge": 0.1, "m0": 0.2, "q0": 1.04, "lr": 0.1, "loss": "logcosh", "t_max": 10.0}
 
@@ -297,7 +297,7 @@ def test_logcosh_gd_matches_simulation(logcosh_simulation):
 
 
 def test_logcosh_catches_missing_second_factor_in_memory_kernel(logcosh_simulation, monkeypatch):
-    """The 2022 public-code bug (M_R without s_hat l''(t'), dmft.md §4.3 item 1) fails the same check."""
+    """The 2022 public-code bug (M_R without s_hat l''(t'), docs/dmft.md §4.3 item 1) fails the same check."""
     from numba import njit
 
     import kernels.singlelayer.dmft.numerics as solver
@@ -317,7 +317,7 @@ def test_logcosh_catches_missing_second_factor_in_memory_kernel(logcosh_simulati
 
 
 def test_selection_chain_has_mean_b_and_correlation_time_b_tau():
-    """dmft.md §1.3: stationary P(s = 1) = b, lag-k correlation (1 - step/(b tau))^k."""
+    """docs/singlelayer.md §4: stationary P(s = 1) = b, lag-k correlation (1 - step/(b tau))^k."""
     from kernels.base import rng
     from kernels.singlelayer.dmft.process import update_selection
 
@@ -383,8 +383,8 @@ PHASE = {
 
 
 def test_phase_retrieval_sphere_short_times_matches_projected_simulation():
-    """GD with the plain Lagrange multiplier nu(t) (dmft.md §2) against finite-d runs projected on
-    the sphere after every step, at small lr (they agree to O(lr), dmft.md §3), up to t = 0.5.
+    """GD with the plain Lagrange multiplier nu(t) (docs/dmft.md §2) against finite-d runs projected on
+    the sphere after every step, at small lr (they agree to O(lr), docs/dmft.md §3), up to t = 0.5.
 
     Plain `lagrange` lets Q drift at O(lr) and blows up past t ~ 1 on this problem (kernel
     docstring); `projection` (next test) is the mode to use for long runs.

@@ -1,6 +1,6 @@
 """Rung 7 of the `dmft` validation ladder, widened: SGD on the two-cluster Gaussian mixture.
 
-Mignacco, Krzakala, Urbani & Zdeborova 2020 (arXiv 2006.06098; dmft.md §1.2, §6.4, §7) compare
+Mignacco, Krzakala, Urbani & Zdeborova 2020 (arXiv 2006.06098; docs/singlelayer.md §2, §10.3, docs/dmft.md §7) compare
 the DMFT of SGD with finite-d simulations for the train loss, train error and test error against
 time at a few (alpha, b). Here three (alpha, b) are compared (the three-cluster variant is in
 tests/kernels/singlelayer/test_dmft.py), on

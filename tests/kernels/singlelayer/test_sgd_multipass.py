@@ -26,7 +26,7 @@ def run(seed=0, **kw):
     return result.outputs
 
 
-# -- closed form of ridge regression (dmft.md §6.1) --------------------------------------------
+# -- closed form of ridge regression (docs/singlelayer.md §9.1) --------------------------------------------
 
 
 def marchenko_pastur(alpha: float, n_nodes: int = 4000):
@@ -52,7 +52,7 @@ RIDGE = dict(alpha=2.0, ridge=0.5, lr=0.1, m0=0.2, q0=1.04, t_max=5.0, n_times=5
 
 @pytest.mark.parametrize("d", [500, 2000])
 def test_ridge_gd_matches_marchenko_pastur(d):
-    # w0 = m0 w* + z with |z|^2 = d (q0 = 1 + m0^2), as in dmft.md §6.1.
+    # w0 = m0 w* + z with |z|^2 = d (q0 = 1 + m0^2), as in docs/singlelayer.md §9.1.
     out = run(d=d, **RIDGE)
     exact = ridge_gd(2.0, 0.5, 0.1, 0.2, np.arange(51))
     # Finite-d deviations are O(d^-1/2); the largest is the t = 0 training loss,
@@ -79,7 +79,7 @@ def test_ridge_gd_equals_exact_linear_algebra():
 
 
 def test_sgd_mean_overlap_follows_gd():
-    # Linear model, s_hat = s / b: E_batches[w] follows GD exactly (dmft.md §6.1), so for
+    # Linear model, s_hat = s / b: E_batches[w] follows GD exactly (docs/singlelayer.md §9.1), so for
     # the same data and start (same seed) m_sgd - m_gd has mean zero over batch noise.
     d, seeds = 400, range(6)
     common = dict(d=d, **{**RIDGE, "t_max": 3.0, "n_times": 31})
@@ -92,7 +92,7 @@ def test_sgd_mean_overlap_follows_gd():
     assert np.abs(diffs).max() < 0.05
 
 
-# -- selection chain (dmft.md §1.3) -----------------------------------------------------------
+# -- selection chain (docs/singlelayer.md §4) -----------------------------------------------------------
 
 
 def test_persistent_chain_mean_and_correlation_time():
@@ -217,7 +217,7 @@ def test_divergence_is_a_failed_result():
 
 @pytest.mark.slow
 def test_phase_retrieval_psgd_beats_gd():
-    # dmft.md §6.3 setting: spherical (projection), random start, (y^2 - r^2)^2, lr 0.01,
+    # docs/singlelayer.md §10.2 setting: spherical (projection), random start, (y^2 - r^2)^2, lr 0.01,
     # alpha = 3, d = 1000; p-SGD with b = 0.5, tau = 2. Recovery: |m| > 0.99.
     common = dict(
         d=1000, alpha=3.0, teacher="abs", loss="phase", spherical="projection", q0=1.0,

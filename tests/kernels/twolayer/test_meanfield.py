@@ -80,7 +80,7 @@ def test_angle_nodes_moments():
 
 @numba.njit  # no cache: a test module is not importable by name from the cache
 def _goldt_rhs(Om, v, vs, lr, lr_v):
-    """Gradient-flow part of the overlap ODE in Goldt's form (ode_meanfield.md §3.1, time
+    """Gradient-flow part of the overlap ODE in Goldt's form (docs/ode.md §1, time
     t = steps / d, learning-rate-squared terms off), with the I3/I2 of kernels/twolayer/gaussian.py.
     ``Om`` is the (K+M) x (K+M) covariance; returns (dOm/dt, dv/dt)."""
     K, M = v.shape[0], vs.shape[0]

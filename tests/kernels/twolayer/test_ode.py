@@ -21,7 +21,7 @@ def run(**values):
 
 
 def saad_solla_plateau(K):
-    """ode_meanfield.md §6: risk of the symmetric fixed point, eta -> 0, K = M, T = I."""
+    """docs/twolayer.md §8: risk of the symmetric fixed point, eta -> 0, K = M, T = I."""
     return K / np.pi * (np.pi / 6 - K * np.arcsin(1 / (2 * K)))
 
 
@@ -73,7 +73,7 @@ def test_saad_solla_plateau_at_small_lr(K):
 
 @pytest.mark.parametrize(("Mt", "L", "rtol"), [(1, 0, 5e-3), (2, 1, 1e-2), (1, 2, 1e-2)])
 def test_small_noise_asymptotic_error(Mt, L, rtol):
-    """eps* = (lr sigma^2 / 2 pi)(L + M / sqrt 3) + O(lr^2 sigma^2), ode_meanfield.md §6.
+    """eps* = (lr sigma^2 / 2 pi)(L + M / sqrt 3) + O(lr^2 sigma^2), docs/twolayer.md §8.
 
     Started at the teacher (extra units near zero), run to the fixed point at lr and lr/2 and
     extrapolated linearly to lr -> 0 (Richardson), which removes the O(lr^2) term; measured

@@ -2,7 +2,7 @@
 
 Both start from the same weights (``kernels.twolayer.model.draw_weights``, same seed), so their
 initial overlaps are identical and every later difference is SGD noise plus the O(1/d) terms
-the ODE drops: the risk curves should differ by O(d^-1/2) (ode_meanfield.md §6; Goldt et al.
+the ODE drops: the risk curves should differ by O(d^-1/2) (docs/twolayer.md §8; Goldt et al.
 2019 §3) and the plateau heights agree to a few percent at d = 1000.
 """
 

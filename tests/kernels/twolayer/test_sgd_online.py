@@ -49,7 +49,7 @@ def test_online_risk_from_overlaps_equals_test_set(activation):
 
 
 def test_online_concentrates_with_d():
-    # small learning rate: across-seed variance of the overlaps is O(1/d) (ode_meanfield.md
+    # small learning rate: across-seed variance of the overlaps is O(1/d) (docs/twolayer.md
     # §6: deviations from the ODE are O(d^-1/2)). From d = 100 to 1000 the variance should
     # fall ~10x; with 8 seeds, averaged over 5 times and 6 overlap entries, the ratio's
     # sampling spread is well under 2x, so > 3 is a safe threshold.
@@ -134,7 +134,7 @@ def test_online_normals_are_standard_normal():
 
 def test_online_follows_the_ode_kernel():
     # Paired runs: the `ode` kernel at the same (params, seed) starts from the same finite-d
-    # overlaps; finite-d SGD then deviates from it by O(d^-1/2) (ode_meanfield.md §6).
+    # overlaps; finite-d SGD then deviates from it by O(d^-1/2) (docs/twolayer.md §8).
     # Measured mean over seeds of max_t |risk_sgd - risk_ode| * sqrt(d): 0.31 (d = 500) and
     # 0.27 (d = 2000), against an initial risk of 0.65; the bound 0.6 / sqrt(d) shrinks with d.
     ode = get_kernel("ode")()
