@@ -2,14 +2,22 @@
 
 :func:`solve_block` is the Python loop over *time steps* (never over
 trajectories); each step calls the numba functions of :mod:`kernels.singlelayer.dmft.numerics`
-and :mod:`kernels.singlelayer.dmft.process`. Order of operations at step ``k`` (every
+and :mod:`kernels.singlelayer.dmft.process`. The arrays of the pass and one method per
+stage of a step live in :class:`_CausalPass`. Order of operations at step ``k`` (every
 quantity uses only steps ``<= k``, which is what makes one pass exact):
 
-1. ``r[k] = m[k] u + rho[k]``; losses and derivatives; sample means.
-2. ``nu[k]`` (spherical multiplier), ``nut[k]``, ``mu[k]``.
-3. Row ``k`` of ``M_C`` and of ``M_R`` (adjoint response solve).
-4. Noise ``xi[k]`` from the Gram-Schmidt factor of the ``f`` rows (a Cholesky factor of ``M_C``).
-5. ``rho[k+1]``, ``m[k+1]``; selection chain ``s[k+1]``.
+1. ``r[k] = m[k] u + rho[k]``; losses and derivatives; sample means, ``mu[k]`` among them
+   (``sample_means``).
+2. ``Q[k]`` (weight side), ``nu[k]`` (spherical multiplier), ``nut[k]`` (``multiplier``).
+3. Row ``k`` of ``M_C`` (through the Gram-Schmidt factor of the ``f`` rows, a Cholesky
+   factor of ``M_C``) and of ``M_R`` (adjoint response solve) (``noise_kernel_row``,
+   ``memory_kernel_row``). The last step ``k = K`` ends here.
+4. Row ``k+1`` of the weight side as a function of ``nut[k]``; with ``projection``,
+   ``nu[k]`` and ``nut[k]`` refined so that ``Q[k+1] = q0`` (``weight_row``).
+5. Normals ``z[k]`` (and ``zeta[k]``) of the noise ``xi[k] = sum_{j<=k} L(k, j) z[j]``,
+   ``L`` the Cholesky factor of item 3 (``noise``).
+6. ``rho[k+1]``, ``m[k+1]``, the weight-side row ``k+1``; selection chain ``s[k+1]``;
+   divergence check (``advance_step``).
 
 Global iterations (docs/dmft.md §4.4, "optional refinement"). Given the previous
 iterate ``prev`` and a weight ``w``, every row a step uses is the damped mix
@@ -112,135 +120,202 @@ def solve_block(
     and ``langevin`` for this block. With ``prev`` (the result of the previous
     pass of this block) every kernel row used is ``(1 - weight) prev + weight new``.
     """
-    n, nr, K, eta = p.n_traj, p.n_resp, p.n_steps, p.eta
-    k1 = K + 1
-    # normals: row 0 constant, row 1 the Gaussian part of u, row 2 rho(0), rows 3.. noise z[k]
-    # with Langevin noise, its normals zeta[k] interleave with z[k] (rows 3 + 2k and 4 + 2k)
-    per_step = 2 if p.temperature > 0 else 1
-    basis = np.empty((per_step * k1 + 3, n))
-    basis[0] = 1.0
-    basis[1:3] = gens["init"].standard_normal((2, n))
-    n_orth = min(per_step * k1 + 3, n // 2) if p.moment_matching else 0
-    for j in range(1, min(3, n_orth)):
-        orthonormalize_row(basis, j)
-    Z = basis[3::per_step]
-    u, y = p.sample(gens["init"], basis[1])
-    u = np.ascontiguousarray(u, dtype=np.float64)
-    y = np.ascontiguousarray(y, dtype=np.float64)
-    rho = np.empty((k1, n))
-    rho[0] = np.sqrt(max(p.sig2 * (p.q0 - p.m0**2), 0.0)) * basis[2]
-    F = np.empty((k1, n))
-    A = np.empty((k1, nr))
-    Y = np.empty((k1, nr))  # adjoint workspace
-    MC = np.zeros((k1, k1))
-    MR = np.zeros((k1, k1))
-    MRT = np.zeros((k1, k1))
-    R = np.zeros((k1, k1))  # Gram-Schmidt factor of the f rows: M_C = a4 R R^T
-    res = np.zeros((k1, k1))  # weight-side resolvent
-    ct = np.zeros((k1, k1))  # weight-side correlation E[theta theta]
-    res[0, 0] = 1.0
-    ct[0, 0] = p.sig2 * (p.q0 - p.m0**2)
-    q = np.zeros(k1)
-    s = (gens["batch"].random(n) < p.b).astype(np.float64)
-    m = np.zeros(k1)
-    nu = np.zeros(k1)
-    nut = np.zeros(k1)
-    loss = np.zeros(k1)
-    err = np.zeros(k1)
-    batch_loss = np.zeros(k1)
-    m[0] = p.m0
-    row = np.zeros(k1)
-    sums_used = np.zeros((k1, N_SUMS))
-    stiff = eta * p.sig2 if p.semi_implicit else 0.0
-    dinv = np.ones(n)
-    DINV = np.empty((k1, nr)) if p.semi_implicit else None
-    w = 1.0 if prev is None else weight
-    if prev is not None:
-        # rows [sqrt((1 - w) n) R_prev[k], sqrt(w) f[k]]: their Gram matrix / n is the damped M_C / a4
-        stacked = np.zeros((k1, k1 + n))
-        stacked[:, :k1] = np.sqrt((1.0 - w) * n) * prev["noise_factor"]
-    a4 = p.alpha * p.sig2 * p.sig2
-    sqa4 = np.sqrt(a4)
-    lang = np.sqrt(2.0 * p.temperature * p.sig2 * eta)
-    for k in range(k1):
-        sums = (
-            evaluate(
-                k, m[k], u, y, rho, s, p.shat, p.loss_code, p.model_code, p.loss_scale, p.err_kind, F, A, nr,
-                stiff, dinv,
-            )
-            / n
-        )
+    cp = _CausalPass(p, gens, prev, weight)
+    for k in range(p.n_steps + 1):  # the stages of step k, in the order of the module docstring
+        sums = cp.sample_means(k)
+        cp.multiplier(k, sums)
+        fk = cp.noise_kernel_row(k)
+        cp.memory_kernel_row(k)
+        if k == p.n_steps:
+            break
+        prep = cp.weight_row(k, sums)
+        zeta = cp.noise(k)
+        cp.advance_step(k, sums, fk, prep, zeta)
+    return cp.result()
+
+
+class _CausalPass:
+    """The arrays of one causal pass (allocated here, once) and the stages of one step ``k``.
+
+    Each method is one item of the module docstring's order of operations and
+    touches only rows ``<= k`` (``k + 1`` for what it advances).
+    """
+
+    def __init__(
+        self,
+        p: Problem,
+        gens: dict[str, np.random.Generator],
+        prev: dict[str, np.ndarray] | None,
+        weight: float,
+    ) -> None:
+        n, nr, eta = p.n_traj, p.n_resp, p.eta
+        self.k1 = k1 = p.n_steps + 1
+        self.p, self.gens, self.prev, self.n, self.nr = p, gens, prev, n, nr
+        # normals: row 0 constant, row 1 the Gaussian part of u, row 2 rho(0), rows 3.. noise z[k]
+        # with Langevin noise, its normals zeta[k] interleave with z[k] (rows 3 + 2k and 4 + 2k)
+        self.per_step = 2 if p.temperature > 0 else 1
+        self.basis = basis = np.empty((self.per_step * k1 + 3, n))
+        basis[0] = 1.0
+        basis[1:3] = gens["init"].standard_normal((2, n))
+        self.n_orth = min(self.per_step * k1 + 3, n // 2) if p.moment_matching else 0
+        for j in range(1, min(3, self.n_orth)):
+            orthonormalize_row(basis, j)
+        self.Z = basis[3 :: self.per_step]
+        u, y = p.sample(gens["init"], basis[1])
+        self.u = np.ascontiguousarray(u, dtype=np.float64)
+        self.y = np.ascontiguousarray(y, dtype=np.float64)
+        self.rho = np.empty((k1, n))
+        self.rho[0] = np.sqrt(max(p.sig2 * (p.q0 - p.m0**2), 0.0)) * basis[2]
+        self.F = np.empty((k1, n))
+        self.A = np.empty((k1, nr))
+        self.Y = np.empty((k1, nr))  # adjoint workspace
+        self.MC = np.zeros((k1, k1))
+        self.MR = np.zeros((k1, k1))
+        self.MRT = np.zeros((k1, k1))
+        self.R = np.zeros((k1, k1))  # Gram-Schmidt factor of the f rows: M_C = a4 R R^T
+        self.res = np.zeros((k1, k1))  # weight-side resolvent
+        self.ct = np.zeros((k1, k1))  # weight-side correlation E[theta theta]
+        self.res[0, 0] = 1.0
+        self.ct[0, 0] = p.sig2 * (p.q0 - p.m0**2)
+        self.q = np.zeros(k1)
+        self.s = (gens["batch"].random(n) < p.b).astype(np.float64)
+        self.m = np.zeros(k1)
+        self.nu = np.zeros(k1)
+        self.nut = np.zeros(k1)
+        self.loss = np.zeros(k1)
+        self.err = np.zeros(k1)
+        self.batch_loss = np.zeros(k1)
+        self.m[0] = p.m0
+        self.row = np.zeros(k1)
+        self.sums_used = np.zeros((k1, N_SUMS))
+        stiff = eta * p.sig2 if p.semi_implicit else 0.0
+        self.dinv = np.ones(n)
+        self.DINV = np.empty((k1, nr)) if p.semi_implicit else None
+        self.w = 1.0 if prev is None else weight
+        self.stacked = None
         if prev is not None:
-            sums = (1.0 - w) * prev["sums"][k] + w * sums
-        sums_used[k] = sums
-        loss[k], err[k], batch_loss[k] = sums[S_LOSS], sums[S_ERR], sums[S_BLOSS]
-        q[k] = m[k] ** 2 + ct[k, k] / p.sig2
+            # rows [sqrt((1 - w) n) R_prev[k], sqrt(w) f[k]]: their Gram matrix / n is the damped M_C / a4
+            self.stacked = np.zeros((k1, k1 + n))
+            self.stacked[:, :k1] = np.sqrt((1.0 - self.w) * n) * prev["noise_factor"]
+        self.a4 = p.alpha * p.sig2 * p.sig2
+        self.sqa4 = np.sqrt(self.a4)
+        self.lang = np.sqrt(2.0 * p.temperature * p.sig2 * eta)
+        # the arguments of `evaluate` after the trajectories: how a loss is evaluated, what it fills
+        self.loss_args = (p.shat, p.loss_code, p.model_code, p.loss_scale, p.err_kind)
+        self.fill_args = (self.F, self.A, nr, stiff, self.dinv)
+
+    def sample_means(self, k: int) -> np.ndarray:
+        """1. Losses and derivatives at ``r[k] = m[k] u + rho[k]`` (rows ``k`` of ``F``, ``A``); means."""
+        sums = (
+            evaluate(k, self.m[k], self.u, self.y, self.rho, self.s, *self.loss_args, *self.fill_args)
+            / self.n
+        )
+        if self.prev is not None:
+            sums = (1.0 - self.w) * self.prev["sums"][k] + self.w * sums
+        self.sums_used[k] = sums
+        self.loss[k], self.err[k], self.batch_loss[k] = sums[S_LOSS], sums[S_ERR], sums[S_BLOSS]
+        return sums
+
+    def multiplier(self, k: int, sums: np.ndarray) -> None:
+        """2. ``Q[k]`` (weight side), the spherical multiplier ``nu[k]`` and ``nut[k]``."""
+        p, q, nu = self.p, self.q, self.nu
+        q[k] = self.m[k] ** 2 + self.ct[k, k] / p.sig2
         if p.spherical != "none":
             # d/dt Q = -2 (ridge + nu) Q - 2 alpha E[s_hat r l'] + 2 T = 0 (docs/dmft.md §2), at the current Q
             nu[k] = (p.temperature - p.alpha * sums[S_RF]) / q[k] - p.ridge
             if p.spherical == "projection":
                 # plus the pull back to the sphere that "step, then rescale to Q = q0" applies
-                # (first order in eta; refined below to Q(k+1) = q0 exactly): without it the
+                # (first order in eta; refined in `weight_row` to Q(k+1) = q0 exactly): without it the
                 # discrete multiplier lets Q drift, and on phase retrieval the drift feeds back
                 # through nu into a blow-up
-                nu[k] += (q[k] - p.q0) / (2.0 * eta * q[k])
-        nut[k] = p.ridge + nu[k] + p.alpha * p.sig2 * sums[S_A]
+                nu[k] += (q[k] - p.q0) / (2.0 * p.eta * q[k])
+        self.nut[k] = p.ridge + nu[k] + p.alpha * p.sig2 * sums[S_A]
+
+    def noise_kernel_row(self, k: int) -> np.ndarray:
+        """3. Row ``k`` of the Gram-Schmidt factor ``R`` and of ``M_C``; returns ``f[k]`` as sampled."""
+        F, R, MC = self.F, self.R, self.MC
         fk = F[k].copy()
-        if prev is None:
+        if self.prev is None:
             R[k, : k + 1] = qr_row(F, k)  # F[k] becomes the k-th orthonormal direction
         else:
-            stacked[k, k1:] = np.sqrt(w) * fk
-            R[k, : k + 1] = qr_row(stacked, k, n)
-        MC[k, : k + 1] = a4 * (R[: k + 1, : k + 1] @ R[k, : k + 1])
+            self.stacked[k, self.k1 :] = np.sqrt(self.w) * fk
+            R[k, : k + 1] = qr_row(self.stacked, k, self.n)
+        MC[k, : k + 1] = self.a4 * (R[: k + 1, : k + 1] @ R[k, : k + 1])
         MC[: k + 1, k] = MC[k, : k + 1]
-        if k > 0:
-            response_row(k, A, nut, MRT, eta, p.sig2, Y, row, DINV)
-            MR[k, :k] = a4 * row[:k]
-            if prev is not None:
-                MR[k, :k] = (1.0 - w) * prev["M_R"][k, :k] + w * MR[k, :k]
-            MRT[:k, k] = MR[k, :k]
-        if k == K:
-            break
-        prep = weight_prepare(k, MR, MC, res, ct, eta)
+        return fk
+
+    def memory_kernel_row(self, k: int) -> None:
+        """3. Row ``k`` of ``M_R`` (adjoint response solve) and column ``k`` of its transpose."""
+        if k == 0:
+            return
+        MR, row = self.MR, self.row
+        response_row(k, self.A, self.nut, self.MRT, self.p.eta, self.p.sig2, self.Y, row, self.DINV)
+        MR[k, :k] = self.a4 * row[:k]
+        if self.prev is not None:
+            MR[k, :k] = (1.0 - self.w) * self.prev["M_R"][k, :k] + self.w * MR[k, :k]
+        self.MRT[:k, k] = MR[k, :k]
+
+    def weight_row(self, k: int, sums: np.ndarray) -> tuple:
+        """4. Row ``k+1`` of the weight side, affine in ``nut[k]``; with projection, refined ``nu[k]``."""
+        p, nu, nut = self.p, self.nu, self.nut
+        prep = weight_prepare(k, self.MR, self.MC, self.res, self.ct, p.eta)
         if p.spherical == "projection":
             # refine nu[k] so that the weight-side Q(k+1) equals q0 exactly (a quadratic in nu[k])
             base = nut[k] - nu[k]
-            nu[k] = _project_multiplier(p, nu[k], base, m[k], sums[S_UF], prep)
+            nu[k] = _project_multiplier(p, nu[k], base, self.m[k], sums[S_UF], prep)
             nut[k] = base + nu[k]
-        row_z = 3 + per_step * k
+        return prep
+
+    def noise(self, k: int) -> np.ndarray:
+        """5. Draw ``z[k]`` (row ``k`` of ``Z``) and, with Langevin noise, ``zeta[k]``; returns ``zeta[k]``.
+
+        Without Langevin noise the return is ``z[k]``, which the step weighs by ``lang = 0``.
+        """
+        basis, gens, n = self.basis, self.gens, self.n
+        row_z = 3 + self.per_step * k
         basis[row_z] = gens["noise"].standard_normal(n)
-        if row_z < n_orth:
+        if row_z < self.n_orth:
             orthonormalize_row(basis, row_z)
-        zeta = Z[k]
-        if p.temperature > 0:
+        zeta = self.Z[k]
+        if self.p.temperature > 0:
             basis[row_z + 1] = gens["langevin"].standard_normal(n)
-            if row_z + 1 < n_orth:
+            if row_z + 1 < self.n_orth:
                 orthonormalize_row(basis, row_z + 1)
             zeta = basis[row_z + 1]
-        if DINV is not None:
-            DINV[k] = dinv[:nr]
-        advance(k, rho, fk, Z, sqa4 * R[k], MR[k], nut[k], eta, p.sig2, lang, zeta, p.semi_implicit, dinv)
+        return zeta
+
+    def advance_step(self, k: int, sums: np.ndarray, fk: np.ndarray, prep: tuple, zeta: np.ndarray) -> None:
+        """6. ``rho[k+1]``, ``m[k+1]``, weight-side row ``k+1``, selection ``s[k+1]``; divergence check."""
+        p, eta, lang, m, nu, nut, rho = self.p, self.p.eta, self.lang, self.m, self.nu, self.nut, self.rho
+        if self.DINV is not None:
+            self.DINV[k] = self.dinv[: self.nr]
+        xi_row = self.sqa4 * self.R[k]  # xi[k] = sum_j xi_row[j] z[j]
+        mr_row, implicit = self.MR[k], p.semi_implicit
+        advance(k, rho, fk, self.Z, xi_row, mr_row, nut[k], eta, p.sig2, lang, zeta, implicit, self.dinv)
         m[k + 1] = m[k] - eta * ((p.ridge + nu[k]) * m[k] + p.alpha * sums[S_UF])
-        weight_commit(k, 1.0 - eta * nut[k], prep, res, ct, lang * lang)
+        weight_commit(k, 1.0 - eta * nut[k], prep, self.res, self.ct, lang * lang)
         if p.b < 1.0:
-            update_selection(s, gens["batch"].random(n), p.p01, p.p10)
+            update_selection(self.s, self.gens["batch"].random(self.n), p.p01, p.p10)
         if not np.isfinite(m[k + 1]) or not np.all(np.isfinite(rho[k + 1, :CHECK])):
             raise FloatingPointError(f"effective process diverged at step {k + 1} (t = {(k + 1) * eta:g})")
-    return {
-        "m": m,
-        "nu": nu,
-        "nut": nut,
-        "train_loss": loss,
-        "train_error": err,
-        "batch_loss": batch_loss,
-        "M_C": MC,
-        "M_R": MR,
-        "noise_factor": R,
-        "sums": sums_used,
-        "Q": q,
-        "C_theta": ct,
-        "R": np.concatenate([res[:, 1:], np.zeros((k1, 1))], axis=1),
-    }
+
+    def result(self) -> dict[str, np.ndarray]:
+        """The pass's output (see :func:`solve_block`)."""
+        return {
+            "m": self.m,
+            "nu": self.nu,
+            "nut": self.nut,
+            "train_loss": self.loss,
+            "train_error": self.err,
+            "batch_loss": self.batch_loss,
+            "M_C": self.MC,
+            "M_R": self.MR,
+            "noise_factor": self.R,
+            "sums": self.sums_used,
+            "Q": self.q,
+            "C_theta": self.ct,
+            "R": np.concatenate([self.res[:, 1:], np.zeros((self.k1, 1))], axis=1),
+        }
 
 
 def _project_multiplier(p: Problem, nu0: float, base: float, mk: float, uf: float, prep) -> float:
