@@ -40,6 +40,7 @@ into a failed :class:`Result`, and never raises for a numerical problem.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 import zlib
@@ -213,7 +214,14 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
             value, (int, float, np.integer, np.floating)
         ):
             raise ParameterError(f"{name}: expected a number, got {value!r}.")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            digits = len(str(abs(value)))
+            raise ParameterError(f"{name}: expected a finite number, got an integer of {digits} digits.") from None
+        if not math.isfinite(value):
+            raise ParameterError(f"{name}: expected a finite number, got {value!r}.")
+        return value
     if hint is str:
         if not isinstance(value, str):
             raise ParameterError(f"{name}: expected a string, got {value!r}.")

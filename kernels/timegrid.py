@@ -23,6 +23,10 @@ from kernels.base import ParameterError, check
 
 TIME_GRID_PARAMS = frozenset({"t_max", "n_times", "time_spacing", "t_min"})
 
+# Steps one point may take. The cheapest step of any kernel costs ~10 ns, so this is hours of
+# compute; beyond it a step count is a typo (dt = 1e-300) or overflows the integer counters.
+MAX_STEPS = 1e12
+
 
 @dataclass(frozen=True, kw_only=True)
 class TimeGridParams:
@@ -55,6 +59,15 @@ class TimeGridParams:
                 f"must satisfy 0 < t_min < t_max for a log grid, got t_min={self.t_min!r}, "
                 f"t_max={self.t_max!r}.",
             )
+
+
+def check_step_count(steps: float, name: str, what: str, fix: str) -> None:
+    """Refuse a point of more than :data:`MAX_STEPS` steps, naming the figure and the field."""
+    check(
+        steps <= MAX_STEPS,
+        name,
+        f"{what} is {steps:.3g} steps, more than the {MAX_STEPS:.0e} one point may take; {fix}.",
+    )
 
 
 def saved_times(p: TimeGridParams) -> np.ndarray:

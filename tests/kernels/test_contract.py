@@ -118,3 +118,31 @@ def test_schema_depends_on_shape_parameters_only(kernel_class):
             assert kernel.schema(changed).same_as(reference), f"{f.name}: {value!r} -> {other!r}"
             checked.append(f.name)
     assert checked, "no non-shape parameter could be varied"
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan"), 10**400])
+def test_non_finite_numbers_are_refused(kernel_class, bad):
+    # every float parameter of every kernel: an absurd value is one line naming the field
+    hints = typing.get_type_hints(kernel_class.Params)
+    floats = [n for n in kernel_class.parameter_names() if hints[n] in (float, float | None)]
+    assert floats
+    for name in floats:
+        with pytest.raises(ParameterError, match=rf"^{name}: expected a finite number, got "):
+            kernel_class.make_params(**{name: bad})
+
+
+@pytest.mark.parametrize(
+    "name, values, field",
+    [
+        ("ode", dict(dt=1e-300), "dt"),
+        ("meanfield", dict(dt=1e-300), "dt"),
+        ("dmft", dict(lr=1e-300), "lr"),
+        ("dmft", dict(dt=1e-300), "dt"),
+        ("sgd_multipass", dict(lr=1e-300), "lr"),
+        ("sgd_online", dict(d=10**9, t_max=1e4), "t_max"),
+    ],
+)
+def test_astronomical_step_counts_are_refused_with_the_figure(name, values, field):
+    # dt = 1e-300 used to overflow the sub-step count and store the result of another dt as ok
+    with pytest.raises(ParameterError, match=rf"^{field}: .* is [0-9.e+]+ steps, more than the 1e\+12"):
+        get_kernel(name).make_params(**values)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from kernels.base import check
 from kernels.singlelayer.model import SingleLayerParams
-from kernels.timegrid import check_steps
+from kernels.timegrid import check_step_count, check_steps
 
 # The effective process needs l'' as a function; the hinge's is a delta at the margin.
 HINGE_REFUSED = (
@@ -126,6 +126,8 @@ class DMFTParams(SingleLayerParams):
         if self.dt > 0:
             check(self.algorithm != "sgd", "dt", "i.i.d. SGD has no flow limit (tau = lr/b); use `dt = 0`.")
         step = self.step
+        name = "dt" if self.dt > 0 else "lr"
+        check_step_count(self.t_max / step, name, f"t_max / {name}", f"raise `{name}` or lower `t_max`")
         check(self.t_max >= step, "t_max", f"must cover at least one step of {step!r}, got {self.t_max!r}.")
         check_steps(self, step, "dt" if self.dt > 0 else "lr")  # the process saves at whole steps
 

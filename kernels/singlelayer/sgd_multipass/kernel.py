@@ -24,7 +24,7 @@ from kernels.schema import pick
 from kernels.singlelayer import schema as family
 from kernels.singlelayer.model import SingleLayerParams
 from kernels.singlelayer.sgd_multipass.simulation import simulate
-from kernels.timegrid import TIME_GRID_PARAMS, check_steps
+from kernels.timegrid import TIME_GRID_PARAMS, check_step_count, check_steps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +50,7 @@ class MultipassParams(SingleLayerParams):
         super().__post_init__()
         check(self.d >= 1, "d", f"must be a positive integer, got {self.d!r}.")
         check(self.response_field > 0, "response_field", f"must be positive, got {self.response_field!r}.")
+        check_step_count(self.t_max / self.lr, "lr", "t_max / lr", "raise `lr` or lower `t_max`")
         check_steps(self, self.lr)  # the simulation saves at whole steps of lr
 
 

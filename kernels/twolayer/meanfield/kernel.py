@@ -50,9 +50,9 @@ import numpy as np
 
 from kernels.base import Kernel, Seed, check
 from kernels.schema import Dim, Output, pick
-from kernels.timegrid import TIME_GRID_PARAMS
+from kernels.timegrid import TIME_GRID_PARAMS, check_step_count
 from kernels.twolayer import schema as family
-from kernels.twolayer.meanfield.flow import Steps, run_particles, run_reduced
+from kernels.twolayer.meanfield.flow import Steps, flow_rate, run_particles, run_reduced
 from kernels.twolayer.model import TwoLayerParams, draw_weights, time_unit
 
 
@@ -119,6 +119,9 @@ class MeanFieldParams(TwoLayerParams):
             f"'particles' only), got activation={self.activation!r} with method={self.method!r}.",
         )
         check(self.dt > 0, "dt", f"must be positive, got {self.dt!r}.")
+        check_step_count(
+            self.t_max * flow_rate(self) / self.dt, "dt", "the flow time / dt", "raise `dt` or lower `t_max`"
+        )
         check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature!r}.")
         check(self.n_angle >= 1, "n_angle", f"must be positive, got {self.n_angle!r}.")
         check(

@@ -39,7 +39,7 @@ import numpy as np
 
 from kernels.base import Kernel, NumericalFailure, Seed, check, rng
 from kernels.schema import Output, pick
-from kernels.timegrid import TIME_GRID_PARAMS, saved_times, substeps
+from kernels.timegrid import TIME_GRID_PARAMS, check_step_count, saved_times, substeps
 from kernels.twolayer import schema as family
 from kernels.twolayer.gaussian import (
     sobol_normals,
@@ -95,6 +95,7 @@ class ODEParams(TwoLayerParams):
         super().__post_init__()
         check(self.dt > 0, "dt", f"must be positive, got {self.dt!r}.")
         check(self.dt <= self.t_max, "dt", f"must not exceed t_max={self.t_max!r}, got {self.dt!r}.")
+        check_step_count(self.t_max / self.dt, "dt", "t_max / dt", "raise `dt` or lower `t_max`")
         check(
             self.n_quad >= 16 and (self.n_quad & (self.n_quad - 1)) == 0,
             "n_quad",

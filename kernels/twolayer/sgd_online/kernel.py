@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels.base import Kernel, Seed, check
 from kernels.schema import Output, pick
-from kernels.timegrid import TIME_GRID_PARAMS, saved_times
+from kernels.timegrid import TIME_GRID_PARAMS, check_step_count, saved_times
 from kernels.twolayer import schema as family
 from kernels.twolayer.model import TwoLayerParams, steps_at, steps_per_time
 from kernels.twolayer.sgd_online.simulation import simulate
@@ -51,6 +51,9 @@ class OnlineParams(TwoLayerParams):
             "save_particles",
             f"records the first `save_particles` units, so it must lie in [0, K={self.K}], "
             f"got {self.save_particles!r}.",
+        )
+        check_step_count(
+            self.t_max * steps_per_time(self), "t_max", "t_max * steps_per_time", "lower `t_max` or `d`"
         )
         steps = steps_at(self, saved_times(self))
         same = np.flatnonzero(np.diff(steps) == 0)
