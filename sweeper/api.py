@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from sweeper.blocks import FAILED, PENDING
 from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor, connect_ray
-from sweeper.runner import FAILED, PENDING
 from sweeper.scheduler import Summary, run_sweep
 from sweeper.spec import GridSpec, load_spec
 from sweeper.store import Store, Template, format_bytes, make_template, store_exists

@@ -17,11 +17,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-import numpy as np
-
 from kernels.base import Kernel
+from sweeper.blocks import BlockResult, BlockTask, failed_block, single
 from sweeper.errors import SweeperError
-from sweeper.runner import FAILED, BlockResult, BlockRunner, BlockTask
+from sweeper.runner import BlockRunner
 
 
 class Executor(Protocol):
@@ -47,13 +46,6 @@ class InProcessExecutor:
 
     def close(self) -> None:
         pass
-
-
-def failed_block(task: BlockTask, message: str) -> BlockResult:
-    n = len(task.swept)
-    return BlockResult(
-        task.block_id, task.indices, {}, np.full(n, FAILED, np.int8), [message] * n, np.full(n, np.nan)
-    )
 
 
 class RayExecutor:
@@ -299,13 +291,6 @@ def _last_line(exc: Exception) -> str:
     """The exception line at the bottom of a Ray error's remote traceback."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__
-
-
-def single(task: BlockTask, k: int, attempt: int) -> BlockTask:
-    """The ``k``-th point of ``task`` as a block of its own."""
-    return BlockTask(
-        task.block_id, task.indices[k : k + 1], [task.swept[k]], [task.seeds[k]], attempt=attempt
-    )
 
 
 def connect_ray(address: str | None, workers: int | None) -> tuple[int, bool]:

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sweeper.blocks import FAILED, OK, BlockResult
 from sweeper.errors import StoreError
 from sweeper.executors import Executor
-from sweeper.runner import FAILED, OK, BlockResult
 from sweeper.spec import GridSpec
 from sweeper.store import Store
 

@@ -35,9 +35,9 @@ import zarr
 from zarr.core.sync import sync  # zarr's own bridge to its event loop
 
 from kernels.base import Output
+from sweeper.blocks import FAILED, OK, PENDING, BlockResult, BlockTask
 from sweeper.errors import StoreError
 from sweeper.layout import Layout
-from sweeper.runner import FAILED, OK, PENDING, BlockResult, BlockTask
 from sweeper.spec import GridSpec, declared_outputs
 
 FORMAT_VERSION = 1

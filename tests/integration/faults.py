@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from sweeper import api
-from sweeper.runner import OK
+from sweeper.blocks import OK
 from sweeper.spec import GridSpec, parse_spec
 
 # 6 rates x 2 x0 x 4 seeds = 48 points in 12 blocks of 4; each point sleeps `delay` seconds.

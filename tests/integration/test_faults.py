@@ -22,9 +22,9 @@ import xarray as xr
 from click.testing import CliRunner
 
 from sweeper import api
+from sweeper.blocks import FAILED, OK
 from sweeper.cli import main
 from sweeper.executors import RayExecutor
-from sweeper.runner import FAILED, OK
 from sweeper.scheduler import run_sweep
 from sweeper.store import Store
 from tests.integration.faults import (
@@ -189,8 +189,8 @@ def test_disk_too_small_is_refused_before_any_compute(tmp_path, monkeypatch):
 
 
 def test_a_kernel_no_worker_can_build_is_a_clear_error_not_a_hang(local_ray, tmp_path):
+    from sweeper.blocks import BlockTask
     from sweeper.errors import SweeperError
-    from sweeper.runner import BlockTask
     from tests.sweeper.relaxation import Unbuildable
 
     executor = RayExecutor(Unbuildable, {}, ["x"], workers=2)

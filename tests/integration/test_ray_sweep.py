@@ -6,8 +6,8 @@ import xarray as xr
 from click.testing import CliRunner
 
 from sweeper import api
+from sweeper.blocks import FAILED, OK
 from sweeper.cli import main
-from sweeper.runner import FAILED, OK
 from sweeper.spec import parse_spec
 
 GRID = """

@@ -5,8 +5,8 @@ import pytest
 import xarray as xr
 
 from sweeper import api
+from sweeper.blocks import FAILED, OK, PENDING
 from sweeper.errors import StoreError
-from sweeper.runner import FAILED, OK, PENDING
 from sweeper.spec import parse_spec
 from sweeper.store import Store
 
@@ -92,7 +92,7 @@ def test_partial_block_is_patched_not_overwritten(tmp_path):
     runner = api.InProcessExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs).runner
     first = runner.run(task)
     keep = slice(0, 1)
-    from sweeper.runner import BlockResult
+    from sweeper.blocks import BlockResult
 
     store.write(
         BlockResult(
