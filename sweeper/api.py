@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from sweeper.blocks import FAILED, PENDING
+from sweeper.blocks import FAILED
+from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor, connect_ray
-from sweeper.scheduler import Summary, run_sweep
+from sweeper.scheduler import Summary, run_sweep, wanted
 from sweeper.spec import GridSpec, load_spec
-from sweeper.store import Store, Template, format_bytes, make_template, store_exists
+from sweeper.store import Store, store_exists
+from sweeper.template import Template, kernel_schema, make_template
 
 
 def prepare(
@@ -148,8 +150,7 @@ class _progress_bar:
     def __init__(self, spec: GridSpec, store: Store, retry_failed: bool):
         from tqdm.auto import tqdm
 
-        status = store.status()
-        todo = int((status == PENDING).sum() + ((status == FAILED).sum() if retry_failed else 0))
+        todo = int(wanted(store.status(), retry_failed).sum())
         self.failed = 0
         self.bar = tqdm(total=todo, unit="pt", desc=spec.name, dynamic_ncols=True, smoothing=0.05)
 
@@ -239,7 +240,7 @@ def describe_kernels() -> str:
             blocks.append(f"{name}: cannot be imported ({type(exc).__name__}: {exc})")
             continue
         params = kernel_class.make_params()
-        outputs = kernel_class().outputs(params)
+        outputs = kernel_schema(kernel_class(), params).outputs
         lines = [f"{name} (v{kernel_class.version}): {(kernel_class.__doc__ or '').strip().splitlines()[0]}"]
         lines.append("  parameters (* = sets output shapes, cannot be swept):")
         for f in dataclasses.fields(params):

@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from kernels.base import Kernel, Output, ParameterError, coerce
+from kernels.base import Kernel, ParameterError, coerce
 from kernels.registry import UnknownKernelError, get_kernel
 from sweeper.errors import SpecError
 from sweeper.layout import Layout, chunk_shape
+from sweeper.template import kernel_schema
 
 TOP_LEVEL_KEYS = ("kernel", "name", "description", "seeds", "grid_seed", "params", "sweep", "cases", "run")
 RUN_KEYS = ("store", "block_size", "workers", "outputs", "max_attempts", "time_limit")
@@ -448,7 +449,7 @@ class _Parser:
         time_limit = run.get("time_limit")
         if time_limit is not None and (not _is_number(time_limit) or not 0 < time_limit < math.inf):
             raise self.fail("run.time_limit", f"expected a positive number of seconds, got {time_limit!r}.")
-        declared = kernel().outputs(base)
+        declared = kernel_schema(kernel(), base).outputs
         outputs = run.get("outputs", list(declared))
         if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
             raise self.fail("run.outputs", f"expected a non-empty list of output names, got {outputs!r}.")
@@ -471,12 +472,6 @@ class _Parser:
 def default_block_size(n_points: int) -> int:
     """About 64 blocks per grid, at most 256 points a block."""
     return max(1, min(256, math.ceil(n_points / 64)))
-
-
-def declared_outputs(spec: GridSpec, kernel: Kernel, params: Any) -> dict[str, Output]:
-    """The outputs this grid stores, in declaration order."""
-    declared = kernel.outputs(params)
-    return {k: declared[k] for k in declared if k in spec.run.outputs}
 
 
 def _strip_name(message: str, key: str) -> str:

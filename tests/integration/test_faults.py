@@ -181,7 +181,7 @@ def test_disk_too_small_is_refused_before_any_compute(tmp_path, monkeypatch):
     spec = fault_spec(tmp_path, "small", delay=0.0)
     grid = tmp_path / "small.toml"
     grid.write_text(spec.text)
-    monkeypatch.setattr("sweeper.store.shutil.disk_usage", lambda path: type("U", (), {"free": 1000})())
+    monkeypatch.setattr("sweeper.disk.shutil.disk_usage", lambda path: type("U", (), {"free": 1000})())
     result = CliRunner().invoke(main, ["submit", str(grid), "--workers", "0"])
     assert result.exit_code == 1
     assert "results may need up to" in result.output and "but only 1000 B is free" in result.output

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sweeper import api
+from sweeper import api, scheduler
 from sweeper.blocks import FAILED, OK, PENDING
 from sweeper.errors import StoreError
 from sweeper.spec import parse_spec
@@ -69,7 +69,7 @@ def test_partial_then_resume_equals_undisturbed_run(tmp_path):
     part = spec_for(tmp_path, name="part.zarr")
     template = api.prepare(part)[1]
     store = api.open_store(part, template)
-    tasks = store.todo(part)
+    tasks = scheduler.tasks(part, store)
     runner = api.InProcessExecutor(part.kernel_class(), part.fixed, part.run.outputs)
     for task in tasks[::3]:  # some blocks finished before a "crash"
         store.write(runner.runner.run(task))
@@ -88,7 +88,7 @@ def test_partial_block_is_patched_not_overwritten(tmp_path):
     spec = spec_for(tmp_path)
     template = api.prepare(spec)[1]
     store = api.open_store(spec, template)
-    task = store.todo(spec)[0]
+    task = scheduler.tasks(spec, store)[0]
     runner = api.InProcessExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs).runner
     first = runner.run(task)
     keep = slice(0, 1)
@@ -104,7 +104,7 @@ def test_partial_block_is_patched_not_overwritten(tmp_path):
             first.wall_time[keep],
         )
     )
-    rest = store.todo(spec)[0]
+    rest = scheduler.tasks(spec, store)[0]
     assert rest.block_id == task.block_id and len(rest.swept) == len(task.swept) - 1
     store.write(runner.run(rest))
     ds = xr.open_zarr(spec.run.store)
