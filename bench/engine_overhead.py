@@ -142,7 +142,7 @@ def xyzpy_per_point(n: int) -> float:
 def main() -> None:
     import ray
 
-    from sweeper.executors import connect_ray
+    from sweeper.cluster import connect_ray
 
     tmp = tempfile.mkdtemp(prefix="bench-engine-")
     connect_ray(None, 2)

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from sweeper.blocks import FAILED
+from sweeper.cluster import connect_ray
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
-from sweeper.executors import Executor, InProcessExecutor, RayExecutor, connect_ray
+from sweeper.executors import Executor, InProcessExecutor, RayExecutor
 from sweeper.scheduler import Summary, run_sweep, wanted
 from sweeper.spec import GridSpec, load_spec
 from sweeper.store import Store, store_exists

@@ -9,7 +9,8 @@ import tempfile
 import pytest
 
 from sweeper import api
-from sweeper.executors import RayExecutor, _Dispatch
+from sweeper.dispatch import Dispatch
+from sweeper.executors import RayExecutor
 from sweeper.scheduler import run_sweep
 from tests.integration.faults import (
     N_POINTS,
@@ -78,7 +79,7 @@ def test_node_removed_mid_sweep_loses_nothing(cluster, tmp_path):
 
 
 def test_node_joining_mid_sweep_gets_work(cluster, tmp_path, monkeypatch):
-    monkeypatch.setattr(_Dispatch, "GROWTH_PERIOD", 0.2)
+    monkeypatch.setattr(Dispatch, "GROWTH_PERIOD", 0.2)
     spec = fault_spec(tmp_path, "join", delay=0.1)
     executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs, workers=1, grow=True)
     joined = []
