@@ -53,7 +53,7 @@ def tasks(spec: GridSpec, store: Store, retry_failed: bool = False) -> list[Bloc
     return out
 
 
-def run_sweep(
+def sweep(
     spec: GridSpec,
     store: Store,
     executor: Executor,

@@ -81,7 +81,7 @@ class GridSpec:
     cases: tuple[Mapping[str, Any], ...]
     seeds: tuple[int, ...]
     grid_seed: int
-    run: RunOptions
+    options: RunOptions  # the `[run]` table
 
     # -- shape -----------------------------------------------------------------
     @property
@@ -100,7 +100,7 @@ class GridSpec:
 
     @property
     def layout(self) -> Layout:
-        return Layout(self.shape, chunk_shape(self.shape, self.run.block_size))
+        return Layout(self.shape, chunk_shape(self.shape, self.options.block_size))
 
     def coords(self) -> dict[str, np.ndarray]:
         """Index coordinates of the grid dims (``case`` is 0..n-1)."""
@@ -147,8 +147,8 @@ class GridSpec:
     def fingerprint(self) -> str:
         """Hash of what defines the results (kernel, params, axes, cases, grid seed).
 
-        Seeds and run options are left out: a store can grow more seeds, and
-        where or how fast it runs does not change a result.
+        Seeds and the ``[run]`` options other than ``outputs`` are left out: a store
+        can grow more seeds, and where or how fast it runs does not change a result.
         """
         blob = json.dumps(
             {
@@ -157,17 +157,17 @@ class GridSpec:
                 "axes": [(a.name, list(a.values)) for a in self.axes],
                 "cases": [dict(c) for c in self.cases],
                 "grid_seed": self.grid_seed,
-                "outputs": list(self.run.outputs),
+                "outputs": list(self.options.outputs),
             },
             sort_keys=True,
             default=str,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def with_run(self, **changes: Any) -> GridSpec:
-        """A copy with some run options replaced (CLI flags override the file)."""
+    def with_options(self, **changes: Any) -> GridSpec:
+        """A copy with some ``[run]`` options replaced (CLI flags override the file)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        return dataclasses.replace(self, run=dataclasses.replace(self.run, **changes))
+        return dataclasses.replace(self, options=dataclasses.replace(self.options, **changes))
 
     def with_seeds(self, seeds: tuple[int, ...]) -> GridSpec:
         return dataclasses.replace(self, seeds=tuple(seeds))
@@ -275,7 +275,7 @@ class _Parser:
         for i, case in enumerate(cases):
             self.make(kernel, f"cases[{i}]", {**fixed, **base_swept, **case})
 
-        run = self.run_options(doc, name, kernel, base, n_points)
+        options = self.options(doc, name, kernel, base, n_points)
         return GridSpec(
             source=self.source,
             text=text,
@@ -287,7 +287,7 @@ class _Parser:
             cases=cases,
             seeds=seeds,
             grid_seed=int(grid_seed),
-            run=run,
+            options=options,
         )
 
     # -- pieces ------------------------------------------------------------------------
@@ -425,7 +425,7 @@ class _Parser:
             "seeds", f"expected a positive count or a list of non-negative integers, got {value!r}."
         )
 
-    def run_options(
+    def options(
         self, doc: Mapping[str, Any], name: str, kernel: type[Kernel], base: Any, n_points: int
     ) -> RunOptions:
         run = self.table(doc, "run")

@@ -83,7 +83,7 @@ class Template:
 def make_template(spec: GridSpec) -> Template:
     kernel_class = spec.kernel_class()
     params = spec.base_params()
-    schema = kernel_schema(kernel_class(), params, spec.run.outputs)
+    schema = kernel_schema(kernel_class(), params, spec.options.outputs)
     clash = set(schema.coords) & set(spec.dims)
     if clash:
         raise StoreError(f"kernel dims {sorted(clash)} clash with the grid's dims {spec.dims}.")
