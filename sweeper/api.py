@@ -49,7 +49,7 @@ def prepare(
 def open_store(spec: GridSpec, template: Template, overwrite: bool = False) -> Store:
     """Create the store, or reopen it for this grid (growing seeds if the grid added some)."""
     if store_exists(spec.options.store) and not overwrite:
-        return Store.open_for(spec.options.store, spec, template)
+        return Store.open_for(spec.options.store, spec)
     return Store.create(spec.options.store, template, overwrite=overwrite)
 
 

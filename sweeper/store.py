@@ -1,12 +1,13 @@
 """The zarr store of one grid: laying out the template, region writes, status, resume.
 
-The full-size template (coords, attrs, outputs filled with NaN, ``status`` 0 =
-pending, 1 = ok, 2 = failed, ``wall_time``, ``finished_at``, ``message``; see
-:mod:`sweeper.template`) is written once; empty chunks cost nothing on disk, so creating it is instant at
-any grid size. Results are then written one block (= one chunk) at a time by a
-single writer, outputs first and ``status`` last: a point reads as done only
-once its outputs are on disk, so a crash at any moment loses no finished point
-and leaves a valid store that `xarray.open_zarr` reads.
+The full-size template (:mod:`sweeper.template`: coords, attrs, outputs filled
+with NaN; here ``status`` 0 = pending, 1 = ok, 2 = failed, ``wall_time``,
+``finished_at``, ``message`` beside them) is written once; empty chunks cost
+nothing on disk, so creating it is instant at any grid size. Results are then
+written one block (= one chunk) at a time by a single writer, outputs first and
+``status`` last: a point reads as done only once its outputs are on disk, so a
+crash at any moment loses no finished point and leaves a valid store that
+`xarray.open_zarr` reads.
 
 Only this module knows zarr.
 """
@@ -122,12 +123,12 @@ class Store:
             check_writable(Path(path), template.nbytes())
 
     @classmethod
-    def open_for(cls, path: str | Path, spec: GridSpec, template: Template) -> Store:
+    def open_for(cls, path: str | Path, spec: GridSpec) -> Store:
         """Open an existing store for ``spec``, growing its seeds if ``spec`` adds some."""
         store = cls.open(path)
         new_seeds = store._check_resumable(spec)
         if new_seeds is not None:
-            store.grow_seeds(new_seeds, template)
+            store.grow_seeds(new_seeds)
         return store
 
     def _check_resumable(self, spec: GridSpec) -> tuple[int, ...] | None:
@@ -154,7 +155,7 @@ class Store:
     def attrs(self) -> Mapping[str, Any]:
         return self.group.attrs
 
-    def grow_seeds(self, seeds: tuple[int, ...], template: Template) -> None:
+    def grow_seeds(self, seeds: tuple[int, ...]) -> None:
         """Append seeds along the last dim; existing results stay where they are."""
         n = len(seeds)
         with _quiet():
