@@ -308,11 +308,10 @@ def test_a_block_failing_outside_the_kernel_is_failed_with_its_message_and_not_r
 
 
 def test_in_process_a_block_failing_outside_the_kernel_takes_the_same_path(monkeypatch):
-    from kernels.registry import get_kernel
     from sweeper.executors import InProcessExecutor
+    from tests.sweeper.relaxation import Relaxation
 
-    kernel_class = get_kernel("relaxation")
-    executor = InProcessExecutor(kernel_class, {"n_times": 3}, ["x"])
+    executor = InProcessExecutor(Relaxation, {"n_times": 3}, ["x"])
 
     def broken(task):
         raise ValueError("boom")
