@@ -25,9 +25,8 @@ import ray
 from engine_overhead import grid
 from ray.cluster_utils import Cluster
 
-from sweeper import api
+from sweeper import api, scheduler
 from sweeper.executors import RayExecutor
-from sweeper.scheduler import run_sweep
 
 ray.cloudpickle.register_pickle_by_value(engine_overhead)
 NODE = {"num_cpus": 1, "object_store_memory": 128 * 1024**2}
@@ -37,10 +36,11 @@ def measure(spec) -> tuple[float, float]:
     """(points/s, driver CPU seconds per wall second) of one sweep, actors warm."""
     spec, template = api.prepare(spec)
     store = api.open_store(spec, template, overwrite=True)
-    executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs, workers=spec.run.workers)
+    options = spec.options
+    executor = RayExecutor(spec.kernel_class(), spec.fixed, options.outputs, workers=options.workers)
     executor.wait_ready()
     cpu, start = time.process_time(), time.perf_counter()
-    summary = run_sweep(spec, store, executor)
+    summary = scheduler.sweep(spec, store, executor)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     executor.close()
     assert summary.ok == spec.n_points, summary

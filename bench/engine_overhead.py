@@ -23,9 +23,8 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 from kernels.base import Kernel, Output  # noqa: E402
 from kernels.registry import register  # noqa: E402
-from sweeper import api  # noqa: E402
+from sweeper import api, scheduler  # noqa: E402
 from sweeper.executors import RayExecutor  # noqa: E402
-from sweeper.scheduler import run_sweep  # noqa: E402
 from sweeper.spec import parse_spec  # noqa: E402
 
 
@@ -84,13 +83,14 @@ def sweep(spec, overwrite=True):
     """Wall time of one sweep; Ray actors are created and warmed before the clock starts."""
     spec, template = api.prepare(spec)
     store = api.open_store(spec, template, overwrite=overwrite)
-    if spec.run.workers == 0:
-        executor = api.InProcessExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs)
+    if spec.options.workers == 0:
+        executor = api.InProcessExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs)
     else:
-        executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs, workers=spec.run.workers)
+        options = spec.options
+        executor = RayExecutor(spec.kernel_class(), spec.fixed, options.outputs, workers=options.workers)
         executor.wait_ready()
     start, cpu = time.perf_counter(), time.process_time()
-    summary = run_sweep(spec, store, executor)
+    summary = scheduler.sweep(spec, store, executor)
     wall = time.perf_counter() - start
     sweep.driver_cpu = time.process_time() - cpu  # the scheduler and the zarr writer, this process
     executor.close()
@@ -142,7 +142,7 @@ def xyzpy_per_point(n: int) -> float:
 def main() -> None:
     import ray
 
-    from sweeper.executors import connect_ray
+    from sweeper.cluster import connect_ray
 
     tmp = tempfile.mkdtemp(prefix="bench-engine-")
     connect_ray(None, 2)

@@ -4,7 +4,8 @@ import os
 
 import ray
 
-from sweeper.runner import BlockRunner, BlockTask
+from sweeper.blocks import BlockTask
+from sweeper.runner import BlockRunner
 
 
 @ray.remote(num_cpus=1)

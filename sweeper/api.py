@@ -9,12 +9,16 @@ from typing import Any
 
 import numpy as np
 
+from sweeper import scheduler
+from sweeper.blocks import FAILED
+from sweeper.cluster import connect_ray
+from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
-from sweeper.executors import Executor, InProcessExecutor, RayExecutor, connect_ray
-from sweeper.runner import FAILED, PENDING
-from sweeper.scheduler import Summary, run_sweep
+from sweeper.executors import Executor, InProcessExecutor, RayExecutor
+from sweeper.scheduler import Summary
 from sweeper.spec import GridSpec, load_spec
-from sweeper.store import Store, Template, format_bytes, make_template, store_exists
+from sweeper.store import Store, store_exists
+from sweeper.template import Template, make_template
 
 
 def prepare(
@@ -33,7 +37,7 @@ def prepare(
         raise SweeperError(f"--block-size: expected a positive integer, got {block_size!r}.")
     if time_limit is not None and not time_limit > 0:
         raise SweeperError(f"--time-limit: expected a positive number of seconds, got {time_limit!r}.")
-    spec = spec.with_run(
+    spec = spec.with_options(
         store=None if store is None else str(store),
         workers=workers,
         block_size=block_size,
@@ -44,9 +48,9 @@ def prepare(
 
 def open_store(spec: GridSpec, template: Template, overwrite: bool = False) -> Store:
     """Create the store, or reopen it for this grid (growing seeds if the grid added some)."""
-    if store_exists(spec.run.store) and not overwrite:
-        return Store.open_for(spec.run.store, spec, template)
-    return Store.create(spec.run.store, template, overwrite=overwrite)
+    if store_exists(spec.options.store) and not overwrite:
+        return Store.open_for(spec.options.store, spec)
+    return Store.create(spec.options.store, template, overwrite=overwrite)
 
 
 def submit(
@@ -64,7 +68,7 @@ def submit(
     """Run a grid (only what its store lacks) and return the store as an xarray Dataset."""
     import xarray as xr
 
-    spec, summary = run(
+    spec, summary = sweep(
         spec_or_path,
         store=store,
         workers=workers,
@@ -75,10 +79,10 @@ def submit(
         overwrite=overwrite,
         progress=progress,
     )
-    return xr.open_zarr(spec.run.store)
+    return xr.open_zarr(spec.options.store)
 
 
-def run(
+def sweep(
     spec_or_path: GridSpec | str | os.PathLike,
     *,
     store: str | os.PathLike | None = None,
@@ -90,10 +94,11 @@ def run(
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[GridSpec, Summary]:
+    """Run a grid (only what its store lacks): what `sweeper submit` does; returns (spec, summary)."""
     spec, template = prepare(
         spec_or_path, store=store, workers=workers, block_size=block_size, time_limit=time_limit
     )
-    Store.preflight(spec.run.store, spec, template, overwrite=overwrite)  # before Ray starts
+    Store.preflight(spec.options.store, spec, template, overwrite=overwrite)  # before Ray starts
     executor, shutdown = make_executor(spec, address)  # before the store: a bad address writes nothing
     try:
         target = open_store(spec, template, overwrite=overwrite)
@@ -104,7 +109,7 @@ def run(
         raise
     bar = _progress_bar(spec, target, retry_failed) if progress else None
     try:
-        summary = run_sweep(
+        summary = scheduler.sweep(
             spec,
             target,
             executor,
@@ -123,21 +128,21 @@ def run(
 def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
     """In-process for ``workers = 0``, else warm Ray actors; returns (executor, shutdown)."""
     kernel_class = spec.kernel_class()
-    if spec.run.workers == 0:
+    if spec.options.workers == 0:
         if address is not None:
             raise SweeperError("--workers 0 runs in this process; it cannot be combined with --address.")
-        return InProcessExecutor(kernel_class, spec.fixed, spec.run.outputs), None
+        return InProcessExecutor(kernel_class, spec.fixed, spec.options.outputs), None
     import ray
 
-    workers, started = connect_ray(address, spec.run.workers)
+    workers, started = connect_ray(address, spec.options.workers)
     executor = RayExecutor(
         kernel_class,
         spec.fixed,
-        spec.run.outputs,
+        spec.options.outputs,
         workers=workers,
-        max_attempts=spec.run.max_attempts,
-        time_limit=spec.run.time_limit,
-        grow=address is not None and spec.run.workers is None,  # follow an autoscaling cluster
+        max_attempts=spec.options.max_attempts,
+        time_limit=spec.options.time_limit,
+        grow=address is not None and spec.options.workers is None,  # follow an autoscaling cluster
     )
     return executor, (ray.shutdown if started else None)
 
@@ -148,8 +153,7 @@ class _progress_bar:
     def __init__(self, spec: GridSpec, store: Store, retry_failed: bool):
         from tqdm.auto import tqdm
 
-        status = store.status()
-        todo = int((status == PENDING).sum() + ((status == FAILED).sum() if retry_failed else 0))
+        todo = int(scheduler.wanted(store.status(), retry_failed).sum())
         self.failed = 0
         self.bar = tqdm(total=todo, unit="pt", desc=spec.name, dynamic_ncols=True, smoothing=0.05)
 
@@ -176,11 +180,11 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
         f"blocks    {layout.n_blocks} of up to {math.prod(layout.chunks)} points (chunk {layout.chunks})",
         "outputs   "
         + ", ".join(f"{k}({', '.join(spec.dims + o.dims)})" for k, o in template.outputs.items()),
-        f"store     {spec.run.store} (at most {format_bytes(template.nbytes())} uncompressed)",
+        f"store     {spec.options.store} (at most {format_bytes(template.nbytes())} uncompressed)",
     ]
-    if store_exists(spec.run.store):
+    if store_exists(spec.options.store):
         try:
-            counts = Store.open(spec.run.store, mode="r").counts()
+            counts = Store.open(spec.options.store, mode="r").counts()
             lines.append("existing  " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         except SweeperError as exc:
             lines.append(f"existing  {exc}")

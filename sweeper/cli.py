@@ -58,7 +58,7 @@ def submit(
         )
         click.echo(api.describe_plan(spec, template))
         return
-    spec, summary = api.run(
+    spec, summary = api.sweep(
         grid,
         store=store,
         workers=workers,
@@ -70,7 +70,8 @@ def submit(
         progress=not quiet,
     )
     click.echo(
-        f"{spec.run.store}: computed {summary.computed} points (ok {summary.ok}, failed {summary.failed}), "
+        f"{spec.options.store}: computed {summary.computed} points "
+        f"(ok {summary.ok}, failed {summary.failed}), "
         f"{summary.skipped} already done, in {summary.seconds:.1f} s"
     )
 

@@ -1,8 +1,8 @@
 """Running one block of points with a warm kernel: what a worker does.
 
-Knows the kernel contract and nothing of Ray or zarr. Every exception raised by
-a point is caught and recorded as that point's failure, so one bad point never
-takes its block down.
+Knows the kernel contract and the block types, nothing of Ray or zarr. Every
+exception raised by a point is caught and recorded as that point's failure, so
+one bad point never takes its block down.
 """
 
 from __future__ import annotations
@@ -11,36 +11,12 @@ import dataclasses
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kernels.base import Kernel
-
-PENDING, OK, FAILED = 0, 1, 2
-
-
-@dataclass
-class BlockTask:
-    """The points of one block still to compute: grid indices, swept values, seeds."""
-
-    block_id: tuple[int, ...]
-    indices: np.ndarray  # (n, ndim) grid indices
-    swept: list[dict[str, Any]]
-    seeds: list[tuple[int, int]]
-    attempt: int = 1
-
-
-@dataclass
-class BlockResult:
-    block_id: tuple[int, ...]
-    indices: np.ndarray
-    outputs: dict[str, np.ndarray]  # name -> (n, *shape), NaN where missing
-    status: np.ndarray  # (n,) int8
-    messages: list[str]
-    wall_time: np.ndarray  # (n,) seconds
-    finished_at: float = field(default_factory=time.time)
+from sweeper.blocks import FAILED, OK, BlockResult, BlockTask
 
 
 class BlockRunner:

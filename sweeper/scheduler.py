@@ -1,7 +1,10 @@
-"""The sweep: spec -> blocks still to do -> executor -> store, with progress.
+"""The sweep: which blocks to run, and the loop spec -> tasks -> executor -> store.
 
-Knows the spec, the store and the executor interface; nothing of physics,
-zarr or Ray.
+The store answers which points are pending or failed; the scheduler turns the
+blocks holding points still to compute into :class:`BlockTask` s (only those
+points), hands them to an executor, and writes every result back as it comes,
+in completion order. Knows the spec, the store and the executor interface;
+nothing of physics, zarr or Ray.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
+from sweeper.blocks import FAILED, OK, PENDING, BlockResult, BlockTask
 from sweeper.errors import StoreError
 from sweeper.executors import Executor
-from sweeper.runner import FAILED, OK, BlockResult
 from sweeper.spec import GridSpec
 from sweeper.store import Store
 
@@ -28,7 +33,27 @@ class Summary:
     seconds: float = 0.0
 
 
-def run_sweep(
+def wanted(status: np.ndarray, retry_failed: bool = False) -> np.ndarray:
+    """Which points to compute: the pending ones, and the failed ones if ``retry_failed``."""
+    return (status == PENDING) | ((status == FAILED) if retry_failed else False)
+
+
+def tasks(spec: GridSpec, store: Store, retry_failed: bool = False) -> list[BlockTask]:
+    """The blocks of ``store`` holding points still to compute, each with only those points."""
+    layout = store.layout
+    todo = wanted(store.status(), retry_failed)
+    out = []
+    for block_id in layout.block_ids():
+        mask = todo[layout.region(block_id)].ravel()
+        if not mask.any():
+            continue
+        indices = layout.block_points(block_id)[mask]
+        points = [spec.point(tuple(i)) for i in indices]
+        out.append(BlockTask(block_id, indices, [p[0] for p in points], [p[1] for p in points]))
+    return out
+
+
+def sweep(
     spec: GridSpec,
     store: Store,
     executor: Executor,
@@ -38,10 +63,9 @@ def run_sweep(
 ) -> Summary:
     """Compute every point of ``spec`` that ``store`` does not hold yet."""
     start = time.perf_counter()
-    tasks = store.todo(spec, retry_failed=retry_failed)
-    todo = sum(len(t.swept) for t in tasks)
-    summary = Summary(skipped=spec.n_points - todo)
-    for result in executor.map(tasks):
+    todo = tasks(spec, store, retry_failed=retry_failed)
+    summary = Summary(skipped=spec.n_points - sum(len(t.swept) for t in todo))
+    for result in executor.map(todo):
         try:
             store.write(result)
         except OSError as exc:  # disk full, store removed, ...: finished points are safe on disk

@@ -2,7 +2,7 @@
 
 A grid file names a kernel, its fixed parameters, the swept axes (cartesian
 product), optional explicit ``[[cases]]`` (one extra ``case`` dim), the seeds
-and run options::
+and the ``[run]`` options (:mod:`sweeper.options`)::
 
     kernel = "ode"
     name = "plateau"
@@ -17,7 +17,8 @@ and run options::
     block_size = 8
 
 Everything is checked before anything runs or is written: every error names
-the file, the key path, what was expected and what was found.
+the file, the key path, what was expected and what was found. How an axis's
+values are written is :mod:`sweeper.axes`.
 """
 
 from __future__ import annotations
@@ -36,34 +37,17 @@ from typing import Any
 
 import numpy as np
 
-from kernels.base import Kernel, Output, ParameterError, coerce
+from kernels.base import Kernel, ParameterError, coerce
 from kernels.registry import UnknownKernelError, get_kernel
+from sweeper.axes import Axis, axis_values, is_int, seed_list
 from sweeper.errors import SpecError
 from sweeper.layout import Layout, chunk_shape
+from sweeper.options import RunOptions, parse_options
+from sweeper.template import kernel_schema
 
 TOP_LEVEL_KEYS = ("kernel", "name", "description", "seeds", "grid_seed", "params", "sweep", "cases", "run")
-RUN_KEYS = ("store", "block_size", "workers", "outputs", "max_attempts", "time_limit")
 RESERVED_DIMS = ("seed", "case")
 MAX_POINTS = 10**8
-DEFAULT_MAX_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One swept parameter and its values (already coerced to the kernel's types)."""
-
-    name: str
-    values: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    store: str
-    block_size: int
-    workers: int | None
-    outputs: tuple[str, ...]
-    max_attempts: int
-    time_limit: float | None = None  # seconds a point may take (Ray workers only)
 
 
 @dataclass(frozen=True)
@@ -80,7 +64,7 @@ class GridSpec:
     cases: tuple[Mapping[str, Any], ...]
     seeds: tuple[int, ...]
     grid_seed: int
-    run: RunOptions
+    options: RunOptions  # the `[run]` table
 
     # -- shape -----------------------------------------------------------------
     @property
@@ -99,7 +83,7 @@ class GridSpec:
 
     @property
     def layout(self) -> Layout:
-        return Layout(self.shape, chunk_shape(self.shape, self.run.block_size))
+        return Layout(self.shape, chunk_shape(self.shape, self.options.block_size))
 
     def coords(self) -> dict[str, np.ndarray]:
         """Index coordinates of the grid dims (``case`` is 0..n-1)."""
@@ -146,8 +130,8 @@ class GridSpec:
     def fingerprint(self) -> str:
         """Hash of what defines the results (kernel, params, axes, cases, grid seed).
 
-        Seeds and run options are left out: a store can grow more seeds, and
-        where or how fast it runs does not change a result.
+        Seeds and the ``[run]`` options other than ``outputs`` are left out: a store
+        can grow more seeds, and where or how fast it runs does not change a result.
         """
         blob = json.dumps(
             {
@@ -156,20 +140,17 @@ class GridSpec:
                 "axes": [(a.name, list(a.values)) for a in self.axes],
                 "cases": [dict(c) for c in self.cases],
                 "grid_seed": self.grid_seed,
-                "outputs": list(self.run.outputs),
+                "outputs": list(self.options.outputs),
             },
             sort_keys=True,
             default=str,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def with_run(self, **changes: Any) -> GridSpec:
-        """A copy with some run options replaced (CLI flags override the file)."""
+    def with_options(self, **changes: Any) -> GridSpec:
+        """A copy with some ``[run]`` options replaced (CLI flags override the file)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        return dataclasses.replace(self, run=dataclasses.replace(self.run, **changes))
-
-    def with_seeds(self, seeds: tuple[int, ...]) -> GridSpec:
-        return dataclasses.replace(self, seeds=tuple(seeds))
+        return dataclasses.replace(self, options=dataclasses.replace(self.options, **changes))
 
 
 # -- loading ---------------------------------------------------------------------------
@@ -215,15 +196,7 @@ class _Parser:
         unknown = [k for k in doc if k not in TOP_LEVEL_KEYS]
         if unknown:
             raise self.fail(unknown[0], f"unknown key. Known top-level keys: {', '.join(TOP_LEVEL_KEYS)}.")
-        kernel_name = doc.get("kernel")
-        if kernel_name is None:
-            raise self.fail("kernel", 'missing: name the kernel to run, e.g. `kernel = "ode"`.')
-        if not isinstance(kernel_name, str):
-            raise self.fail("kernel", f"expected a string, got {kernel_name!r}.")
-        try:
-            kernel = get_kernel(kernel_name)
-        except UnknownKernelError as exc:
-            raise self.fail("kernel", str(exc)) from None
+        kernel_name, kernel = self.kernel(doc)
         name = self.string(doc, "name", Path(self.source).stem if self.source != "<string>" else "grid")
         if not name or any(c in name for c in "/\\") or name.startswith("."):
             raise self.fail("name", f"expected a plain name usable as a file name, got {name!r}.")
@@ -235,7 +208,47 @@ class _Parser:
         for key in fixed:
             self.known_param(kernel, f"params.{key}", key)
         fixed = {k: self.coerce(kernel, f"params.{k}", k, v, hints) for k, v in fixed.items()}
+        axes = self.axes(sweep, kernel, fixed, hints)
+        cases = self.cases(doc.get("cases"), kernel, fixed, sweep, hints)
+        seeds = seed_list(doc.get("seeds", 1), self.fail)
+        grid_seed = doc.get("grid_seed", 0)
+        if not is_int(grid_seed) or grid_seed < 0:
+            raise self.fail("grid_seed", f"expected a non-negative integer, got {grid_seed!r}.")
+        n_points = self.count(axes, cases, seeds)
+        base = self.check_points(kernel, fixed, axes, cases)
 
+        declared = kernel_schema(kernel(), base).outputs
+        options = parse_options(
+            self.table(doc, "run"), name, kernel.name, list(declared), n_points, self.fail
+        )
+        return GridSpec(
+            source=self.source,
+            text=text,
+            kernel=kernel_name,
+            name=name,
+            description=description,
+            fixed=fixed,
+            axes=axes,
+            cases=cases,
+            seeds=seeds,
+            grid_seed=int(grid_seed),
+            options=options,
+        )
+
+    def kernel(self, doc: Mapping[str, Any]) -> tuple[str, type[Kernel]]:
+        kernel_name = doc.get("kernel")
+        if kernel_name is None:
+            raise self.fail("kernel", 'missing: name the kernel to run, e.g. `kernel = "ode"`.')
+        if not isinstance(kernel_name, str):
+            raise self.fail("kernel", f"expected a string, got {kernel_name!r}.")
+        try:
+            return kernel_name, get_kernel(kernel_name)
+        except UnknownKernelError as exc:
+            raise self.fail("kernel", str(exc)) from None
+
+    def axes(
+        self, sweep: Mapping[str, Any], kernel: type[Kernel], fixed: Mapping, hints: Mapping
+    ) -> tuple[Axis, ...]:
         axes = []
         for key, value in sweep.items():
             where = f"sweep.{key}"
@@ -245,18 +258,14 @@ class _Parser:
             if key in fixed:
                 raise self.fail(where, f"`{key}` is both fixed in [params] and swept; keep one.")
             self.sweepable(kernel, where, key)
-            values = self.axis_values(where, value)
+            values = axis_values(where, value, self.fail)
             values = tuple(self.coerce(kernel, f"{where}[{i}]", key, v, hints) for i, v in enumerate(values))
             if len(set(values)) != len(values):
                 raise self.fail(where, f"duplicate values in {list(values)!r}; each value must appear once.")
             axes.append(Axis(key, values))
+        return tuple(axes)
 
-        cases = self.cases(doc.get("cases"), kernel, fixed, sweep, hints)
-        seeds = self.seeds(doc.get("seeds", 1))
-        grid_seed = doc.get("grid_seed", 0)
-        if not _is_int(grid_seed) or grid_seed < 0:
-            raise self.fail("grid_seed", f"expected a non-negative integer, got {grid_seed!r}.")
-
+    def count(self, axes: tuple[Axis, ...], cases: tuple, seeds: tuple[int, ...]) -> int:
         shape = (len(cases),) * bool(cases) + tuple(len(a.values) for a in axes) + (len(seeds),)
         n_points = math.prod(shape)
         if n_points > MAX_POINTS:
@@ -264,8 +273,13 @@ class _Parser:
                 "sweep",
                 f"{n_points:.3g} points is more than the {MAX_POINTS:.0e} one grid may hold; split it.",
             )
+        return n_points
 
-        # Build the first point and every axis value once: bad values fail here, not mid-sweep.
+    def check_points(self, kernel: type[Kernel], fixed: Mapping, axes: tuple[Axis, ...], cases: tuple) -> Any:
+        """Build the first point and every axis value and case once: bad values fail here, not mid-sweep.
+
+        Returns the first point's parameters.
+        """
         base_swept = {a.name: a.values[0] for a in axes} | (dict(cases[0]) if cases else {})
         base = self.make(kernel, "params", {**fixed, **base_swept})
         for axis in axes:
@@ -273,21 +287,7 @@ class _Parser:
                 self.make(kernel, f"sweep.{axis.name}[{i}]", {**fixed, **base_swept, axis.name: value})
         for i, case in enumerate(cases):
             self.make(kernel, f"cases[{i}]", {**fixed, **base_swept, **case})
-
-        run = self.run_options(doc, name, kernel, base, n_points)
-        return GridSpec(
-            source=self.source,
-            text=text,
-            kernel=kernel_name,
-            name=name,
-            description=description,
-            fixed=fixed,
-            axes=tuple(axes),
-            cases=cases,
-            seeds=seeds,
-            grid_seed=int(grid_seed),
-            run=run,
-        )
+        return base
 
     # -- pieces ------------------------------------------------------------------------
     def string(self, doc: Mapping[str, Any], key: str, default: str | None) -> str:
@@ -335,51 +335,6 @@ class _Parser:
         except (TypeError, ValueError) as exc:
             raise self.fail(where, f"invalid parameters: {exc}") from None
 
-    def axis_values(self, where: str, value: Any) -> tuple[Any, ...]:
-        if isinstance(value, list):
-            if not value:
-                raise self.fail(where, "empty list; an axis needs at least one value.")
-            for i, v in enumerate(value):
-                if isinstance(v, (list, dict)):
-                    raise self.fail(f"{where}[{i}]", f"expected a number, string or boolean, got {v!r}.")
-            return tuple(value)
-        if isinstance(value, dict):
-            forms = ("linspace", "logspace", "range")
-            if len(value) != 1 or next(iter(value)) not in forms:
-                raise self.fail(
-                    where,
-                    f"expected a list or one of {{linspace = [start, stop, num]}}, "
-                    f"{{logspace = [start_exp, stop_exp, num]}}, {{range = [start, stop(, step)]}}; "
-                    f"got {value!r}.",
-                )
-            form, args = next(iter(value.items()))
-            return self.generated_axis(where, form, args)
-        raise self.fail(where, f"expected a list of values or a {{linspace = ...}} table, got {value!r}.")
-
-    def generated_axis(self, where: str, form: str, args: Any) -> tuple[Any, ...]:
-        usage = {
-            "linspace": "[start, stop, num]",
-            "logspace": "[start_exponent, stop_exponent, num]",
-            "range": "[start, stop] or [start, stop, step]",
-        }[form]
-        arity_ok = isinstance(args, list) and (len(args) in (2, 3) if form == "range" else len(args) == 3)
-        if not arity_ok or not all(_is_number(a) for a in args):
-            raise self.fail(where, f"`{form}` expects {usage}, got {args!r}.")
-        if form == "range":
-            if not all(_is_int(a) for a in args):
-                raise self.fail(where, f"`range` expects integers {usage}, got {args!r}.")
-            values = tuple(range(*args)) if args[-1] != 0 or len(args) == 2 else ()
-            if not values:
-                raise self.fail(where, f"`range` {args!r} is empty.")
-            return values
-        start, stop, num = args
-        if not _is_int(num) or num < 1:
-            raise self.fail(where, f"`{form}` num must be a positive integer, got {num!r}.")
-        if not (math.isfinite(start) and math.isfinite(stop)):
-            raise self.fail(where, f"`{form}` bounds must be finite, got {args!r}.")
-        fn = np.linspace if form == "linspace" else np.logspace
-        return tuple(float(v) for v in fn(start, stop, int(num)))
-
     def cases(
         self, value: Any, kernel: type[Kernel], fixed: Mapping, sweep: Mapping, hints: Mapping
     ) -> tuple[dict[str, Any], ...]:
@@ -411,82 +366,7 @@ class _Parser:
             out.append(coerced)
         return tuple(out)
 
-    def seeds(self, value: Any) -> tuple[int, ...]:
-        if _is_int(value):
-            if value < 1:
-                raise self.fail("seeds", f"expected a positive count or a list of seeds, got {value!r}.")
-            return tuple(range(int(value)))
-        if isinstance(value, list) and value and all(_is_int(s) and s >= 0 for s in value):
-            if len(set(value)) != len(value):
-                raise self.fail("seeds", f"duplicate seeds in {value!r}.")
-            return tuple(int(s) for s in value)
-        raise self.fail(
-            "seeds", f"expected a positive count or a list of non-negative integers, got {value!r}."
-        )
-
-    def run_options(
-        self, doc: Mapping[str, Any], name: str, kernel: type[Kernel], base: Any, n_points: int
-    ) -> RunOptions:
-        run = self.table(doc, "run")
-        unknown = [k for k in run if k not in RUN_KEYS]
-        if unknown:
-            raise self.fail(f"run.{unknown[0]}", f"unknown key. Known keys: {', '.join(RUN_KEYS)}.")
-        store = run.get("store", f"results/{name}.zarr")
-        if not isinstance(store, str) or not store:
-            raise self.fail("run.store", f"expected a path, got {store!r}.")
-        block_size = run.get("block_size", default_block_size(n_points))
-        if not _is_int(block_size) or block_size < 1:
-            raise self.fail("run.block_size", f"expected a positive integer, got {block_size!r}.")
-        workers = run.get("workers")
-        if workers is not None and (not _is_int(workers) or workers < 0):
-            raise self.fail(
-                "run.workers", f"expected a non-negative integer (0 = in-process), got {workers!r}."
-            )
-        max_attempts = run.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
-        if not _is_int(max_attempts) or max_attempts < 1:
-            raise self.fail("run.max_attempts", f"expected a positive integer, got {max_attempts!r}.")
-        time_limit = run.get("time_limit")
-        if time_limit is not None and (not _is_number(time_limit) or not 0 < time_limit < math.inf):
-            raise self.fail("run.time_limit", f"expected a positive number of seconds, got {time_limit!r}.")
-        declared = kernel().schema(base).outputs
-        outputs = run.get("outputs", list(declared))
-        if not isinstance(outputs, list) or not outputs or not all(isinstance(o, str) for o in outputs):
-            raise self.fail("run.outputs", f"expected a non-empty list of output names, got {outputs!r}.")
-        for o in outputs:
-            if o not in declared:
-                raise self.fail(
-                    "run.outputs",
-                    f"unknown output {o!r}. Outputs of '{kernel.name}' here: {', '.join(declared)}.",
-                )
-        return RunOptions(
-            store,
-            int(block_size),
-            workers,
-            tuple(outputs),
-            int(max_attempts),
-            None if time_limit is None else float(time_limit),
-        )
-
-
-def default_block_size(n_points: int) -> int:
-    """About 64 blocks per grid, at most 256 points a block."""
-    return max(1, min(256, math.ceil(n_points / 64)))
-
-
-def declared_outputs(spec: GridSpec, kernel: Kernel, params: Any) -> dict[str, Output]:
-    """The outputs this grid stores, in declaration order."""
-    declared = kernel.schema(params).outputs
-    return {k: declared[k] for k in declared if k in spec.run.outputs}
-
 
 def _strip_name(message: str, key: str) -> str:
     prefix = f"{key}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

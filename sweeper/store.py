@@ -1,12 +1,13 @@
-"""The zarr store of one grid: template, region writes, status, resume.
+"""The zarr store of one grid: laying out the template, region writes, status, resume.
 
-The full-size template (coords, attrs, outputs filled with NaN, ``status`` 0 =
-pending, 1 = ok, 2 = failed, ``wall_time``, ``finished_at``, ``message``) is
-written once; empty chunks cost nothing on disk, so creating it is instant at
-any grid size. Results are then written one block (= one chunk) at a time by a
-single writer, outputs first and ``status`` last: a point reads as done only
-once its outputs are on disk, so a crash at any moment loses no finished point
-and leaves a valid store that `xarray.open_zarr` reads.
+The full-size template (:mod:`sweeper.template`: coords, attrs, outputs filled
+with NaN; here ``status`` 0 = pending, 1 = ok, 2 = failed, ``wall_time``,
+``finished_at``, ``message`` beside them) is written once; empty chunks cost
+nothing on disk, so creating it is instant at any grid size. Results are then
+written one block (= one chunk) at a time by a single writer, outputs first and
+``status`` last: a point reads as done only once its outputs are on disk, so a
+crash at any moment loses no finished point and leaves a valid store that
+`xarray.open_zarr` reads.
 
 Only this module knows zarr.
 """
@@ -14,18 +15,11 @@ Only this module knows zarr.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import math
 import os
 import shutil
-import subprocess
-import tempfile
-import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -34,79 +28,14 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync  # zarr's own bridge to its event loop
 
-from kernels.base import Output
+from sweeper.blocks import FAILED, OK, PENDING, BlockResult
+from sweeper.disk import check_writable
 from sweeper.errors import StoreError
 from sweeper.layout import Layout
-from sweeper.runner import FAILED, OK, PENDING, BlockResult, BlockTask
-from sweeper.spec import GridSpec, declared_outputs
+from sweeper.spec import GridSpec
+from sweeper.template import Template
 
-FORMAT_VERSION = 1
 BOOKKEEPING = ("status", "wall_time", "finished_at", "message")
-PACKAGES = ("sweeper", "numpy", "scipy", "numba", "xarray", "zarr", "ray")
-
-
-@dataclass(frozen=True)
-class Template:
-    """Everything the store needs to lay itself out, computed from the spec alone."""
-
-    dims: tuple[str, ...]
-    shape: tuple[int, ...]
-    chunks: tuple[int, ...]
-    grid_coords: dict[str, np.ndarray]
-    case_coords: dict[str, np.ndarray]
-    kernel_coords: dict[str, np.ndarray]
-    kernel_coord_attrs: dict[str, dict[str, str]]
-    outputs: dict[str, Output]
-    attrs: dict[str, Any]
-
-    def output_shape(self, name: str) -> tuple[int, ...]:
-        return tuple(len(self.kernel_coords[d]) for d in self.outputs[name].dims)
-
-    def nbytes(self) -> int:
-        per_point = sum(8 * math.prod(self.output_shape(n)) for n in self.outputs) + 1 + 8 + 8 + 16
-        return per_point * math.prod(self.shape)
-
-
-def make_template(spec: GridSpec) -> Template:
-    kernel_class = spec.kernel_class()
-    kernel = kernel_class()
-    params = spec.base_params()
-    schema = kernel.schema(params)
-    outputs = declared_outputs(spec, kernel, params)
-    used = {d for o in outputs.values() for d in o.dims}
-    kernel_coords = {k: np.asarray(v) for k, v in schema.coords.items() if k in used}
-    clash = set(kernel_coords) & set(spec.dims)
-    if clash:
-        raise StoreError(f"kernel dims {sorted(clash)} clash with the grid's dims {spec.dims}.")
-    attrs = {
-        "title": spec.description or spec.name,
-        "grid_name": spec.name,
-        "grid_file": spec.source,
-        "grid_text": spec.text,
-        "grid_fingerprint": spec.fingerprint(),
-        "grid_seed": spec.grid_seed,
-        "kernel": spec.kernel,
-        "kernel_version": kernel_class.version,
-        "fixed_params": json.dumps(_jsonable(_all_fixed(spec, params)), sort_keys=True),
-        "swept_dims": list(spec.dims),
-        "packages": package_versions(),
-        "git_commit": git_commit(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "status_meanings": "0 pending, 1 ok, 2 failed",
-        "store_format": FORMAT_VERSION,
-        **{f"kernel_{k}": _jsonable(v) for k, v in schema.attrs.items()},
-    }
-    return Template(
-        dims=spec.dims,
-        shape=spec.shape,
-        chunks=spec.layout.chunks,
-        grid_coords=spec.coords(),
-        case_coords=spec.case_coords(),
-        kernel_coords=kernel_coords,
-        kernel_coord_attrs=schema.coord_attrs,
-        outputs=outputs,
-        attrs=attrs,
-    )
 
 
 def is_url(where: str | Path) -> bool:
@@ -194,12 +123,12 @@ class Store:
             check_writable(Path(path), template.nbytes())
 
     @classmethod
-    def open_for(cls, path: str | Path, spec: GridSpec, template: Template) -> Store:
+    def open_for(cls, path: str | Path, spec: GridSpec) -> Store:
         """Open an existing store for ``spec``, growing its seeds if ``spec`` adds some."""
         store = cls.open(path)
         new_seeds = store._check_resumable(spec)
         if new_seeds is not None:
-            store.grow_seeds(new_seeds, template)
+            store.grow_seeds(new_seeds)
         return store
 
     def _check_resumable(self, spec: GridSpec) -> tuple[int, ...] | None:
@@ -226,7 +155,7 @@ class Store:
     def attrs(self) -> Mapping[str, Any]:
         return self.group.attrs
 
-    def grow_seeds(self, seeds: tuple[int, ...], template: Template) -> None:
+    def grow_seeds(self, seeds: tuple[int, ...]) -> None:
         """Append seeds along the last dim; existing results stay where they are."""
         n = len(seeds)
         with _quiet():
@@ -257,21 +186,6 @@ class Store:
             "ok": int((status == OK).sum()),
             "failed": int((status == FAILED).sum()),
         }
-
-    def todo(self, spec: GridSpec, retry_failed: bool = False) -> list[BlockTask]:
-        """The blocks holding points still to compute, with only those points."""
-        status = self.status()
-        wanted = (status == PENDING) | ((status == FAILED) if retry_failed else False)
-        tasks = []
-        for block_id in self.layout.block_ids():
-            region = self.layout.region(block_id)
-            mask = wanted[region].ravel()
-            if not mask.any():
-                continue
-            indices = self.layout.block_points(block_id)[mask]
-            points = [spec.point(tuple(i)) for i in indices]
-            tasks.append(BlockTask(block_id, indices, [p[0] for p in points], [p[1] for p in points]))
-        return tasks
 
     # -- writing -------------------------------------------------------------------------
     def write(self, result: BlockResult) -> None:
@@ -331,15 +245,15 @@ def _write_template(root: zarr.Group, t: Template) -> None:
     for dim, values in t.grid_coords.items():
         arr = _array(root, dim, values.shape, (len(values),), values.dtype, (dim,), _fill(values.dtype))
         arr[:] = values
-        arr.attrs.update(_coord_attrs(dim))
+        arr.attrs.update(t.coord_attrs.get(dim, {}))
     for name, values in t.case_coords.items():
         arr = _array(root, name, values.shape, values.shape, values.dtype, ("case",), _fill(values.dtype))
         arr[:] = values
-        arr.attrs.update({"long_name": f"{name} of each case"})
+        arr.attrs.update(t.coord_attrs.get(name, {}))
     for dim, values in t.kernel_coords.items():
         arr = _array(root, dim, values.shape, values.shape, values.dtype, (dim,), _fill(values.dtype))
         arr[:] = values
-        arr.attrs.update(t.kernel_coord_attrs.get(dim, {}))
+        arr.attrs.update(t.coord_attrs.get(dim, {}))
     coordinates = " ".join(t.case_coords)
     for name, out in t.outputs.items():
         extra = t.output_shape(name)
@@ -394,101 +308,9 @@ def _fill(dtype: np.dtype) -> Any:
     return ""
 
 
-def _coord_attrs(dim: str) -> dict[str, str]:
-    if dim == "seed":
-        return {"long_name": "seed of the point (with grid_seed, its random stream)"}
-    if dim == "case":
-        return {"long_name": "index of the explicit case"}
-    return {"long_name": dim}
-
-
 def _is_output(arr: zarr.Array, grid_dims: tuple[str, ...]) -> bool:
     dims = tuple(arr.metadata.dimension_names or ())
     return dims[: len(grid_dims)] == grid_dims
-
-
-# -- provenance and disk -------------------------------------------------------------------
-
-
-def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def git_commit() -> str:
-    """The commit of the sweeper checkout that produced the store, if it is one."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    if commit.returncode != 0:
-        return "unknown"
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def check_writable(path: Path, nbytes: int) -> None:
-    """Fail before any compute if the store cannot be written or cannot fit; writes nothing.
-
-    Checks the nearest directory that exists on the way to ``path``: the store's
-    parents are only made when the store is created.
-    """
-    existing = path.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise StoreError(f"{path}: {existing} is a file, not a directory.")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise StoreError(f"{path}: cannot write in {existing} ({exc.strerror}).") from None
-    free = shutil.disk_usage(existing).free
-    if nbytes > free:
-        raise StoreError(
-            f"{path}: the results may need up to {format_bytes(nbytes)} "
-            f"but only {format_bytes(free)} is free; store fewer outputs (`run.outputs`), "
-            f"fewer saved times, or write elsewhere (`--store`)."
-        )
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def _all_fixed(spec: GridSpec, params: Any) -> dict[str, Any]:
-    """Every non-swept parameter, defaults included: what a rerun needs."""
-    swept = {a.name for a in spec.axes} | (set(spec.cases[0]) if spec.cases else set())
-    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.name not in swept}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 class _quiet(warnings.catch_warnings):

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from sweeper import api
-from sweeper.runner import OK
+from sweeper.blocks import OK
 from sweeper.spec import GridSpec, parse_spec
 
 # 6 rates x 2 x0 x 4 seeds = 48 points in 12 blocks of 4; each point sleeps `delay` seconds.
@@ -45,9 +45,9 @@ def fault_spec(tmp_path: Path, name: str, delay: float = 0.05, text: str = GRID)
 
 def undisturbed(tmp_path: Path, text: str = GRID) -> xr.Dataset:
     """The reference: the same grid, in this process, with nothing going wrong."""
-    spec = fault_spec(tmp_path, "reference", delay=0.0, text=text).with_run(workers=0)
-    api.run(spec, progress=False)
-    return xr.open_zarr(spec.run.store).load()
+    spec = fault_spec(tmp_path, "reference", delay=0.0, text=text).with_options(workers=0)
+    api.sweep(spec, progress=False)
+    return xr.open_zarr(spec.options.store).load()
 
 
 def assert_same_results(store: str | Path, reference: xr.Dataset) -> None:

@@ -8,9 +8,9 @@ import tempfile
 
 import pytest
 
-from sweeper import api
-from sweeper.executors import RayExecutor, _Dispatch
-from sweeper.scheduler import run_sweep
+from sweeper import api, scheduler
+from sweeper.dispatch import Dispatch
+from sweeper.executors import RayExecutor
 from tests.integration.faults import (
     N_POINTS,
     WriteCounter,
@@ -46,7 +46,7 @@ def cluster(monkeypatch):
 
 def sweep(spec, executor, hook):
     try:
-        return run_sweep(spec, api.open_store(spec, api.prepare(spec)[1]), executor, on_result=hook)
+        return scheduler.sweep(spec, api.open_store(spec, api.prepare(spec)[1]), executor, on_result=hook)
     finally:
         executor.close()
 
@@ -56,7 +56,7 @@ def test_node_removed_mid_sweep_loses_nothing(cluster, tmp_path):
     cluster.wait_for_nodes()
     reference = undisturbed(tmp_path)
     spec = fault_spec(tmp_path, "node", delay=0.1)
-    executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs, workers=3)
+    executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs, workers=3)
     executor.wait_ready()
     nodes = {cluster.head_node.node_id, *(w.node_id for w in workers)}
     writes = WriteCounter()
@@ -70,17 +70,17 @@ def test_node_removed_mid_sweep_loses_nothing(cluster, tmp_path):
     summary = sweep(spec, executor, remove_a_node)
     assert (summary.ok, summary.failed) == (N_POINTS, 0)
     writes.assert_each_point_written_once()
-    assert_same_results(spec.run.store, reference)
+    assert_same_results(spec.options.store, reference)
     counts = computations(spec)
     recomputed = sum(counts.values()) - len(counts)
-    assert recomputed <= 2 * spec.run.block_size  # the block running on the lost node, at most
+    assert recomputed <= 2 * spec.options.block_size  # the block running on the lost node, at most
     report("node removed", 1, 0, recomputed)
 
 
 def test_node_joining_mid_sweep_gets_work(cluster, tmp_path, monkeypatch):
-    monkeypatch.setattr(_Dispatch, "GROWTH_PERIOD", 0.2)
+    monkeypatch.setattr(Dispatch, "GROWTH_PERIOD", 0.2)
     spec = fault_spec(tmp_path, "join", delay=0.1)
-    executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs, workers=1, grow=True)
+    executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs, workers=1, grow=True)
     joined = []
 
     def add_a_node(result):

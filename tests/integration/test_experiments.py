@@ -17,7 +17,7 @@ GRIDS = sorted((ROOT / "experiments").glob("*.toml"))
 def test_shipped_grid_validates(path):
     spec = load_spec(path)
     assert spec.n_points >= 1
-    assert spec.run.store == f"results/{spec.name}.zarr"
+    assert spec.options.store == f"results/{spec.name}.zarr"
 
 
 def test_quickstart_through_the_real_cli(tmp_path):

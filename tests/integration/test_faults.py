@@ -21,11 +21,10 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from sweeper import api
+from sweeper import api, scheduler
+from sweeper.blocks import FAILED, OK
 from sweeper.cli import main
 from sweeper.executors import RayExecutor
-from sweeper.runner import FAILED, OK
-from sweeper.scheduler import run_sweep
 from sweeper.store import Store
 from tests.integration.faults import (
     GRID,
@@ -51,9 +50,9 @@ def recomputed(spec) -> int:
 
 def test_worker_sigkill_mid_sweep_loses_nothing(local_ray, tmp_path):
     reference = undisturbed(tmp_path)
-    spec, template = api.prepare(fault_spec(tmp_path, "sigkill").with_run(workers=2))
+    spec, template = api.prepare(fault_spec(tmp_path, "sigkill").with_options(workers=2))
     store = api.open_store(spec, template)
-    executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs, workers=2)
+    executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs, workers=2)
     writes, killed = WriteCounter(), []
 
     def kill_a_worker(result):
@@ -64,14 +63,14 @@ def test_worker_sigkill_mid_sweep_loses_nothing(local_ray, tmp_path):
             killed.append(pid)
 
     try:
-        summary = run_sweep(spec, store, executor, on_result=kill_a_worker)
+        summary = scheduler.sweep(spec, store, executor, on_result=kill_a_worker)
     finally:
         executor.close()
     assert (summary.ok, summary.failed) == (N_POINTS, 0)
     writes.assert_each_point_written_once()
-    assert_same_results(spec.run.store, reference)
+    assert_same_results(spec.options.store, reference)
     # At most the block running on the killed worker is computed again.
-    assert recomputed(spec) <= 2 * spec.run.block_size
+    assert recomputed(spec) <= 2 * spec.options.block_size
     report("worker SIGKILL", 2, 0, recomputed(spec))
 
 
@@ -80,12 +79,12 @@ def test_hanging_point_fails_on_the_time_limit_and_the_sweep_goes_on(local_ray, 
     text = text.replace("{{linspace = [0.1, 2, 6]}}", "[0.5, 1.0]")
     text += "time_limit = 0.5\n"
     text += '[[cases]]\nx0 = 0.5\ncrash = "hang"\n[[cases]]\nx0 = 1.0\ncrash = "never"\n'
-    spec = fault_spec(tmp_path, "hang", delay=0.0, text=text).with_run(workers=2)
+    spec = fault_spec(tmp_path, "hang", delay=0.0, text=text).with_options(workers=2)
     start = time.monotonic()
-    summary = api.run(spec, progress=False)[1]
+    summary = api.sweep(spec, progress=False)[1]
     assert (summary.ok, summary.failed) == (4, 4)
     assert time.monotonic() - start < 60
-    ds = xr.open_zarr(spec.run.store)
+    ds = xr.open_zarr(spec.options.store)
     assert (ds.status.sel(case=0) == FAILED).all() and (ds.status.sel(case=1) == OK).all()
     message = str(ds.message.values[0, 0, 0])
     assert message == "exceeded the time limit of 0.5 s a point (`run.time_limit`)"
@@ -121,7 +120,7 @@ def test_driver_sigkill_then_resubmit_computes_only_the_rest(tmp_path):
     spec = fault_spec(tmp_path, "driver", delay=0.1)
     grid = tmp_path / "driver.toml"
     grid.write_text(spec.text)
-    store = Path(spec.run.store)
+    store = Path(spec.options.store)
     private = Path(tempfile.mkdtemp(prefix="sw-"))  # short: Ray's socket paths must stay < 108 bytes
     env = {**os.environ, "TMPDIR": str(private), "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-c", LAUNCH, "submit", str(grid), "--workers", "2", "--quiet"]
@@ -149,7 +148,7 @@ def test_driver_sigkill_then_resubmit_computes_only_the_rest(tmp_path):
     )
     assert_same_results(store, reference)
     # Only the blocks in flight when the driver died were computed twice.
-    assert recomputed(spec) <= 2 * 2 * spec.run.block_size
+    assert recomputed(spec) <= 2 * 2 * spec.options.block_size
     report("driver SIGKILL", 1, 0, recomputed(spec))
 
 
@@ -170,27 +169,27 @@ def test_disk_full_mid_sweep_is_one_clear_error_and_resumable(tmp_path, monkeypa
     result = CliRunner().invoke(main, ["submit", str(grid), "--workers", "0", "--quiet"])
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "writing block (1, 0, 0) failed (No space left on device); the 8 points written" in result.output
-    assert _ok_points(spec.run.store) == 8
+    assert _ok_points(spec.options.store) == 8
     monkeypatch.setattr(Store, "write", write)
     resumed = CliRunner().invoke(main, ["submit", str(grid), "--workers", "0", "--quiet"])
     assert resumed.exit_code == 0 and "computed 40 points" in resumed.output
-    assert_same_results(spec.run.store, reference)
+    assert_same_results(spec.options.store, reference)
 
 
 def test_disk_too_small_is_refused_before_any_compute(tmp_path, monkeypatch):
     spec = fault_spec(tmp_path, "small", delay=0.0)
     grid = tmp_path / "small.toml"
     grid.write_text(spec.text)
-    monkeypatch.setattr("sweeper.store.shutil.disk_usage", lambda path: type("U", (), {"free": 1000})())
+    monkeypatch.setattr("sweeper.disk.shutil.disk_usage", lambda path: type("U", (), {"free": 1000})())
     result = CliRunner().invoke(main, ["submit", str(grid), "--workers", "0"])
     assert result.exit_code == 1
     assert "results may need up to" in result.output and "but only 1000 B is free" in result.output
-    assert not Path(spec.run.store).exists() and computations(spec) == {}
+    assert not Path(spec.options.store).exists() and computations(spec) == {}
 
 
 def test_a_kernel_no_worker_can_build_is_a_clear_error_not_a_hang(local_ray, tmp_path):
+    from sweeper.blocks import BlockTask
     from sweeper.errors import SweeperError
-    from sweeper.runner import BlockTask
     from tests.sweeper.relaxation import Unbuildable
 
     executor = RayExecutor(Unbuildable, {}, ["x"], workers=2)

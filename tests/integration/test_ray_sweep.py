@@ -6,8 +6,8 @@ import xarray as xr
 from click.testing import CliRunner
 
 from sweeper import api
+from sweeper.blocks import FAILED, OK
 from sweeper.cli import main
-from sweeper.runner import FAILED, OK
 from sweeper.spec import parse_spec
 
 GRID = """
@@ -48,12 +48,12 @@ def test_one_and_two_workers_are_bit_identical(local_ray, tmp_path):
     spec = parse_spec(GRID.format(store=tmp_path / "unused.zarr"))
     results = []
     for workers in (1, 2):
-        one = spec.with_run(store=str(tmp_path / f"w{workers}.zarr"), workers=workers)
-        api.run(one, progress=False)
-        results.append(xr.open_zarr(one.run.store).load())
-    inproc = spec.with_run(store=str(tmp_path / "w0.zarr"), workers=0)
-    api.run(inproc, progress=False)
-    results.append(xr.open_zarr(inproc.run.store).load())
+        one = spec.with_options(store=str(tmp_path / f"w{workers}.zarr"), workers=workers)
+        api.sweep(one, progress=False)
+        results.append(xr.open_zarr(one.options.store).load())
+    inproc = spec.with_options(store=str(tmp_path / "w0.zarr"), workers=0)
+    api.sweep(inproc, progress=False)
+    results.append(xr.open_zarr(inproc.options.store).load())
     for other in results[1:]:
         for name in ("x", "modes", "final", "status"):
             np.testing.assert_array_equal(results[0][name].values, other[name].values)
@@ -63,16 +63,16 @@ def test_dead_actor_block_is_resubmitted_then_given_up(local_ray, tmp_path):
     """A worker dying once is retried and succeeds; a point that always kills it is marked failed."""
     text = GRID.format(store=tmp_path / "crash.zarr").replace("[run]", "[run]\nmax_attempts = 2")
     once = parse_spec(text.replace("noise = 0.3", f'noise = 0.3\ncrash = "once"\ncrash_dir = "{tmp_path}"'))
-    summary = api.run(once.with_run(workers=2), progress=False)[1]
+    summary = api.sweep(once.with_options(workers=2), progress=False)[1]
     assert summary.failed == 0 and summary.ok == 48
     # Poison points (crash = "always" on the case x0 = 0.5 only) share blocks with good ones.
     poison = text.replace("crash.zarr", "poison.zarr").replace("x0 = [0.5, 1.0]\n", "")
     poison = poison.replace("seeds = 4", "seeds = 2").replace("{linspace = [0.1, 2, 6]}", "[0.5, 1.0]")
     poison += '[[cases]]\nx0 = 0.5\ncrash = "always"\n[[cases]]\nx0 = 1.0\ncrash = "never"\n'
-    spec = parse_spec(poison).with_run(workers=2, block_size=4)
-    summary = api.run(spec, progress=False)[1]
+    spec = parse_spec(poison).with_options(workers=2, block_size=4)
+    summary = api.sweep(spec, progress=False)[1]
     assert (summary.ok, summary.failed) == (4, 4)
-    ds = xr.open_zarr(spec.run.store)
+    ds = xr.open_zarr(spec.options.store)
     assert (ds.status.sel(case=0) == FAILED).all() and (ds.status.sel(case=1) == OK).all()
     assert "worker died 2 times running this point" in str(ds.message.values[0, 0, 0])
 

@@ -21,7 +21,8 @@ import pytest
 import xarray as xr
 
 from sweeper.spec import load_spec
-from sweeper.store import Store, make_template
+from sweeper.store import Store
+from sweeper.template import make_template
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 

@@ -69,7 +69,7 @@ noise = 0.5
 def test_name_defaults_to_file_stem(grid_file):
     spec = load_spec(grid_file(BASE.replace('name = "g"\n', ""), name="my_grid.toml"))
     assert spec.name == "my_grid"
-    assert spec.run.store == "results/my_grid.zarr"
+    assert spec.options.store == "results/my_grid.zarr"
 
 
 def test_fingerprint_ignores_seeds_and_run_options():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sweeper import api
+from sweeper import api, scheduler
+from sweeper.blocks import FAILED, OK, PENDING
 from sweeper.errors import StoreError
-from sweeper.runner import FAILED, OK, PENDING
 from sweeper.spec import parse_spec
 from sweeper.store import Store
 
@@ -29,18 +29,18 @@ workers = 0
 
 def spec_for(tmp_path, seeds=3, name="s.zarr", **run):
     spec = parse_spec(GRID.format(seeds=seeds))
-    return spec.with_run(store=str(tmp_path / name), **run)
+    return spec.with_options(store=str(tmp_path / name), **run)
 
 
 def run(spec, **kw):
-    return api.run(spec, progress=False, **kw)[1]
+    return api.sweep(spec, progress=False, **kw)[1]
 
 
 def test_round_trip_labels_and_failures(tmp_path):
     spec = spec_for(tmp_path)
     summary = run(spec)
     assert (summary.computed, summary.ok, summary.failed) == (45, 27, 18)
-    ds = xr.open_zarr(spec.run.store)
+    ds = xr.open_zarr(spec.options.store)
     assert dict(ds.sizes) == {"rate": 5, "x0": 3, "seed": 3, "time": 5, "mode": 2}
     assert ds.x.dims == ("rate", "x0", "seed", "time")
     for name in ("x", "modes", "final", "status", "wall_time", "message", "finished_at"):
@@ -69,16 +69,16 @@ def test_partial_then_resume_equals_undisturbed_run(tmp_path):
     part = spec_for(tmp_path, name="part.zarr")
     template = api.prepare(part)[1]
     store = api.open_store(part, template)
-    tasks = store.todo(part)
-    runner = api.InProcessExecutor(part.kernel_class(), part.fixed, part.run.outputs)
+    tasks = scheduler.tasks(part, store)
+    runner = api.InProcessExecutor(part.kernel_class(), part.fixed, part.options.outputs)
     for task in tasks[::3]:  # some blocks finished before a "crash"
         store.write(runner.runner.run(task))
-    mid = xr.open_zarr(part.run.store)  # readable mid-run; unfinished points are NaN and pending
+    mid = xr.open_zarr(part.options.store)  # readable mid-run; unfinished points are NaN and pending
     assert (mid.status == PENDING).sum() > 0 and np.isnan(mid.x.where(mid.status == PENDING)).all()
     summary = run(part)
     assert summary.skipped == sum(len(t.swept) for t in tasks[::3])
     assert summary.computed == 45 - summary.skipped
-    a, b = xr.open_zarr(whole.run.store), xr.open_zarr(part.run.store)
+    a, b = xr.open_zarr(whole.options.store), xr.open_zarr(part.options.store)
     for name in ("x", "modes", "final", "status", "message"):
         xr.testing.assert_identical(a[name], b[name])
     assert run(part).computed == 0  # nothing left to do
@@ -88,11 +88,11 @@ def test_partial_block_is_patched_not_overwritten(tmp_path):
     spec = spec_for(tmp_path)
     template = api.prepare(spec)[1]
     store = api.open_store(spec, template)
-    task = store.todo(spec)[0]
-    runner = api.InProcessExecutor(spec.kernel_class(), spec.fixed, spec.run.outputs).runner
+    task = scheduler.tasks(spec, store)[0]
+    runner = api.InProcessExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs).runner
     first = runner.run(task)
     keep = slice(0, 1)
-    from sweeper.runner import BlockResult
+    from sweeper.blocks import BlockResult
 
     store.write(
         BlockResult(
@@ -104,10 +104,10 @@ def test_partial_block_is_patched_not_overwritten(tmp_path):
             first.wall_time[keep],
         )
     )
-    rest = store.todo(spec)[0]
+    rest = scheduler.tasks(spec, store)[0]
     assert rest.block_id == task.block_id and len(rest.swept) == len(task.swept) - 1
     store.write(runner.run(rest))
-    ds = xr.open_zarr(spec.run.store)
+    ds = xr.open_zarr(spec.options.store)
     i = tuple(first.indices[0])
     assert ds.status.values[i] == first.status[0]
 
@@ -123,23 +123,23 @@ def test_retry_failed_reruns_only_failed(tmp_path):
 def test_more_seeds_grow_the_store_and_reuse_results(tmp_path):
     small = spec_for(tmp_path, seeds=2, name="grow.zarr")
     run(small)
-    before = xr.open_zarr(small.run.store).load()
+    before = xr.open_zarr(small.options.store).load()
     bigger = spec_for(tmp_path, seeds=4, name="grow.zarr")
     summary = run(bigger)
     assert summary.skipped == 30 and summary.computed == 30
-    after = xr.open_zarr(bigger.run.store)
+    after = xr.open_zarr(bigger.options.store)
     assert list(after.seed.values) == [0, 1, 2, 3]
     xr.testing.assert_identical(after.x.sel(seed=[0, 1]).load(), before.x)
     reference = spec_for(tmp_path, seeds=4, name="ref.zarr")
     run(reference)
-    xr.testing.assert_identical(after.x.load(), xr.open_zarr(reference.run.store).x.load())
+    xr.testing.assert_identical(after.x.load(), xr.open_zarr(reference.options.store).x.load())
 
 
 def test_store_of_another_grid_is_refused(tmp_path):
     spec = spec_for(tmp_path)
     run(spec)
-    other = parse_spec(GRID.format(seeds=3).replace("noise = 0.1", "noise = 0.2")).with_run(
-        store=spec.run.store, workers=0
+    other = parse_spec(GRID.format(seeds=3).replace("noise = 0.1", "noise = 0.2")).with_options(
+        store=spec.options.store, workers=0
     )
     with pytest.raises(StoreError, match=r"holds results of another grid .*`--overwrite`.*`--store`"):
         run(other)
@@ -165,9 +165,11 @@ def test_unwritable_store_path_fails_before_compute(tmp_path):
 
 
 def test_outputs_selection(tmp_path):
-    spec = parse_spec(GRID.format(seeds=1) + 'outputs = ["final"]\n').with_run(store=str(tmp_path / "o.zarr"))
+    spec = parse_spec(GRID.format(seeds=1) + 'outputs = ["final"]\n').with_options(
+        store=str(tmp_path / "o.zarr")
+    )
     run(spec)
-    ds = xr.open_zarr(spec.run.store)
+    ds = xr.open_zarr(spec.options.store)
     assert "final" in ds and "x" not in ds and "time" not in ds.dims
 
 
@@ -184,24 +186,24 @@ def test_an_fsspec_url_store_round_trips_and_resumes(tmp_path):
     local = spec_for(tmp_path, seeds=2, name="local.zarr")
     run(local)
     url = f"memory://sweeper-tests/{tmp_path.name}/remote.zarr"
-    remote = spec_for(tmp_path, seeds=1).with_run(store=url)
+    remote = spec_for(tmp_path, seeds=1).with_options(store=url)
     assert run(remote).computed == 15
-    grown = spec_for(tmp_path, seeds=2).with_run(store=url)
+    grown = spec_for(tmp_path, seeds=2).with_options(store=url)
     summary = run(grown)
     assert (summary.computed, summary.skipped) == (15, 15)  # only the new seed
     assert run(grown).computed == 0
-    ours, theirs = xr.open_zarr(url).load(), xr.open_zarr(local.run.store).load()
+    ours, theirs = xr.open_zarr(url).load(), xr.open_zarr(local.options.store).load()
     for name in ("x", "modes", "final", "status", "message"):
         np.testing.assert_array_equal(ours[name].values, theirs[name].values)
     with pytest.raises(StoreError, match=r"holds results of another grid"):
-        run(parse_spec(GRID.format(seeds=2).replace("noise = 0.1", "noise = 0.2")).with_run(store=url))
+        run(parse_spec(GRID.format(seeds=2).replace("noise = 0.1", "noise = 0.2")).with_options(store=url))
 
 
 def test_a_grid_with_no_swept_axis_keeps_its_seed_coordinate(tmp_path):
     """Only `seed` is a grid dim: the `seed` coordinate must not be mistaken for an output."""
     spec = parse_spec("kernel = 'relaxation'\nseeds = [3, 7]\n[params]\nn_times = 3\n[run]\nworkers = 0\n")
-    spec = spec.with_run(store=str(tmp_path / "seeds.zarr"))
+    spec = spec.with_options(store=str(tmp_path / "seeds.zarr"))
     assert run(spec).ok == 2
-    ds = xr.open_zarr(spec.run.store)
+    ds = xr.open_zarr(spec.options.store)
     assert ds.seed.values.tolist() == [3, 7] and ds.x.dims == ("seed", "time")
     assert (ds.status == OK).all()

@@ -1,0 +1,54 @@
+"""Blocks of points: the unit of work, of retry and of resume, as plain data.
+
+A :class:`BlockTask` is what a worker is asked to compute (the points of one
+block still to do), a :class:`BlockResult` what it sends back, and the status
+codes are those the store writes per point. Shared by the scheduler, the
+dispatch policy, the workers and the store; imports none of them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PENDING, OK, FAILED = 0, 1, 2
+
+
+@dataclass
+class BlockTask:
+    """The points of one block still to compute: grid indices, swept values, seeds."""
+
+    block_id: tuple[int, ...]
+    indices: np.ndarray  # (n, ndim) grid indices
+    swept: list[dict[str, Any]]
+    seeds: list[tuple[int, int]]
+    attempt: int = 1
+
+
+@dataclass
+class BlockResult:
+    block_id: tuple[int, ...]
+    indices: np.ndarray
+    outputs: dict[str, np.ndarray]  # name -> (n, *shape), NaN where missing
+    status: np.ndarray  # (n,) int8
+    messages: list[str]
+    wall_time: np.ndarray  # (n,) seconds
+    finished_at: float = field(default_factory=time.time)
+
+
+def failed_block(task: BlockTask, message: str) -> BlockResult:
+    """Every point of ``task`` failed with ``message`` (no outputs)."""
+    n = len(task.swept)
+    return BlockResult(
+        task.block_id, task.indices, {}, np.full(n, FAILED, np.int8), [message] * n, np.full(n, np.nan)
+    )
+
+
+def single(task: BlockTask, k: int, attempt: int) -> BlockTask:
+    """The ``k``-th point of ``task`` as a block of its own."""
+    return BlockTask(
+        task.block_id, task.indices[k : k + 1], [task.swept[k]], [task.seeds[k]], attempt=attempt
+    )
