@@ -28,6 +28,7 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync  # zarr's own bridge to its event loop
 
+from sweeper import integrity
 from sweeper.blocks import FAILED, OK, PENDING, BlockResult
 from sweeper.disk import check_writable
 from sweeper.errors import StoreError
@@ -65,6 +66,7 @@ class Store:
         self.path = path if is_url(path) else Path(path)
         self.group = group
         self._arrays: dict[str, zarr.AsyncArray] = {}  # handles cached for the hot write path
+        self.records = integrity.BlockRecords.open(group)  # None: a store made before records
         self.dims = tuple(group.attrs["swept_dims"])
         status = group["status"]
         self.layout = Layout(tuple(status.shape), tuple(status.chunks))
@@ -167,17 +169,25 @@ class Store:
                     shape = list(arr.shape)
                     shape[axis] = n
                     arr.resize(tuple(shape))
+            integrity.grow(self.group)
             zarr.consolidate_metadata(str(self.path))
             # The group caches the consolidated metadata it was opened with: reopen it.
             self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
             self._arrays = {}
+            self.records = integrity.BlockRecords.open(self.group)
         self.group["seed"][:] = np.asarray(seeds, dtype=np.int64)
         status = self.group["status"]
         self.layout = Layout(tuple(status.shape), tuple(status.chunks))
 
     # -- reading -------------------------------------------------------------------------
     def status(self) -> np.ndarray:
-        return self.group["status"][...]
+        try:
+            return self.group["status"][...]
+        except Exception as exc:  # noqa: BLE001 - a codec's error on bad bytes can be of any type
+            raise StoreError(
+                f"{self.path}: the status array cannot be read ({type(exc).__name__}: {exc}); "
+                f"run `sweeper verify {self.path}` to find the damage and mark it pending."
+            ) from None
 
     def counts(self) -> dict[str, int]:
         status = self.status()
@@ -189,10 +199,12 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------
     def write(self, result: BlockResult) -> None:
-        """Write one block's points: outputs and records together, then status.
+        """Write one block's points: outputs and records together, then what they hold, then status.
 
         The chunk writes of one block go out concurrently in one trip to zarr's
-        event loop (half the driver's cost of one write after the other).
+        event loop (half the driver's cost of one write after the other). The
+        block's integrity record (size and CRC of each chunk as written) follows
+        them and precedes ``status``: a point never reads as done without it.
         """
         region = self.layout.region(result.block_id)
         n = len(result.indices)
@@ -205,13 +217,16 @@ class Store:
 
         async def write_all() -> None:
             await asyncio.gather(*(self._array(k).setitem(region, b) for k, b in blocks.items()))
+            if self.records is not None:
+                await self.records.write(result.block_id)
             await self._array("status").setitem(region, status)  # last: the point now reads as done
 
         sync(write_all())
 
     def _array(self, name: str) -> zarr.AsyncArray:
         if name not in self._arrays:
-            self._arrays[name] = self.group[name]._async_array
+            handle = self.group[name]._async_array
+            self._arrays[name] = handle if self.records is None else self.records.wrap(name, handle)
         return self._arrays[name]
 
     def _block(self, name: str, values: np.ndarray | None, result: BlockResult) -> np.ndarray:
@@ -236,6 +251,7 @@ def _lay_out(where: str, template: Template) -> None:
     with _quiet():
         root = zarr.open_group(where, mode="w", zarr_format=3)
         _write_template(root, template)
+        integrity.lay_out(root, [*template.outputs, *BOOKKEEPING[1:]])
         zarr.consolidate_metadata(where)
 
 
