@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from typing import Any
 
 import numpy as np
 
-from sweeper import scheduler
-from sweeper.blocks import FAILED
+from sweeper import integrity, scheduler
+from sweeper.blocks import FAILED, OK, PENDING
 from sweeper.cluster import connect_ray
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
@@ -100,8 +101,11 @@ def sweep(
     )
     Store.preflight(spec.options.store, spec, template, overwrite=overwrite)  # before Ray starts
     executor, shutdown = make_executor(spec, address)  # before the store: a bad address writes nothing
+    resumed = store_exists(spec.options.store) and not overwrite
     try:
         target = open_store(spec, template, overwrite=overwrite)
+        if resumed:
+            repair_damage(target)
     except BaseException:
         executor.close()
         if shutdown is not None:
@@ -123,6 +127,32 @@ def sweep(
         if shutdown is not None:
             shutdown()
     return spec, summary
+
+
+def verify(path: str | os.PathLike, repair: bool = True) -> integrity.Damage:
+    """What `sweeper verify` does: read every recorded chunk, mark the points of damaged blocks pending."""
+    store = Store.open(path, mode="r+" if repair else "r")
+    damage = integrity.check(store, full=True)
+    if repair:
+        integrity.repair(store, damage)
+    return damage
+
+
+def repair_damage(store: Store, say=None) -> integrity.Damage:
+    """The cheap check of every resubmission: damaged blocks found are marked pending, with a message."""
+    damage = integrity.check(store, full=None)
+    if damage:
+        integrity.repair(store, damage)
+        say = say or (lambda line: print(line, file=sys.stderr))
+        for line in damage.lines()[:MAX_LINES]:
+            say(f"damaged: {line}")
+        if len(damage.blocks) > MAX_LINES:
+            say(f"damaged: ... and {len(damage.blocks) - MAX_LINES} more blocks")
+        say(f"damaged: {damage.summary()}; marked pending, computing them again now.")
+    return damage
+
+
+MAX_LINES = 20  # damaged blocks named one per line; the rest are counted
 
 
 def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
@@ -194,15 +224,17 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
 def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     """Counts by status, failures with their messages, rate and ETA."""
     store = Store.open(path, mode="r")
-    status = store.status()
-    counts = store.counts()
+    damage = integrity.check(store, full=None)  # sizes against the records; every byte if few
+    status = damage.status
+    codes = {"pending": PENDING, "ok": OK, "failed": FAILED}
+    counts = {name: int((status == code).sum()) for name, code in codes.items()}
     total = status.size
     lines = [
         f"store     {path}",
         f"grid      {store.attrs.get('grid_name')} (kernel {store.attrs.get('kernel')})",
         f"points    {total}: ok {counts['ok']}, failed {counts['failed']}, pending {counts['pending']}",
     ]
-    finished = store.group["finished_at"][...]
+    finished = integrity.read_lenient(store, "finished_at")
     done_times = np.sort(finished[np.isfinite(finished)])
     if done_times.size:
         now = time.time()
@@ -213,10 +245,10 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
                 f"rate      {rate:.3g} points/s over the last {now - window[0]:.0f} s; "
                 f"ETA {counts['pending'] / rate:.0f} s"
             )
-        wall = store.group["wall_time"][...]
+        wall = integrity.read_lenient(store, "wall_time")
         lines.append(f"compute   {np.nansum(wall):.3g} s in points, median {np.nanmedian(wall):.3g} s/point")
     if counts["failed"]:
-        messages = store.group["message"][...]
+        messages = integrity.read_lenient(store, "message")
         dims = store.dims
         coords = {d: store.group[d][...] for d in dims}
         failed = np.argwhere(status == FAILED)
@@ -224,7 +256,10 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
         for index in failed[:max_failures]:
             at = ", ".join(f"{d}={coords[d][i]}" for d, i in zip(dims, index))
             lines.append(f"  [{at}] {messages[tuple(index)]}")
-    if counts["ok"] == total:
+    if damage:
+        lines.append(f"damaged   {damage.summary()}; run `sweeper verify {path}` to mark them pending")
+        lines.extend(f"  {line}" for line in damage.lines()[:MAX_LINES])
+    elif counts["ok"] == total:
         lines.append("complete")
     return "\n".join(lines)
 

@@ -85,6 +85,25 @@ def status(store: str) -> None:
 
 @main.command()
 @click.argument("store", type=click.Path(path_type=str))
+@click.option("--dry-run", is_flag=True, help="Report damage, change nothing.")
+def verify(store: str, dry_run: bool) -> None:
+    """Read every chunk of STORE against its records; mark the points of damaged blocks pending.
+
+    Exits 0 when the store is whole, 1 when it found damage (the next `submit` recomputes it).
+    """
+    damage = api.verify(store, repair=not dry_run)
+    for line in damage.lines():
+        click.echo(f"damaged: {line}")
+    if not damage:
+        click.echo(f"{store}: {damage.summary()}")
+        return
+    then = "nothing changed (--dry-run)" if dry_run else "marked pending; `sweeper submit` recomputes them"
+    click.echo(f"{store}: {damage.summary()}; {then}")
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("store", type=click.Path(path_type=str))
 def show(store: str) -> None:
     """The stored dataset: dims, variables, attrs."""
     import xarray as xr

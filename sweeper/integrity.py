@@ -60,6 +60,7 @@ GROUP = "_integrity"
 RECORDS = "records"
 NO_RECORD = -1  # the records' fill value: nothing recorded for this block
 ABSENT = 0  # recorded size of a chunk zarr did not write (only the fill value)
+FULL_READ_BUDGET = 32 * 2**20  # bytes: below this `check(full=None)` reads every chunk
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -90,12 +91,14 @@ def lay_out(root: zarr.Group, recorded: Sequence[str]) -> None:
     )
 
 
-def grow(root: zarr.Group) -> None:
-    """Follow ``status`` to a new block grid (seeds appended); existing records stay."""
+def grow(root: zarr.Group, n_seeds: int) -> None:
+    """Follow ``status`` to ``n_seeds`` seeds (a new block grid); existing records stay."""
     if GROUP not in root:
         return
-    status = root["status"]
-    layout = Layout(tuple(status.shape), tuple(status.chunks))
+    status = root["status"]  # its metadata as opened: the old shape
+    shape = list(status.shape)
+    shape[list(status.metadata.dimension_names).index("seed")] = n_seeds
+    layout = Layout(tuple(shape), tuple(status.chunks))
     records = root[GROUP][RECORDS]
     records.resize((*layout.grid, *records.shape[-2:]))
 
@@ -226,18 +229,19 @@ class Damage:
         )
 
 
-def check(store: Store, full: bool = False) -> Damage:
+def check(store: Store, full: bool | None = False) -> Damage:
     """Compare ``store`` with its records; reads no data unless ``full``.
 
     Always: ``status`` decodes and holds only status codes, and every block holding
     finished points has a readable record and every recorded chunk on disk with its
     recorded size (0: absent). With ``full``: every recorded chunk's bytes match
     their CRC-32, and the chunks no record covers (blocks with nothing finished)
-    decode.
+    decode. ``full=None``: full when the finished blocks' chunks add up to at most
+    :data:`FULL_READ_BUDGET` bytes (reading them then costs about what listing does).
     """
     layout = store.layout
     status, bad_status = read_status(store)
-    damage = Damage(layout, store.dims, status, full=full, recorded=GROUP in store.group)
+    damage = Damage(layout, store.dims, status, full=bool(full), recorded=GROUP in store.group)
     for block_id in bad_status:
         damage.add(block_id, "status chunk cannot be decoded", None)
     done = _per_block(layout, status != PENDING)  # finished points per block (0 where unreadable)
@@ -247,9 +251,13 @@ def check(store: Store, full: bool = False) -> Damage:
             _check_decodable(store, damage, done, names, np.ones(layout.grid, bool))
         return damage
     names = list(store.group[GROUP][RECORDS].attrs["arrays"])
-    wanted = np.ones(layout.grid, bool) if full else done > 0
-    records, bad_records = _read_records(store, len(names), wanted)
+    records, bad_records = _read_records(
+        store, len(names), np.ones(layout.grid, bool) if full is not False else done > 0
+    )
     sizes, crcs = records[..., 0], records[..., 1]
+    if full is None:
+        full = damage.full = int(np.clip(sizes[done > 0], 0, None).sum()) <= FULL_READ_BUDGET
+    wanted = np.ones(layout.grid, bool) if full else done > 0
     on_disk = _chunk_sizes(store, names, wanted)
     for block_id in _ids(done > 0):
         n = int(done[block_id])
@@ -400,6 +408,11 @@ def _read_blockwise(store: Store, name: str) -> tuple[np.ndarray, set[tuple[int,
         except Exception:  # noqa: BLE001
             bad.add(block_id)
     return out, bad
+
+
+def read_lenient(store: Store, name: str) -> np.ndarray:
+    """The whole array, with the fill value where a chunk cannot be decoded."""
+    return _read_blockwise(store, name)[0]
 
 
 def _array_region(arr: zarr.Array, layout: Layout, block_id: tuple[int, ...]) -> tuple[slice, ...]:

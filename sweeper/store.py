@@ -169,7 +169,7 @@ class Store:
                     shape = list(arr.shape)
                     shape[axis] = n
                     arr.resize(tuple(shape))
-            integrity.grow(self.group)
+            integrity.grow(self.group, n)
             zarr.consolidate_metadata(str(self.path))
             # The group caches the consolidated metadata it was opened with: reopen it.
             self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
