@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from sweeper import api, integrity
 from sweeper.cli import main
-from sweeper.store import Store
+from sweeper.store import Store, _quiet
 from tests.integration.faults import (
     GRID,
     N_POINTS,
@@ -249,3 +249,74 @@ def test_records_follow_a_grid_growing_its_seeds(tmp_path, reference):
     assert list(api.verify(big.options.store).blocks) == [(2, 1, 1)]
     assert api.sweep(big, progress=False)[1].computed == 1
     assert_same_results(big.options.store, reference)
+
+
+def test_a_store_made_before_records_gets_the_decoding_checks(tmp_path):
+    import shutil
+
+    import zarr
+
+    spec, grid = finished(tmp_path, "legacy")
+    store = spec.options.store
+    shutil.rmtree(Path(store) / integrity.GROUP)
+    with _quiet():
+        zarr.consolidate_metadata(store)
+    assert Store.open(store).records is None
+    overwrite(chunk(store, "modes"))
+    damage = api.verify(store)
+    assert list(damage.blocks) == [BLOCK] and "modes chunk cannot be decoded" in damage.lines()[0]
+    assert "predates integrity records" in damage.summary()
+    assert api.sweep(spec, progress=False)[1].computed == 4
+
+
+CAMPAIGN = GRID.replace("rate = {{linspace = [0.1, 2, 6]}}", "rate = [-1, 0, 0.5, 1, 1.5, 2]")
+ARRAYS = ("x", "modes", "final", "wall_time", "finished_at", "message", "status", "records")
+KINDS = (delete, overwrite, overwrite_same_size, truncate)
+
+
+@pytest.mark.slow
+def test_random_damage_campaign(tmp_path):
+    """Rounds of 1 to 3 random faults on random blocks (failed ones included) of a finished store."""
+    reference = undisturbed(tmp_path, text=CAMPAIGN)
+    rng = np.random.default_rng(13)
+    injected = lost = recomputed = wrong = 0
+    for round_ in range(12):
+        spec = fault_spec(tmp_path, f"campaign{round_}", delay=0.0, text=CAMPAIGN).with_options(workers=0)
+        api.sweep(spec, progress=False)
+        store = spec.options.store
+        hit = set()
+        for _ in range(rng.integers(1, 4)):
+            block = (int(rng.integers(6)), int(rng.integers(2)), 0)
+            array, kind = ARRAYS[rng.integers(len(ARRAYS))], KINDS[rng.integers(len(KINDS))]
+            path = chunk(store, array, block)
+            if not path.exists():  # a chunk zarr never wrote (all fill value): only garbage can appear
+                kind = overwrite
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"")
+            kind(path)
+            hit.add(block)
+            injected += 1
+        assert api.describe_status(store).count("complete") == 0
+        damage = api.verify(store)
+        deleted_status = hit - set(damage.blocks)  # a deleted status chunk reads as pending: no damage
+        assert set(damage.blocks) <= hit
+        assert all(not chunk(store, "status", b).exists() for b in deleted_status)
+        before = Counter(computations(spec))
+        summary = api.sweep(spec, progress=False)[1]
+        again = computations(spec) - before
+        points = {(b[0], b[1], s) for b in hit for s in range(4)}
+        assert summary.computed == len(points) == sum(again.values()) and max(again.values()) == 1
+        ds = xr.open_zarr(store).load()
+        for name in ("x", "modes", "final", "status", "message"):
+            wrong += int((~_same(ds[name].values, reference[name].values)).sum())
+        lost += int((ds.status != reference.status).sum())
+        recomputed += summary.computed
+    assert wrong == 0 and lost == 0
+    report("random chunk faults on 12 finished stores", injected, lost, recomputed, wrong)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise bit-equality, NaN equal to NaN."""
+    if a.dtype.kind == "f":
+        return (a == b) | (np.isnan(a) & np.isnan(b))
+    return a == b
