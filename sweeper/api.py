@@ -139,7 +139,10 @@ def verify(path: str | os.PathLike, repair: bool = True) -> integrity.Damage:
 
 
 def repair_damage(store: Store, say=None) -> integrity.Damage:
-    """The cheap check of every resubmission: damaged blocks found are marked pending, with a message."""
+    """The check of every resubmission: damaged blocks are marked pending, one line each on stderr.
+
+    Chunk sizes against the records (every byte when the store is small), and ``status`` decoded.
+    """
     damage = integrity.check(store, full=None)
     if damage:
         integrity.repair(store, damage)

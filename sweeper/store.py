@@ -199,7 +199,7 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------
     def write(self, result: BlockResult) -> None:
-        """Write one block's points: outputs and records together, then what they hold, then status.
+        """Write one block's points: outputs and bookkeeping together, their record, then status.
 
         The chunk writes of one block go out concurrently in one trip to zarr's
         event loop (half the driver's cost of one write after the other). The

@@ -320,3 +320,30 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.dtype.kind == "f":
         return (a == b) | (np.isnan(a) & np.isnan(b))
     return a == b
+
+
+def test_a_write_cut_before_status_leaves_the_block_pending_not_damaged(tmp_path, reference):
+    """Data and record on disk, status not: the block reads pending, verify finds nothing to repair."""
+    from sweeper import scheduler
+
+    spec = fault_spec(tmp_path, "cut", delay=0.0).with_options(workers=0)
+    store = api.open_store(spec, api.prepare(spec)[1])
+    runner = api.InProcessExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs).runner
+    tasks = scheduler.tasks(spec, store)
+    for task in tasks[:5]:
+        store.write(runner.run(task))
+
+    class Cut:
+        shape = store._array("status").shape
+
+        async def setitem(self, *args):
+            raise OSError("the driver died here")
+
+    store._arrays["status"] = Cut()
+    with pytest.raises(OSError):
+        store.write(runner.run(tasks[5]))
+    assert chunk(spec.options.store, "x", tasks[5].block_id).exists()
+    assert not api.verify(spec.options.store)
+    summary = api.sweep(spec, progress=False)[1]
+    assert (summary.computed, summary.skipped) == (N_POINTS - 20, 20)
+    assert_same_results(spec.options.store, reference)
