@@ -168,28 +168,18 @@ def spread(n_blocks: int = 6) -> None:
         params = kernel.make_params(**PHASE, lr=dt, dt=dt, t_max=t_max, n_times=11, n_traj=n, n_resp=n // 4)
         prob = kernel.problem(params)
         t0 = time.perf_counter()
-        ms = [
-            solve_block(prob, {s: rng(b, f"spread/{s}") for s in ("init", "noise", "batch", "langevin")})[
-                "m"
-            ][idx]
-            for b in range(n_blocks)
-        ]
+        ms = [solve_block(prob, {s: rng(b, f"spread/{s}") for s in ("init", "noise", "batch", "langevin")})["m"][idx]
+              for b in range(n_blocks)]
         std = np.std(ms, axis=0, ddof=1)
-        print(
-            f"{'dmft n_traj=' + str(n):28s}"
-            + "".join(f"{x:9.3f}" for x in std)
-            + f"   {(time.perf_counter() - t0) / n_blocks:5.1f}"
-        )
+        print(f"{'dmft n_traj=' + str(n):28s}" + "".join(f"{x:9.3f}" for x in std)
+              + f"   {(time.perf_counter() - t0) / n_blocks:5.1f}")
     for d in (333, 1333, 5333):
         params = sgd.make_params(**PHASE, lr=dt, t_max=t_max, n_times=401, d=d)
         t0 = time.perf_counter()
         ms = [sgd.run(params, seed=s).outputs["m"][idx] for s in range(n_blocks)]
         std = np.std(ms, axis=0, ddof=1)
-        print(
-            f"{'sgd d=' + str(d) + f' (n={3 * d})':28s}"
-            + "".join(f"{x:9.3f}" for x in std)
-            + f"   {(time.perf_counter() - t0) / n_blocks:5.1f}"
-        )
+        print(f"{'sgd d=' + str(d) + f' (n={3 * d})':28s}" + "".join(f"{x:9.3f}" for x in std)
+              + f"   {(time.perf_counter() - t0) / n_blocks:5.1f}")
 
 
 def main() -> None:
