@@ -54,9 +54,10 @@ Numerics (see :mod:`kernels.singlelayer.dmft.causal_pass` and :mod:`kernels.sing
 - ``n_blocks`` independent blocks; outputs are block means and the
   Monte-Carlo error is the block standard error.
 
-Memory per block: ``8 (K+1) ((2 + L) n_traj + 2 n_resp) + 48 (K+1)^2`` bytes
-(``L = 2`` with Langevin noise, else 1), checked against ``max_memory_gb``
-before anything is allocated.
+Memory: :func:`kernels.singlelayer.dmft.causal_pass.block_memory` (one block's arrays, about
+``8 (K+1) ((2 + L) n_traj + 2 n_resp) + 48 (K+1)^2`` bytes with ``L = 2`` under Langevin noise,
+more when iterating or semi-implicit) plus the two-time arrays every block returns, checked
+against ``max_memory_gb`` before anything is allocated (``docs/dmft.md §4.8``).
 """
 
 from __future__ import annotations
