@@ -22,6 +22,7 @@ from tests.integration.faults import (
 from tests.integration.test_faults import report
 
 NODE = {"num_cpus": 1, "object_store_memory": 128 * 1024**2}
+pytestmark = pytest.mark.slow  # each test starts a multi-node cluster
 
 
 @pytest.fixture
