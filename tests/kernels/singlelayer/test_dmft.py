@@ -333,6 +333,7 @@ def test_selection_chain_has_mean_b_and_correlation_time_b_tau():
     assert corr == pytest.approx((1 - step / (b * tau)) ** 10, abs=0.01)
 
 
+@pytest.mark.slow
 def test_psgd_tends_to_gd_as_tau_vanishes():
     """Flow limit (dt = 0.01) at b = 0.5: the distance to GD shrinks with tau and is within
     Monte-Carlo error at tau = 2 dt."""
@@ -382,6 +383,7 @@ PHASE = {
 }
 
 
+@pytest.mark.slow
 def test_phase_retrieval_sphere_short_times_matches_projected_simulation():
     """GD with the plain Lagrange multiplier nu(t) (docs/dmft.md §2) against finite-d runs projected on
     the sphere after every step, at small lr (they agree to O(lr), docs/dmft.md §3), up to t = 0.5.
@@ -397,6 +399,7 @@ def test_phase_retrieval_sphere_short_times_matches_projected_simulation():
     assert out["nu"][0] < -5  # the unconstrained flow would shrink |w| at first
 
 
+@pytest.mark.slow
 def test_phase_retrieval_projection_matches_projected_simulation():
     """`projection` (multiplier with the first-order pull back to Q = 1) up to t = 1.5."""
     params = dict(PHASE, t_max=1.5, spherical="projection")
