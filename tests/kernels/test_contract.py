@@ -69,7 +69,9 @@ def test_every_parameter_and_output_is_described(kernel_class):
     text = describe(kernel_class)
     for name, out in kernel_class.outputs.items():
         assert f"{name}({', '.join(out.dims)})" in text
-        assert out.when is None or out.when in kernel_class.shape_params, f"{name}: `when` must be a shape parameter"
+        assert out.when is None or out.when in kernel_class.shape_params, (
+            f"{name}: `when` must be a shape parameter"
+        )
 
 
 def test_numerical_failure_is_a_failed_result(kernel_class):

@@ -174,15 +174,19 @@ class MeanFieldKernel(Kernel):
         "m_bin": Dim("centre of the m bin (overlap with a teacher unit)", lambda p: _bin_centres(p.hist_m)),
         "q_bin": Dim("centre of the q bin (|w|^2 / d)", lambda p: _bin_centres(p.hist_q)),
     }
-    outputs = pick(family.OUTPUTS, "risk") | {
-        "density": Output(
-            ("time", "teacher", "m_bin", "q_bin"),
-            "density of units over (m, q)",
-            description="histogram over units j of (m_jr, q_j), normalised to a density (fraction "
-            "of units per unit area of the (m, q) plane); mass outside the bins is dropped",
-            when="histograms",
-        ),
-    } | pick(family.OUTPUTS, "m", "q", "a")
+    outputs = (
+        pick(family.OUTPUTS, "risk")
+        | {
+            "density": Output(
+                ("time", "teacher", "m_bin", "q_bin"),
+                "density of units over (m, q)",
+                description="histogram over units j of (m_jr, q_j), normalised to a density (fraction "
+                "of units per unit area of the (m, q) plane); mass outside the bins is dropped",
+                when="histograms",
+            ),
+        }
+        | pick(family.OUTPUTS, "m", "q", "a")
+    )
     attrs = family.ATTRS | {
         "time_units": _time_units,
         "dynamics": "population gradient flow (lr -> 0 at fixed K, d: the I3 part of the overlap "
@@ -202,5 +206,3 @@ class MeanFieldKernel(Kernel):
 
 
 # -- helpers --------------------------------------------------------------------------
-
-

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from kernels.base import ParameterError
+from kernels.registry import get_kernel
 from kernels.singlelayer.closed_forms import ridge_gd_curves
 from kernels.singlelayer.dmft import DMFTKernel
-from kernels.registry import get_kernel
 from sweeper.errors import SpecError
-from tests.kernels.singlelayer.test_dmft_mixture import MIXTURE as TWO_CLUSTERS
 from sweeper.spec import parse_spec
+from tests.kernels.singlelayer.test_dmft_mixture import MIXTURE as TWO_CLUSTERS
 
 RIDGE = {"alpha": 3.0, "ridge": 0.5, "m0": 0.2, "q0": 1.04, "loss": "square", "teacher": "linear"}
 
@@ -112,7 +112,9 @@ def test_global_iterations_average_the_monte_carlo_noise():
 def test_iterations_stop_at_the_tolerance_or_fail_with_the_residual():
     """With moment matching the ridge pass is exact, so the second pass changes nothing (round-off)
     and iterating stops there; a tolerance below the Monte-Carlo noise fails the point instead."""
-    exact = run_dmft(**RIDGE, lr=0.1, t_max=2.0, n_times=5, n_traj=500, n_blocks=2, iterations=10, tolerance=1e-9)
+    exact = run_dmft(
+        **RIDGE, lr=0.1, t_max=2.0, n_times=5, n_traj=500, n_blocks=2, iterations=10, tolerance=1e-9
+    )
     assert exact["iterations"] == 2 and exact["residual"] < 1e-12
     kernel = DMFTKernel()
     params = kernel.make_params(
@@ -120,7 +122,9 @@ def test_iterations_stop_at_the_tolerance_or_fail_with_the_residual():
     )
     result = kernel.run(params)
     assert not result.ok
-    assert re.search(r"not converged after 3 passes in block 0: residual [0-9.e-]+ > tolerance 1e-06", result.message)
+    assert re.search(
+        r"not converged after 3 passes in block 0: residual [0-9.e-]+ > tolerance 1e-06", result.message
+    )
 
 
 def test_ridge_flow_limit_matches_gradient_flow():
@@ -172,7 +176,9 @@ def test_semi_implicit_step_keeps_psgd_phase_retrieval_stable(seed):
     to t = 20, stays on the sphere and recovers the signal (m -> 1, train loss -> 0).
     At dt = 0.05 the explicit step's divergence is chaotic: it diverged for these seeds on one
     machine (t = 14.65 and 4.35) and survived seed 1 on another, so the test keeps a margin."""
-    common = dict(PHASE, spherical="projection", algorithm="psgd", b=0.5, tau=1.0, lr=0.08, dt=0.08)  # PHASE: below
+    common = dict(
+        PHASE, spherical="projection", algorithm="psgd", b=0.5, tau=1.0, lr=0.08, dt=0.08
+    )  # PHASE: below
     common |= dict(t_max=20.0, n_times=11, n_traj=1000, n_resp=250, n_blocks=1)
     kernel = DMFTKernel()
     explicit = kernel.run(kernel.make_params(**common), seed=seed)

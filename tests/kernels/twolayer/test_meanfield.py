@@ -11,13 +11,13 @@ import numba
 import numpy as np
 import pytest
 
-from kernels.twolayer import model as twolayer
 from kernels.base import ParameterError
+from kernels.registry import get_kernel
+from kernels.twolayer import model as twolayer
 from kernels.twolayer.gaussian import ERF, i2, i3
 from kernels.twolayer.meanfield import MeanFieldKernel
 from kernels.twolayer.meanfield.particles import pair_sums, velocity
 from kernels.twolayer.meanfield.reduced import angle_nodes
-from kernels.registry import get_kernel
 
 KERNEL = MeanFieldKernel()
 
