@@ -127,25 +127,52 @@ class GridSpec:
         swept, _ = self.point((0,) * len(self.shape))
         return self.kernel_class().make_params(**self.fixed, **swept)
 
-    def fingerprint(self) -> str:
-        """Hash of what defines the results (kernel, params, axes, cases, grid seed).
+    # -- identity ----------------------------------------------------------------
+    def components(self) -> dict[str, Any]:
+        """Everything that determines the stored numbers, as plain JSON data.
 
-        Seeds and the ``[run]`` options other than ``outputs`` are left out: a store
-        can grow more seeds, and where or how fast it runs does not change a result.
+        The kernel's name and version; every parameter the grid does not sweep, as
+        the kernel resolved it (defaults included, so a default that changes between
+        two submits is noticed); each axis (name and coerced values, in order; a long
+        axis as its length, ends and a digest); the cases; the grid seed; and which
+        outputs are stored (they fix the store's variables: resuming with another
+        selection would leave NaN in an "ok" point or drop a requested output).
+
+        Left out: the seeds (a store may grow them, checked apart), the name, the
+        description and the other ``[run]`` options (where or how fast a grid runs
+        does not change a number).
         """
-        blob = json.dumps(
+        params = self.base_params()
+        swept = self.swept_names()
+        return _canonical(
             {
                 "kernel": self.kernel,
-                "fixed": dict(self.fixed),
-                "axes": [(a.name, list(a.values)) for a in self.axes],
+                "kernel_version": str(self.kernel_class().version),
+                "params": {
+                    f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.name not in swept
+                },
+                "axes": [[a.name, _axis_record(a.values)] for a in self.axes],
                 "cases": [dict(c) for c in self.cases],
                 "grid_seed": self.grid_seed,
-                "outputs": list(self.options.outputs),
-            },
-            sort_keys=True,
-            default=str,
+                "outputs": sorted(self.options.outputs),
+            }
         )
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def fingerprint(self) -> str:
+        """A short hash of :meth:`components`: equal fingerprints, interchangeable results."""
+        return _digest(self.components())[:16]
+
+    def swept_names(self) -> set[str]:
+        """The parameters set per point: axes and the keys of the cases."""
+        return {a.name for a in self.axes} | (set(self.cases[0]) if self.cases else set())
+
+    def changes_from(self, old: Mapping[str, Any], old_text: str = "") -> list[str]:
+        """What differs between stored :meth:`components` ``old`` and this grid's, as "field old -> new".
+
+        ``old_text`` is the stored grid text: a parameter neither grid file sets is
+        reported as a default that changed.
+        """
+        return _changes(old, self.components(), _params_set(old_text), set(self.fixed))
 
     def with_options(self, **changes: Any) -> GridSpec:
         """A copy with some ``[run]`` options replaced (CLI flags override the file)."""
@@ -370,3 +397,120 @@ class _Parser:
 def _strip_name(message: str, key: str) -> str:
     prefix = f"{key}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+# -- the fingerprint's pieces ----------------------------------------------------------------
+
+AXIS_IN_FULL = 64  # longer axes are recorded by length, ends and digest (the coords hold them)
+MAX_CHANGES = 6  # differences named in a refusal
+
+
+def _canonical(value: Any) -> Any:
+    """Plain JSON data: tuples as lists, numpy scalars as Python, -0.0 as 0.0."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value + 0.0  # -0.0 -> 0.0: the same number, the same fingerprint
+    return value
+
+
+def _digest(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _axis_record(values: tuple[Any, ...]) -> Any:
+    values = _canonical(values)
+    if len(values) <= AXIS_IN_FULL:
+        return values
+    return {"n": len(values), "first": values[0], "last": values[-1], "sha256": _digest(values)}
+
+
+def _params_set(text: str) -> set[str]:
+    """The ``[params]`` keys a stored grid text sets (empty if it cannot be read)."""
+    try:
+        params = tomllib.loads(text).get("params", {})
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return set()
+    return set(params) if isinstance(params, dict) else set()
+
+
+def _changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], old_set: set[str], new_set: set[str]
+) -> list[str]:
+    out = []
+    if old.get("kernel") != new["kernel"]:
+        out.append(f"kernel {_show(old.get('kernel'))} -> {_show(new['kernel'])}")
+    elif old.get("kernel_version") != new["kernel_version"]:
+        out.append(
+            f"kernel {_show(new['kernel'])} version {old.get('kernel_version')} -> {new['kernel_version']}"
+        )
+    old_params, new_params = old.get("params", {}), new["params"]
+    for key in sorted(set(old_params) | set(new_params), key=lambda k: (k not in new_params, k)):
+        a, b = old_params.get(key, _ABSENT), new_params.get(key, _ABSENT)
+        if a == b:
+            continue
+        note = " (a default changed)" if key not in old_set | new_set and _ABSENT not in (a, b) else ""
+        out.append(f"params.{key} {_show(a, old, key)} -> {_show(b, new, key)}{note}")
+    old_axes, new_axes = old.get("axes", []), new["axes"]
+    if [n for n, _ in old_axes] != [n for n, _ in new_axes]:
+        out.append(f"axes ({', '.join(n for n, _ in old_axes)}) -> ({', '.join(n for n, _ in new_axes)})")
+    else:
+        out.extend(_axis_change(n, a, b) for (n, a), (_, b) in zip(old_axes, new_axes) if a != b)
+    old_cases, new_cases = old.get("cases", []), new["cases"]
+    if len(old_cases) != len(new_cases):
+        out.append(f"cases {len(old_cases)} -> {len(new_cases)}")
+    else:
+        for i, (a, b) in enumerate(zip(old_cases, new_cases)):
+            out.extend(
+                f"cases[{i}].{k} {_show(a.get(k, _ABSENT))} -> {_show(b.get(k, _ABSENT))}"
+                for k in sorted(set(a) | set(b))
+                if a.get(k, _ABSENT) != b.get(k, _ABSENT)
+            )
+    for key in ("grid_seed", "outputs"):
+        if old.get(key) != new[key]:
+            out.append(f"{key} {_show(old.get(key, _ABSENT))} -> {_show(new[key])}")
+    if len(out) > MAX_CHANGES:
+        out = out[:MAX_CHANGES] + [f"and {len(out) - MAX_CHANGES} more"]
+    return out
+
+
+def _axis_change(name: str, old: Any, new: Any) -> str:
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        i = next(i for i, (a, b) in enumerate(zip(old, new)) if a != b)
+        return f"sweep.{name}[{i}] {_show(old[i])} -> {_show(new[i])}"
+    n_old = len(old) if isinstance(old, list) else old["n"]
+    n_new = len(new) if isinstance(new, list) else new["n"]
+    if n_old != n_new:
+        return f"sweep.{name} {n_old} values -> {n_new} values"
+    return f"sweep.{name} values differ"
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _show(value: Any, components: Mapping[str, Any] | None = None, key: str = "") -> str:
+    """A value in a message: its repr, shortened; a swept parameter as "(swept)"."""
+    if value is _ABSENT and components is not None:
+        swept = {n for n, _ in components.get("axes", [])} | {
+            k for c in components.get("cases", []) for k in c
+        }
+        if key in swept:
+            return "(swept)"
+    return shorten(repr(value))
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut to about ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}...({len(text)} characters)"

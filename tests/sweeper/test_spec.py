@@ -1,5 +1,6 @@
 """Grid files: parsing, point enumeration, and the wording of every friendly error."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -72,11 +73,73 @@ def test_name_defaults_to_file_stem(grid_file):
     assert spec.options.store == "results/my_grid.zarr"
 
 
-def test_fingerprint_ignores_seeds_and_run_options():
+def test_fingerprint_ignores_seeds_description_name_and_run_options():
     a = parse_spec(BASE + "[sweep]\nrate = [1, 2]\n")
-    b = parse_spec(BASE.replace("seeds = 2", "seeds = 5") + "[sweep]\nrate = [1, 2]\n[run]\nblock_size = 3\n")
+    b = parse_spec(
+        BASE.replace("seeds = 2", "seeds = 5").replace('name = "g"', 'name = "h"\ndescription = "new words"')
+        + "[sweep]\nrate = [1, 2]\n[run]\nblock_size = 3\nworkers = 7\nmax_attempts = 5\ntime_limit = 9\n"
+    )
     c = parse_spec(BASE + "[sweep]\nrate = [1, 3]\n")
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_fingerprint_covers_resolved_defaults_not_how_they_are_written():
+    implicit = parse_spec(BASE)
+    explicit = parse_spec(BASE + "noise = 0.0\nx0 = 1\n")  # the defaults, written out (x0 as an int)
+    negative_zero = parse_spec(BASE + "noise = -0.0\n")
+    assert implicit.fingerprint() == explicit.fingerprint() == negative_zero.fingerprint()
+    components = implicit.components()
+    assert components["params"]["noise"] == 0.0 and components["params"]["crash"] == "never"
+    assert set(components) == {"kernel", "kernel_version", "params", "axes", "cases", "grid_seed", "outputs"}
+
+
+def test_fingerprint_follows_a_default_and_the_kernel_version(monkeypatch, relaxation_kernel):
+    before = parse_spec(BASE)
+    old, old_fingerprint = before.components(), before.fingerprint()  # as the first submit stored them
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Noisier(relaxation_kernel.Params):
+        noise: float = 0.2
+
+    monkeypatch.setattr(relaxation_kernel, "Params", Noisier)
+    after = parse_spec(BASE)
+    assert after.fingerprint() != old_fingerprint
+    assert after.changes_from(old, before.text) == ["params.noise 0.0 -> 0.2 (a default changed)"]
+    written = parse_spec(BASE + "noise = 0.2\n")  # the grid now sets it: no longer "a default"
+    assert written.changes_from(old, before.text) == ["params.noise 0.0 -> 0.2"]
+    monkeypatch.setattr(relaxation_kernel, "version", "2")
+    assert parse_spec(BASE).changes_from(old, before.text) == [
+        "kernel 'relaxation' version 1 -> 2",
+        "params.noise 0.0 -> 0.2 (a default changed)",
+    ]
+
+
+def test_changes_name_the_fields_that_differ():
+    old = parse_spec(BASE + "[sweep]\nrate = [1, 2]\nx0 = [0, 1]\n")
+    assert parse_spec(BASE + "[sweep]\nrate = [1, 3]\nx0 = [0, 1]\n").changes_from(old.components()) == [
+        "sweep.rate[1] 2.0 -> 3.0"
+    ]
+    assert parse_spec(BASE + "[sweep]\nrate = [1, 2, 3]\nx0 = [0, 1]\n").changes_from(old.components()) == [
+        "sweep.rate 2 values -> 3 values"
+    ]
+    moved = parse_spec(BASE + "x0 = 0.5\n[sweep]\nrate = [1, 2]\n")
+    assert moved.changes_from(old.components()) == ["params.x0 (swept) -> 0.5", "axes (rate, x0) -> (rate)"]
+    other = parse_spec(BASE.replace("seeds = 2", "grid_seed = 4") + '[run]\noutputs = ["final", "x"]\n')
+    assert other.changes_from(parse_spec(BASE).components()) == [
+        "grid_seed 0 -> 4",
+        "outputs ['final', 'modes', 'x'] -> ['final', 'x']",
+    ]
+    same = parse_spec(BASE + '[run]\noutputs = ["x", "final"]\n')
+    assert same.fingerprint() == parse_spec(BASE + '[run]\noutputs = ["final", "x"]\n').fingerprint()
+
+
+def test_a_long_axis_is_recorded_compactly_and_still_compared():
+    spec = parse_spec(BASE + "[sweep]\nrate = {linspace = [1, 2, 1000]}\n")
+    record = spec.components()["axes"][0][1]
+    assert record["n"] == 1000 and record["first"] == 1.0 and record["last"] == 2.0
+    nudged = parse_spec(BASE + "[sweep]\nrate = {linspace = [1, 2.5, 1000]}\n")
+    assert nudged.fingerprint() != spec.fingerprint()
+    assert nudged.changes_from(spec.components()) == ["sweep.rate values differ"]
 
 
 # -- errors: each names the file, the key path, what was expected and what was found --------
