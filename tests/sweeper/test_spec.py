@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
@@ -268,6 +269,52 @@ def test_file_level_errors(tmp_path):
     bad.write_bytes(b"kernel = 'relaxation'\nname = '\xe9t\xe9'\n")
     with pytest.raises(SpecError, match=r"not UTF-8 text \(byte 0xe9 on line 2\)\."):
         load_spec(bad)
+
+
+def test_hostile_files_are_refused_before_they_are_read(tmp_path):
+    big = tmp_path / "big.toml"
+    big.write_text("kernel = 'relaxation'\n#" + "x" * 2**20 + "\n")
+    with pytest.raises(SpecError, match=r"big\.toml: 1\.0 MiB is more than the 1 MiB a grid file may be"):
+        load_spec(big)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(SpecError, match=r"fifo\.toml: not a regular file, expected a grid file"):
+        load_spec(fifo)
+    with pytest.raises(SpecError, match=r"^a\\nb\.toml: no such file\.$"):  # the message stays one line
+        load_spec("a\nb.toml")
+
+
+def test_overrides_are_checked_like_the_file():
+    spec = parse_spec(BASE)
+    with pytest.raises(SpecError, match=r"^--store: 'a\\x00b' has a control character \(U\+0000\)"):
+        spec.with_options(store="a\x00b")
+    with pytest.raises(SpecError, match=r"^--workers: 100000 is more than the 10000"):
+        spec.with_options(workers=100000)
+    assert spec.with_options(store="elsewhere.zarr", workers=2).options.store == "elsewhere.zarr"
+
+
+def test_negative_zero_is_zero_everywhere():
+    spec = parse_spec(BASE + "noise = -0.0\n[sweep]\nx0 = [-0.0, 1]\n[[cases]]\nrate = -0.0\n")
+    assert math.copysign(1, spec.fixed["noise"]) == 1
+    assert math.copysign(1, spec.axes[0].values[0]) == 1
+    assert math.copysign(1, spec.cases[0]["rate"]) == 1
+
+
+def test_a_kernel_dim_may_be_swept_when_no_stored_output_uses_it():
+    grid = "kernel = 'ode'\n[params]\nd = 10\nt_max = 1.0\nn_times = 3\n[sweep]\nteacher = ['orthogonal', 'gaussian']\n"
+    with pytest.raises(
+        SpecError, match=r"sweep\.teacher: `teacher` is also a dim of kernel 'ode' \(of M, P\)"
+    ):
+        parse_spec(grid)
+    spec = parse_spec(grid + "[run]\noutputs = ['risk', 'Q']\n")
+    assert spec.dims == ("teacher", "seed")
+
+
+def test_the_reserved_names_cover_the_store_s_own_variables():
+    from sweeper.spec import RESERVED_NAMES
+    from sweeper.store import BOOKKEEPING
+
+    assert set(BOOKKEEPING) | {"seed", "case"} <= set(RESERVED_NAMES)
 
 
 # -- properties of point enumeration ---------------------------------------------------------
