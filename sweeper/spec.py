@@ -392,6 +392,7 @@ class _Parser:
         where = f"sweep.{key_path(key)}"
         self.not_reserved(where, key)
         self.known_param(kernel, where, key)
+        self.not_bookkeeping(where, key)
         if key in fixed:
             raise self.fail(where, f"`{key}` is both fixed in [params] and swept; keep one.")
         self.sweepable(kernel, where, key)
@@ -468,14 +469,18 @@ class _Parser:
         return value
 
     def not_reserved(self, where: str, key: str) -> None:
+        """``seed`` and ``case`` are grid dims of their own."""
         if key in ("seed", "case"):
             how = "set seeds with `seeds = ...`" if key == "seed" else "list explicit points with `[[cases]]`"
             raise self.fail(where, f"`{key}` is a reserved dim name; {how}.")
+
+    def not_bookkeeping(self, where: str, key: str) -> None:
+        """A parameter named like a variable every store keeps cannot be a coordinate beside it."""
         if key in RESERVED_NAMES:
             raise self.fail(
                 where,
-                f"`{key}` is the name of a variable every store keeps ({', '.join(RESERVED_NAMES[2:])}); "
-                f"choose another name.",
+                f"`{key}` names a variable every store keeps ({', '.join(RESERVED_NAMES[2:])}), so it "
+                f"cannot be swept; set it in [params] and submit one grid per value.",
             )
 
     def known_param(self, kernel: type[Kernel], where: str, key: str) -> None:
@@ -536,6 +541,7 @@ class _Parser:
                 where = f"cases[{i}].{key_path(key)}"
                 self.not_reserved(where, key)
                 self.known_param(kernel, where, key)
+                self.not_bookkeeping(where, key)
                 if key in fixed or key in sweep:
                     raise self.fail(where, f"`{key}` is also in [params] or [sweep]; set it in one place.")
                 self.sweepable(kernel, where, key)

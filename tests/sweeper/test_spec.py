@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernels import registry
+from kernels.registry import available, get_kernel
 from sweeper.errors import SpecError
-from sweeper.spec import load_spec, parse_spec
+from sweeper.spec import RESERVED_NAMES, load_spec, parse_spec
 
 BASE = """
 kernel = "relaxation"
@@ -311,10 +313,38 @@ def test_a_kernel_dim_may_be_swept_when_no_stored_output_uses_it():
 
 
 def test_the_reserved_names_cover_the_store_s_own_variables():
-    from sweeper.spec import RESERVED_NAMES
     from sweeper.store import BOOKKEEPING
 
     assert set(BOOKKEEPING) | {"seed", "case"} <= set(RESERVED_NAMES)
+
+
+def test_no_kernel_names_anything_like_a_store_variable():
+    """Else a store of that kernel would hold two variables under one name."""
+    for name in available():
+        kernel = get_kernel(name)
+        for kind, names in (("dim", kernel.dims), ("output", kernel.outputs)):
+            assert not set(names) & set(RESERVED_NAMES), (
+                f"kernel {name!r} has a {kind} named like a store variable"
+            )
+
+
+def test_a_parameter_named_like_a_store_variable_cannot_be_swept(monkeypatch, relaxation_kernel):
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class WithStatus(relaxation_kernel.Params):
+        status: float = 0.0
+
+    class Bookkept(relaxation_kernel):
+        name = "bookkept"
+        Params = WithStatus
+
+    monkeypatch.setitem(registry._registered, "bookkept", Bookkept)
+    with pytest.raises(
+        SpecError, match=r"sweep\.status: `status` names a variable every store keeps \(status, wall"
+    ):
+        parse_spec("kernel = 'bookkept'\n[sweep]\nstatus = [1, 2]\n")
+    with pytest.raises(SpecError, match=r"cases\[0\]\.status: `status` names a variable every store keeps"):
+        parse_spec("kernel = 'bookkept'\n[[cases]]\nstatus = 1\n")
+    assert parse_spec("kernel = 'bookkept'\n[params]\nstatus = 1\n").fixed == {"status": 1.0}
 
 
 # -- properties of point enumeration ---------------------------------------------------------
