@@ -143,6 +143,8 @@ def show(value: Any, limit: int = 60) -> str:
         text = repr(value)
     except RecursionError:
         text = "a value nested too deeply"
+    except ValueError:  # an integer of more digits than Python prints
+        text = "an integer of thousands of digits"
     if len(text) <= limit:
         return text
     return f"{text[: limit - 20]}...({len(text)} characters)"
