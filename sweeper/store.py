@@ -15,6 +15,7 @@ Only this module knows zarr.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import shutil
@@ -33,7 +34,7 @@ from sweeper.disk import check_writable
 from sweeper.errors import StoreError
 from sweeper.layout import Layout
 from sweeper.spec import GridSpec
-from sweeper.template import Template
+from sweeper.template import Template, grid_attrs
 
 BOOKKEEPING = ("status", "wall_time", "finished_at", "message")
 
@@ -124,23 +125,35 @@ class Store:
 
     @classmethod
     def open_for(cls, path: str | Path, spec: GridSpec) -> Store:
-        """Open an existing store for ``spec``, growing its seeds if ``spec`` adds some."""
+        """Open an existing store for ``spec``, growing its seeds if ``spec`` adds some.
+
+        The grid attrs (text, title, ...) then follow ``spec``: the latest accepted grid file.
+        """
         store = cls.open(path)
         new_seeds = store._check_resumable(spec)
         if new_seeds is not None:
             store.grow_seeds(new_seeds)
+        store._follow_grid(spec)
         return store
 
     def _check_resumable(self, spec: GridSpec) -> tuple[int, ...] | None:
         """Refuse a store of another grid; returns the seeds to grow to, if ``spec`` adds some."""
-        path, store = self.path, self
-        if store.attrs.get("grid_fingerprint") != spec.fingerprint():
+        path = self.path
+        how = "use `--overwrite` to replace it, or `--store` to write elsewhere"
+        stored = self.attrs.get("fingerprint")
+        if stored is None:
             raise StoreError(
-                f"{path} holds results of another grid ({store.attrs.get('grid_file')}, "
-                f"kernel {store.attrs.get('kernel')!r}); use `--overwrite` to replace it, "
-                f"or `--store` to write elsewhere."
+                f"{path} was written by an older sweeper that did not record everything that "
+                f"determines its numbers (kernel version, resolved defaults), so it cannot be "
+                f"resumed safely; {how}."
             )
-        old_seeds = tuple(int(s) for s in store.group["seed"][:])
+        if self.attrs.get("grid_fingerprint") != spec.fingerprint():
+            changes = spec.changes_from(json.loads(stored), self.attrs.get("grid_text", ""))
+            raise StoreError(
+                f"{path} holds results of another grid ({'; '.join(changes) or 'fingerprints differ'}); "
+                f"{how}."
+            )
+        old_seeds = tuple(int(s) for s in self.group["seed"][:])
         new_seeds = tuple(spec.seeds)
         if new_seeds == old_seeds:
             return None
@@ -150,6 +163,17 @@ class Store:
                 f"(got {list(new_seeds)}). Use `--store` for another store or `--overwrite`."
             )
         return new_seeds
+
+    def _follow_grid(self, spec: GridSpec) -> None:
+        """Rewrite the grid attrs (text, title, ...) to ``spec``'s, if they differ."""
+        new = grid_attrs(spec)
+        if all(self.attrs.get(k) == v for k, v in new.items()):
+            return
+        with _quiet():
+            self.group.attrs.update(new)
+            zarr.consolidate_metadata(str(self.path))  # readers open the consolidated copy
+            self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
+            self._arrays = {}
 
     @property
     def attrs(self) -> Mapping[str, Any]:
