@@ -159,7 +159,10 @@ class Lease:
 
     def check(self) -> None:
         """Raise :class:`LeaseLost` if another driver owns the store now; cheap enough per block."""
-        if self._held and self._lost is None and time.monotonic() - self._verified > min(1.0, self.interval):
+        # A local read costs microseconds, a block write milliseconds: look every time. An
+        # object store is a round trip away: look at most once a second.
+        recent = time.monotonic() - self._verified < min(1.0, self.interval)
+        if self._held and self._lost is None and not (self._file.needs_settling and recent):
             self._verify()
         if self._lost is not None:
             raise LeaseLost(
