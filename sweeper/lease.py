@@ -159,7 +159,7 @@ class Lease:
 
     def check(self) -> None:
         """Raise :class:`LeaseLost` if another driver owns the store now; cheap enough per block."""
-        # A local read costs microseconds, a block write milliseconds: look every time. An
+        # A local look costs about 10 us, a block write milliseconds: look every time. An
         # object store is a round trip away: look at most once a second.
         recent = time.monotonic() - self._verified < min(1.0, self.interval)
         if self._held and self._lost is None and not (self._file.needs_settling and recent):
