@@ -12,7 +12,8 @@ private temporary file and hard-linked into place, which fails if a lease is
 already there. A holder that is gone is taken over: on the same host when its
 pid is dead (or now names another process), on another host when its heartbeat
 is older than :data:`STALE`. An object store has no exclusive create: there the
-record is written, then read back after a pause to see who won.
+record is written, then read back after a pause to see who won. Heartbeats compare the
+clocks of two hosts: keep them in sync (NTP); a minute of slack is allowed.
 
 Knows nothing of zarr, Ray or the grid beyond its name.
 """
@@ -134,6 +135,8 @@ class Lease:
             holder = self._file.read()
             if holder is None:  # released between our two looks
                 continue
+            if holder.token == self.token:
+                return None
             why = holder.gone()
             if why is None:
                 raise LeaseHeld(held_message(self.where, holder))
@@ -185,7 +188,7 @@ class Lease:
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        """No heartbeat while the block runs (the store is being moved into place)."""
+        """No heartbeat inside this block (the store is being moved into place)."""
         with self._lock:
             yield
 
@@ -193,6 +196,8 @@ class Lease:
     def _hold(self) -> None:
         self._held = True
         self._verified = time.monotonic()
+        if self._thread is not None and self._thread.is_alive():
+            return  # held already: a store replaced by `--overwrite` keeps the same lease
         self._stop.clear()
         self._thread = threading.Thread(target=self._beat, name="sweeper-lease", daemon=True)
         self._thread.start()

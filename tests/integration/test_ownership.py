@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -360,6 +361,8 @@ def test_overwrite_refuses_a_store_holding_a_users_file_and_replaces_a_clean_one
     result = CliRunner().invoke(main, [*args, "--overwrite"])
     assert result.exit_code == 0 and f"computed {N_POINTS} points" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine-trace", "mine.toml", "mine.zarr"]
+    assert not (store / LEASE).exists()
+    assert not any(t.name == "sweeper-lease" for t in threading.enumerate())  # one heartbeat, stopped
 
 
 @pytest.mark.slow
