@@ -277,6 +277,24 @@ def test_a_driver_that_lost_its_lease_stops_writing(tmp_path):
     report("lease lost mid-run", 1, 0, recomputed)
 
 
+@pytest.mark.slow
+def test_ctrl_c_gives_the_lease_back(tmp_path):
+    reference_ = undisturbed(tmp_path)
+    store = tmp_path / "interrupted.zarr"
+    grid = grid_file(tmp_path, "interrupted", store)
+    interrupted = submit(grid)
+    wait_for(lambda: ok_points(store) >= BLOCK)
+    interrupted.send_signal(signal.SIGINT)
+    rc, _, err = finish(interrupted)
+    assert rc != 0 and not (store / LEASE).exists(), err
+    done = ok_points(store)
+    rc, out, err = finish(submit(grid))
+    assert rc == 0 and err == "" and f"{done} already done" in out, err
+    assert_same_results(store, reference_)
+    counts = computations(load_spec(grid))
+    report("Ctrl-C", 1, 0, sum(counts.values()) - len(counts))
+
+
 # -- status ----------------------------------------------------------------------------------
 
 
