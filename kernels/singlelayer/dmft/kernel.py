@@ -122,7 +122,7 @@ class DMFTKernel(Kernel):
         }
         | pick(family.OUTPUTS, "train_loss", "train_error", "test_error")
         | {
-            "iterations": Output((), "causal passes run per block (the most over blocks)"),
+            "passes": Output((), "causal passes run per block (the most over blocks; at most `iterations`)"),
             "residual": Output(
                 (),
                 "change between the last two passes",
@@ -214,7 +214,7 @@ class DMFTKernel(Kernel):
             "train_loss": mean["train_loss"][idx],
             "train_error": mean["train_error"][idx],
             "test_error": test[idx],
-            "iterations": np.array(float(passes)),
+            "passes": np.array(float(passes)),
             "residual": np.array(residual),
             "m_mc_error": np.array(sem["m"].max()),
             "train_loss_mc_error": np.array(sem["train_loss"].max()),

@@ -101,8 +101,8 @@ def test_global_iterations_average_the_monte_carlo_noise():
     common = dict(RIDGE, lr=0.1, t_max=5.0, n_times=11, n_traj=500, n_blocks=16, moment_matching=False)
     one = run_dmft(**common)
     eight = run_dmft(**common, iterations=8)
-    assert one["iterations"] == 1 and np.isnan(one["residual"])
-    assert eight["iterations"] == 8 and 0 < eight["residual"] < 0.05
+    assert one["passes"] == 1 and np.isnan(one["residual"])
+    assert eight["passes"] == 8 and 0 < eight["residual"] < 0.05
     assert eight["train_loss_mc_error"] < 0.6 * one["train_loss_mc_error"]
     assert eight["m_mc_error"] < 0.6 * one["m_mc_error"]
     err = np.max(np.abs(eight["m"] - exact["m"]))
@@ -115,7 +115,7 @@ def test_iterations_stop_at_the_tolerance_or_fail_with_the_residual():
     exact = run_dmft(
         **RIDGE, lr=0.1, t_max=2.0, n_times=5, n_traj=500, n_blocks=2, iterations=10, tolerance=1e-9
     )
-    assert exact["iterations"] == 2 and exact["residual"] < 1e-12
+    assert exact["passes"] == 2 and exact["residual"] < 1e-12
     kernel = DMFTKernel()
     params = kernel.make_params(
         **RIDGE, lr=0.1, t_max=2.0, n_times=5, n_traj=500, moment_matching=False, iterations=3, tolerance=1e-6
