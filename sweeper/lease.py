@@ -34,6 +34,7 @@ from pathlib import Path
 import fsspec
 
 from sweeper.errors import StoreError
+from sweeper.processes import pid_alive, process_started
 
 LEASE = "lease.json"
 HEARTBEAT = 5.0  # seconds between two heartbeats
@@ -71,7 +72,7 @@ class Holder:
         """Why the holder is gone (``None`` if it may still be alive)."""
         now = time.time() if now is None else now
         if self.host == socket.gethostname():
-            if not _pid_alive(self.pid):
+            if not pid_alive(self.pid):
                 return f"pid {self.pid} is not running"
             started = process_started(self.pid)
             if self.started is not None and started is not None and abs(started - self.started) > 1.0:
@@ -390,61 +391,6 @@ class _RemoteFile:
 def _unreadable(mtime: float) -> Holder:
     """A lease we cannot parse: gone once as old as a stale heartbeat."""
     return Holder(host="?", pid=0, started=None, since=mtime, heartbeat=mtime, grid="?", token="unreadable")
-
-
-# -- processes -------------------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return _proc_state(pid) != "Z"  # a zombie has finished
-
-
-def process_started(pid: int) -> float | None:
-    """When process ``pid`` started (s since the epoch), or ``None`` if unknown."""
-    try:
-        import psutil
-    except ImportError:
-        return _proc_started(pid)
-    try:
-        return round(psutil.Process(pid).create_time(), 2)
-    except psutil.Error:
-        return None
-
-
-def _proc_fields(pid: int) -> list[str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-
-
-def _proc_state(pid: int) -> str | None:
-    fields = _proc_fields(pid)
-    return fields[0] if fields else None
-
-
-def _proc_started(pid: int) -> float | None:
-    fields = _proc_fields(pid)
-    if not fields:
-        return None
-    try:
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime")
-        )
-        return round(boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
-    except (OSError, StopIteration, ValueError, IndexError):
-        return None
 
 
 def _clock(t: float) -> str:

@@ -14,7 +14,8 @@ import pytest
 
 from sweeper import lease as lease_module
 from sweeper.errors import StoreError
-from sweeper.lease import LEASE, STALE, Lease, LeaseHeld, LeaseLost, process_started, read_holder
+from sweeper.lease import LEASE, STALE, Lease, LeaseHeld, LeaseLost, read_holder
+from sweeper.processes import process_started
 from sweeper.removal import check_removable, clean_leftovers
 
 HERE = socket.gethostname()
