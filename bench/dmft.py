@@ -18,7 +18,8 @@ and print wall time and max_t |m - exact| against the closed form (kernels.singl
 The long run: persistent-SGD phase retrieval (alpha = 3, b = 0.5, tau = 1, sphere held by the
 projection multiplier, loss_scale = 1/4, m0 = 0.2) to t = 100 in the flow limit with the
 semi-implicit step dt = 0.05 (2000 steps; the explicit step diverges at this dt and needs
-dt = 0.025, 4000 steps, which took 690 s for 2 blocks), 4 blocks of 2000 trajectories, 500 of them for the response. Its
+dt = 0.025, 4000 steps, which took 690 s for 2 blocks), 4 blocks of 2000 trajectories, 500
+of them for the response. Its
 accuracy is the block standard error of m (no closed form exists). Measured 2026-12-02: 369 s,
 peak RSS 1.0 GB, every block at m = 1 by t = 25 (train loss 1e-18 at t = 100), block error of m
 0.098 around the escape (t ~ 5-15): the time goal (< 10 min) is met, "m to 0.01" is not. Nor
@@ -130,7 +131,8 @@ def long_run() -> None:
     )
     prob = kernel.problem(params)
     print(
-        f"\nlong run: p-SGD phase retrieval, {prob.n_steps} steps (dt = {params.dt}, semi-implicit) to t = 100, "
+        f"\nlong run: p-SGD phase retrieval, {prob.n_steps} steps (dt = {params.dt}, semi-implicit) "
+        "to t = 100, "
         f"{params.n_traj} trajectories x {params.n_blocks} blocks ({params.n_resp} for the response)"
     )
     print(f"solver memory estimate per block: {block_memory(prob) / 2**20:.1f} MB")
@@ -155,8 +157,8 @@ def spread(n_blocks: int = 6) -> None:
     falls with n is what sets the cost of "m to 0.01".
     """
     from kernels.base import rng
-    from kernels.singlelayer.dmft.causal_pass import solve_block
     from kernels.registry import get_kernel
+    from kernels.singlelayer.dmft.causal_pass import solve_block
 
     kernel, sgd = DMFTKernel(), get_kernel("sgd_multipass")()
     dt, t_max = 0.025, 10.0
@@ -168,18 +170,28 @@ def spread(n_blocks: int = 6) -> None:
         params = kernel.make_params(**PHASE, lr=dt, dt=dt, t_max=t_max, n_times=11, n_traj=n, n_resp=n // 4)
         prob = kernel.problem(params)
         t0 = time.perf_counter()
-        ms = [solve_block(prob, {s: rng(b, f"spread/{s}") for s in ("init", "noise", "batch", "langevin")})["m"][idx]
-              for b in range(n_blocks)]
+        ms = [
+            solve_block(prob, {s: rng(b, f"spread/{s}") for s in ("init", "noise", "batch", "langevin")})[
+                "m"
+            ][idx]
+            for b in range(n_blocks)
+        ]
         std = np.std(ms, axis=0, ddof=1)
-        print(f"{'dmft n_traj=' + str(n):28s}" + "".join(f"{x:9.3f}" for x in std)
-              + f"   {(time.perf_counter() - t0) / n_blocks:5.1f}")
+        print(
+            f"{'dmft n_traj=' + str(n):28s}"
+            + "".join(f"{x:9.3f}" for x in std)
+            + f"   {(time.perf_counter() - t0) / n_blocks:5.1f}"
+        )
     for d in (333, 1333, 5333):
         params = sgd.make_params(**PHASE, lr=dt, t_max=t_max, n_times=401, d=d)
         t0 = time.perf_counter()
         ms = [sgd.run(params, seed=s).outputs["m"][idx] for s in range(n_blocks)]
         std = np.std(ms, axis=0, ddof=1)
-        print(f"{'sgd d=' + str(d) + f' (n={3 * d})':28s}" + "".join(f"{x:9.3f}" for x in std)
-              + f"   {(time.perf_counter() - t0) / n_blocks:5.1f}")
+        print(
+            f"{'sgd d=' + str(d) + f' (n={3 * d})':28s}"
+            + "".join(f"{x:9.3f}" for x in std)
+            + f"   {(time.perf_counter() - t0) / n_blocks:5.1f}"
+        )
 
 
 def main() -> None:

@@ -38,9 +38,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from kernels.twolayer.ode import ODEKernel, initial_state, integrate, rates  # noqa: E402
 from kernels.timegrid import saved_times, substeps  # noqa: E402
 from kernels.twolayer.model import activation_code  # noqa: E402
+from kernels.twolayer.ode import ODEKernel, initial_state, integrate, rates  # noqa: E402
 
 ANCHORS = {
     "K=M=2, I4 on": ("sgoldt/nn2pp C++", 1.13),

@@ -40,9 +40,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kernels.singlelayer.losses import LOSS_CODES  # noqa: E402
+from kernels.singlelayer.model import MODEL_CODES, sample_weight, selection_probabilities  # noqa: E402
 from kernels.singlelayer.sgd_multipass import SGDMultipassKernel  # noqa: E402
 from kernels.singlelayer.sgd_multipass.simulation import advance, draw_problem, initial_weights  # noqa: E402
-from kernels.singlelayer.model import MODEL_CODES, sample_weight, selection_probabilities  # noqa: E402
 
 
 def median_time(fn, repeats: int = 5) -> float:
@@ -124,10 +124,10 @@ def numpy_online_steps(W, v, Wt, vt, xs, noise, lr):
 
 
 def bench_online(d: int, K: int, M: int, steps: int, anchor: str) -> None:
+    from kernels.twolayer.model import draw_weights
     from kernels.twolayer.sgd_online import SGDOnlineKernel
     from kernels.twolayer.sgd_online.normals import generator_state
     from kernels.twolayer.sgd_online.simulation import run_steps
-    from kernels.twolayer.model import draw_weights
 
     p = SGDOnlineKernel.make_params(d=d, K=K, M=M, lr=0.1, noise=1e-3)
     W0, Wt, v, vt = draw_weights(p, 0)

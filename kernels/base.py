@@ -218,7 +218,9 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
             value = float(value)
         except OverflowError:  # an integer beyond the float range
             digits = len(str(abs(value)))
-            raise ParameterError(f"{name}: expected a finite number, got an integer of {digits} digits.") from None
+            raise ParameterError(
+                f"{name}: expected a finite number, got an integer of {digits} digits."
+            ) from None
         if not math.isfinite(value):
             raise ParameterError(f"{name}: expected a finite number, got {value!r}.")
         return value

@@ -26,9 +26,9 @@ BUILTIN: dict[str, str] = {
 # Names that were kernels once: looking one up says what replaced it.
 RETIRED: dict[str, str] = {
     "sgd": "the `sgd` kernel was split in two: use `sgd_multipass` (a single-layer model on a "
-    "fixed data set, the counterpart of `dmft`; was mode = \"multipass\") or `sgd_online` "
+    'fixed data set, the counterpart of `dmft`; was mode = "multipass") or `sgd_online` '
     "(one-pass SGD of a two-layer network, the counterpart of `ode` and `meanfield`; was "
-    "mode = \"online\"), and drop `mode`.",
+    'mode = "online"), and drop `mode`.',
 }
 
 _registered: dict[str, type[Kernel]] = {}

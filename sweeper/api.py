@@ -16,9 +16,10 @@ from sweeper.cluster import connect_ray
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor
+from sweeper.lease import Lease, read_holder
 from sweeper.scheduler import Summary
 from sweeper.spec import GridSpec, load_spec
-from sweeper.store import Store, store_exists
+from sweeper.store import Store, StoreTaken, is_url, store_exists
 from sweeper.template import Template, make_template
 
 
@@ -47,11 +48,24 @@ def prepare(
     return spec, make_template(spec)
 
 
-def open_store(spec: GridSpec, template: Template, overwrite: bool = False) -> Store:
-    """Create the store, or reopen it for this grid (growing seeds if the grid added some)."""
-    if store_exists(spec.options.store) and not overwrite:
-        return Store.open_for(spec.options.store, spec)
-    return Store.create(spec.options.store, template, overwrite=overwrite)
+def open_store(
+    spec: GridSpec, template: Template, overwrite: bool = False, lease: Lease | None = None
+) -> Store:
+    """Create the store, or reopen it for this grid (growing seeds if the grid added some).
+
+    With a ``lease``, a new store holds it from its first moment; an existing store's
+    lease must have been taken already.
+    """
+    where = spec.options.store
+    if overwrite or not store_exists(where):
+        try:
+            return Store.create(where, template, overwrite=overwrite, lease=lease)
+        except StoreTaken:  # another driver created it first: resume it if that one is done
+            if lease is not None:
+                _note(lease.take())
+    store = Store.open_for(where, spec)
+    store.lease = lease
+    return store
 
 
 def submit(
@@ -99,15 +113,24 @@ def sweep(
     spec, template = prepare(
         spec_or_path, store=store, workers=workers, block_size=block_size, time_limit=time_limit
     )
+    lease = Lease(spec.options.store, grid=spec.name)
+    lease.refuse_if_held()  # first: a store another driver is writing is refused, whatever else
     Store.preflight(spec.options.store, spec, template, overwrite=overwrite)  # before Ray starts
-    executor, shutdown = make_executor(spec, address)  # before the store: a bad address writes nothing
     resumed = store_exists(spec.options.store) and not overwrite
+    try:  # the lease is given back on any way out, Ctrl-C included; a killed driver's is taken over
+        if store_exists(spec.options.store):
+            _note(lease.take())  # before Ray starts, too
+        executor, shutdown = make_executor(spec, address)  # before the store: a bad address writes nothing
+    except BaseException:
+        lease.release()
+        raise
     try:
-        target = open_store(spec, template, overwrite=overwrite)
+        target = open_store(spec, template, overwrite=overwrite, lease=lease)
         if resumed:
             repair_damage(target)
     except BaseException:
         executor.close()
+        lease.release()
         if shutdown is not None:
             shutdown()
         raise
@@ -121,6 +144,7 @@ def sweep(
             on_result=None if bar is None else bar.update_block,
         )
     finally:
+        lease.release()
         executor.close()
         if bar is not None:
             bar.close()
@@ -132,9 +156,16 @@ def sweep(
 def verify(path: str | os.PathLike, repair: bool = True) -> integrity.Damage:
     """What `sweeper verify` does: read every recorded chunk, mark the points of damaged blocks pending."""
     store = Store.open(path, mode="r+" if repair else "r")
-    damage = integrity.check(store, full=True)
-    if repair:
+    if not repair:
+        return integrity.check(store, full=True)
+    lease = Lease(store.path, grid=str(store.attrs.get("grid_name")))
+    lease.refuse_if_held()  # a driver writing the store is refused: repairs would race its writes
+    try:
+        _note(lease.take())
+        damage = integrity.check(store, full=True)
         integrity.repair(store, damage)
+    finally:
+        lease.release()
     return damage
 
 
@@ -156,6 +187,34 @@ def repair_damage(store: Store, say=None) -> integrity.Damage:
 
 
 MAX_LINES = 20  # damaged blocks named one per line; the rest are counted
+
+
+def _note(message: str | None) -> None:
+    if message:
+        print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+def refuse_volatile(grid: str | os.PathLike, store: str | os.PathLike | None = None) -> None:
+    """The CLI's rule: a store must outlive the command (`memory://` does not; the library allows it)."""
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    where = str(store) if store is not None else load_spec(grid).options.store
+    if not is_url(where):
+        return
+    for part in where.split("::"):  # a chained URL: `simplecache::memory://...`
+        protocol = fsspec.core.split_protocol(part)[0]
+        try:
+            volatile = protocol is not None and issubclass(
+                fsspec.get_filesystem_class(protocol), MemoryFileSystem
+            )
+        except (ValueError, ImportError):  # unknown protocol: opening the store says so
+            volatile = False
+        if volatile:
+            raise SweeperError(
+                f"{where}: a `{protocol}://` store vanishes when this command ends; write to a "
+                f"path or a persistent URL instead (`--store results/NAME.zarr`)."
+            )
 
 
 def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
@@ -221,7 +280,19 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
             lines.append("existing  " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         except SweeperError as exc:
             lines.append(f"existing  {exc}")
+        lines.append(f"driver    {describe_driver(spec.options.store)}")
     return "\n".join(lines)
+
+
+def describe_driver(path: str | os.PathLike) -> str:
+    """Whether a driver is writing the store now: "running (host, pid, since)" or "not running"."""
+    holder = read_holder(path)
+    if holder is None:
+        return "not running"
+    why = holder.gone()
+    if why is not None:
+        return f"not running (its last driver is gone: {why}; a submit takes over)"
+    return f"running ({holder.describe()}; heartbeat {max(0.0, time.time() - holder.heartbeat):.0f} s ago)"
 
 
 def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
@@ -237,12 +308,14 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
         f"grid      {store.attrs.get('grid_name')} (kernel {store.attrs.get('kernel')})",
         f"points    {total}: ok {counts['ok']}, failed {counts['failed']}, pending {counts['pending']}",
     ]
+    driver = describe_driver(path)
+    lines.append(f"driver    {driver}")
     finished = integrity.read_lenient(store, "finished_at")
     done_times = np.sort(finished[np.isfinite(finished)])
     if done_times.size:
         now = time.time()
         window = done_times[done_times > now - 600]
-        if counts["pending"] and window.size >= 2:
+        if driver.startswith("running") and counts["pending"] and window.size >= 2:
             rate = window.size / max(now - window[0], 1e-9)
             lines.append(
                 f"rate      {rate:.3g} points/s over the last {now - window[0]:.0f} s; "

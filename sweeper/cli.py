@@ -52,6 +52,7 @@ def submit(
     grid, address, workers, store, block_size, time_limit, retry_failed, overwrite, dry_run, quiet
 ) -> None:
     """Run GRID (a grid.toml), computing only the points its store lacks."""
+    api.refuse_volatile(grid, store)  # a `memory://` store would vanish with this command
     if dry_run:
         spec, template = api.prepare(
             grid, store=store, workers=workers, block_size=block_size, time_limit=time_limit

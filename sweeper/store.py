@@ -15,6 +15,9 @@ Only this module knows zarr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import json
 import math
 import os
 import shutil
@@ -33,8 +36,10 @@ from sweeper.blocks import FAILED, OK, PENDING, BlockResult
 from sweeper.disk import check_writable
 from sweeper.errors import StoreError
 from sweeper.layout import Layout
+from sweeper.lease import Lease
+from sweeper.removal import check_removable, clean_leftovers
 from sweeper.spec import GridSpec
-from sweeper.template import Template
+from sweeper.template import Template, grid_attrs
 
 BOOKKEEPING = ("status", "wall_time", "finished_at", "message")
 
@@ -51,6 +56,10 @@ def store_exists(where: str | Path) -> bool:
     return Path(where).exists()
 
 
+class StoreTaken(StoreError):
+    """Another driver created the store first, while this one was laying out its own."""
+
+
 def _remove(where: str | Path) -> None:
     if is_url(where):
         fs, root = fsspec.core.url_to_fs(str(where))
@@ -65,6 +74,7 @@ class Store:
     def __init__(self, path: str | Path, group: zarr.Group):
         self.path = path if is_url(path) else Path(path)
         self.group = group
+        self.lease: Lease | None = None  # checked before each write: a driver that lost it stops
         self._arrays: dict[str, zarr.AsyncArray] = {}  # handles cached for the hot write path
         self.records = integrity.BlockRecords.open(group)  # None: a store made before records
         self.dims = tuple(group.attrs["swept_dims"])
@@ -78,30 +88,56 @@ class Store:
 
     # -- creation and opening ---------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, template: Template, overwrite: bool = False) -> Store:
-        if store_exists(path) and not overwrite:
+    def create(
+        cls, path: str | Path, template: Template, overwrite: bool = False, lease: Lease | None = None
+    ) -> Store:
+        """Lay out a new store, replacing a sweeper store at ``path`` if ``overwrite``.
+
+        With a ``lease``, the new store holds it from its first moment in place.
+        """
+        exists = store_exists(path)
+        if exists and not overwrite:
             raise StoreError(f"{path} exists; use `--overwrite` to replace it.")
+        if exists:
+            check_removable(path, keep=_grid_files(template))
         if is_url(path):  # an object store has no atomic rename: write in place
-            if store_exists(path):
-                _remove(path)
-            _lay_out(str(path), template)
-            return cls.open(path)
+            with _paused(lease):
+                if exists:
+                    _remove(path)
+                _lay_out(str(path), template)
+                if lease is not None:
+                    lease.write_into(path)
+            return cls._held(path, lease)
         path = Path(path)
         check_writable(path, template.nbytes())
         path.parent.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(path)
         # Lay the template out beside the target and rename it into place: a kill at any
         # moment leaves either no store or a whole one, never a half-made one.
         staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         try:
-            _lay_out(str(staging), template)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(staging, path)
+            staging.mkdir()
+            if lease is not None:  # first: the folder names its live driver from the start
+                lease.write_into(staging)
+            _lay_out(str(staging), template, mode="a")
+            with _paused(lease):
+                _move_into_place(staging, path, replace=exists)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise StoreError(f"{path}: cannot create the store ({exc.strerror or exc}).") from None
-        return cls.open(path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return cls._held(path, lease)
+
+    @classmethod
+    def _held(cls, path: str | Path, lease: Lease | None) -> Store:
+        store = cls.open(path)
+        if lease is not None:
+            lease.adopt()
+            store.lease = lease
+        return store
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r+") -> Store:
@@ -121,28 +157,43 @@ class Store:
         """Every check :meth:`create` or :meth:`open_for` would make, writing nothing."""
         if store_exists(path) and not overwrite:
             cls.open(path, mode="r")._check_resumable(spec)
-        elif not is_url(path):  # an object store has no free space to check
+            return
+        if store_exists(path):
+            check_removable(path, keep=() if spec.source == "<string>" else (spec.source,))
+        if not is_url(path):  # an object store has no free space to check
             check_writable(Path(path), template.nbytes())
 
     @classmethod
     def open_for(cls, path: str | Path, spec: GridSpec) -> Store:
-        """Open an existing store for ``spec``, growing its seeds if ``spec`` adds some."""
+        """Open an existing store for ``spec``, growing its seeds if ``spec`` adds some.
+
+        The grid attrs (text, title, ...) then follow ``spec``: the latest accepted grid file.
+        """
         store = cls.open(path)
         new_seeds = store._check_resumable(spec)
         if new_seeds is not None:
             store.grow_seeds(new_seeds)
+        store._follow_grid(spec)
         return store
 
     def _check_resumable(self, spec: GridSpec) -> tuple[int, ...] | None:
         """Refuse a store of another grid; returns the seeds to grow to, if ``spec`` adds some."""
-        path, store = self.path, self
-        if store.attrs.get("grid_fingerprint") != spec.fingerprint():
+        path = self.path
+        how = "use `--overwrite` to replace it, or `--store` to write elsewhere"
+        stored = self.attrs.get("fingerprint")
+        if stored is None:
             raise StoreError(
-                f"{path} holds results of another grid ({store.attrs.get('grid_file')}, "
-                f"kernel {store.attrs.get('kernel')!r}); use `--overwrite` to replace it, "
-                f"or `--store` to write elsewhere."
+                f"{path} was written by an older sweeper that did not record everything that "
+                f"determines its numbers (kernel version, resolved defaults), so it cannot be "
+                f"resumed safely; {how}."
             )
-        old_seeds = tuple(int(s) for s in store.group["seed"][:])
+        if self.attrs.get("grid_fingerprint") != spec.fingerprint():
+            changes = spec.changes_from(json.loads(stored), self.attrs.get("grid_text", ""))
+            raise StoreError(
+                f"{path} holds results of another grid ({'; '.join(changes) or 'fingerprints differ'}); "
+                f"{how}."
+            )
+        old_seeds = tuple(int(s) for s in self.group["seed"][:])
         new_seeds = tuple(spec.seeds)
         if new_seeds == old_seeds:
             return None
@@ -152,6 +203,17 @@ class Store:
                 f"(got {list(new_seeds)}). Use `--store` for another store or `--overwrite`."
             )
         return new_seeds
+
+    def _follow_grid(self, spec: GridSpec) -> None:
+        """Rewrite the grid attrs (text, title, ...) to ``spec``'s, if they differ."""
+        new = grid_attrs(spec)
+        if all(self.attrs.get(k) == v for k, v in new.items()):
+            return
+        with _quiet():
+            self.group.attrs.update(new)
+            zarr.consolidate_metadata(str(self.path))  # readers open the consolidated copy
+            self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
+            self._arrays = {}
 
     @property
     def attrs(self) -> Mapping[str, Any]:
@@ -206,6 +268,8 @@ class Store:
         block's integrity record (size and CRC of each chunk as written) follows
         them and precedes ``status``: a point never reads as done without it.
         """
+        if self.lease is not None:
+            self.lease.check()  # a driver that lost the store writes nothing more
         region = self.layout.region(result.block_id)
         n = len(result.indices)
         values = {name: result.outputs.get(name) for name in self.outputs}
@@ -247,9 +311,35 @@ class Store:
 # -- template writing ------------------------------------------------------------------------
 
 
-def _lay_out(where: str, template: Template) -> None:
+def _move_into_place(staging: Path, path: Path, replace: bool) -> None:
+    """Rename ``staging`` to ``path``; the store there before (if ``replace``) is removed."""
+    aside = path.with_name(f".{path.name}.removing-{os.getpid()}")
+    if replace:
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(path, aside)
+    try:
+        os.rename(staging, path)  # fails if another driver put a store there meanwhile
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StoreTaken(f"{path}: another driver created this store at the same moment.") from None
+    if replace:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _grid_files(template: Template) -> tuple[str, ...]:
+    source = template.attrs.get("grid_file")
+    return (source,) if source and source != "<string>" else ()
+
+
+def _paused(lease: Lease | None):
+    return lease.paused() if lease is not None else contextlib.nullcontext()
+
+
+def _lay_out(where: str, template: Template, mode: str = "w") -> None:
     with _quiet():
-        root = zarr.open_group(where, mode="w", zarr_format=3)
+        root = zarr.open_group(where, mode=mode, zarr_format=3)
         _write_template(root, template)
         integrity.lay_out(root, [*template.outputs, *BOOKKEEPING[1:]])
         zarr.consolidate_metadata(where)
@@ -330,9 +420,11 @@ def _is_output(arr: zarr.Array, grid_dims: tuple[str, ...]) -> bool:
 
 
 class _quiet(warnings.catch_warnings):
-    """Silence zarr's note that consolidated metadata is not in the v3 spec yet."""
+    """Silence zarr's notes on consolidated metadata (not in the v3 spec yet) and on the lease file."""
 
     def __enter__(self):
         super().__enter__()
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        # The lease (`lease.json`) sits at the store's root beside the zarr nodes.
+        warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
         return self

@@ -31,7 +31,7 @@ from sweeper.errors import StoreError
 if TYPE_CHECKING:
     from sweeper.spec import GridSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the fingerprint's components are stored (attrs["fingerprint"])
 PACKAGES = ("sweeper", "numpy", "scipy", "numba", "xarray", "zarr", "ray")
 
 
@@ -105,11 +105,9 @@ def make_template(spec: GridSpec) -> Template:
 def provenance(spec: GridSpec, kernel_class: type[Kernel], params: Any, schema: Schema) -> dict[str, Any]:
     """The store's attrs: enough to trace a result back to its grid, code and versions, and rerun it."""
     return {
-        "title": spec.description or spec.name,
-        "grid_name": spec.name,
-        "grid_file": spec.source,
-        "grid_text": spec.text,
+        **grid_attrs(spec),
         "grid_fingerprint": spec.fingerprint(),
+        "fingerprint": json.dumps(spec.components(), sort_keys=True),
         "grid_seed": spec.grid_seed,
         "kernel": spec.kernel,
         "kernel_version": kernel_class.version,
@@ -124,9 +122,20 @@ def provenance(spec: GridSpec, kernel_class: type[Kernel], params: Any, schema: 
     }
 
 
+def grid_attrs(spec: GridSpec) -> dict[str, str]:
+    """The attrs that follow the latest accepted grid file: a resubmission that only edits
+    the description, adds seeds or changes how the grid runs rewrites them."""
+    return {
+        "title": spec.description or spec.name,
+        "grid_name": spec.name,
+        "grid_file": spec.source,
+        "grid_text": spec.text,
+    }
+
+
 def fixed_params(spec: GridSpec, params: Any) -> dict[str, Any]:
     """Every non-swept parameter, defaults included: what a rerun needs."""
-    swept = {a.name for a in spec.axes} | (set(spec.cases[0]) if spec.cases else set())
+    swept = spec.swept_names()
     return {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.name not in swept}
 
 

@@ -8,18 +8,26 @@ from tests.sweeper import relaxation
 
 @pytest.fixture(scope="session", autouse=True)
 def relaxation_kernel():
-    """The test-only kernel, registered here and shipped to Ray workers by value."""
-    import ray
-
-    ray.cloudpickle.register_pickle_by_value(relaxation)
+    """The test-only kernel, registered for every test. Registering needs no Ray: tests that
+    do not ask for a Ray fixture import none (tests/kernels/test_imports.py keeps it so)."""
     register(relaxation.Relaxation)
     return relaxation.Relaxation
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """A private 2-CPU Ray for one test module; never joins another cluster."""
+@pytest.fixture(scope="session")
+def ray_with_test_kernel(relaxation_kernel):
+    """Ray, with the test-only kernel shipped to its workers by value: they cannot import
+    `tests`. Every fixture that starts Ray in this process asks for this one."""
     import ray
+
+    ray.cloudpickle.register_pickle_by_value(relaxation)
+    return ray
+
+
+@pytest.fixture(scope="module")
+def local_ray(ray_with_test_kernel):
+    """A private 2-CPU Ray for one test module; never joins another cluster."""
+    ray = ray_with_test_kernel
 
     if ray.is_initialized():
         ray.shutdown()

@@ -29,7 +29,8 @@ OUTPUTS = {
     "test_error": Output(
         ("time",),
         "generalisation error from (m, Q)",
-        description="closed form of kernels.singlelayer.model.test_error; noiseless labels, noise floor excluded",
+        description="closed form of kernels.singlelayer.model.test_error; noiseless labels, "
+        "noise floor excluded",
     ),
     "C": Output(("time", "time2"), "weight correlation C(t, t') = w(t).w(t')/d", when="two_time"),
     "R": Output(("time", "time2"), "weight response R(t, t')", when="two_time"),

@@ -25,7 +25,8 @@ OUTPUTS = {
     "risk": Output(
         ("time",),
         "population risk E[(f* - f)^2]/2",
-        description="closed form from the overlaps (erf, relu, linear); excludes the label-noise floor noise/2",
+        description="closed form from the overlaps (erf, relu, linear); excludes the label-noise "
+        "floor noise/2",
     ),
     "Q": Output(("time", "student", "student2"), "student-student overlap Q = W W^T / d"),
     "M": Output(("time", "student", "teacher"), "student-teacher overlap M = W W*^T / d"),

@@ -27,8 +27,17 @@ CASES = {
     "sgd_online/example": ("sgd", {"mode": "online", "d": 50, "K": 2, "M": 2, "t_max": 1.0, "n_times": 3}, 0),
     "sgd_online/particles": (
         "sgd",
-        {"mode": "online", "d": 40, "K": 6, "M": 2, "t_max": 1.0, "n_times": 3, "save_particles": 2,
-         "n_test": 100, "committee": "mean"},
+        {
+            "mode": "online",
+            "d": 40,
+            "K": 6,
+            "M": 2,
+            "t_max": 1.0,
+            "n_times": 3,
+            "save_particles": 2,
+            "n_test": 100,
+            "committee": "mean",
+        },
         3,
     ),
     "sgd_multipass/example": (
@@ -38,16 +47,38 @@ CASES = {
     ),
     "sgd_multipass/two_time": (
         "sgd",
-        {"mode": "multipass", "d": 80, "alpha": 3.0, "lr": 0.1, "algorithm": "psgd", "b": 0.5, "tau": 1.0,
-         "t_max": 1.0, "n_times": 3, "two_time": True, "model": "mixture2", "noise": 0.5, "loss": "logistic"},
+        {
+            "mode": "multipass",
+            "d": 80,
+            "alpha": 3.0,
+            "lr": 0.1,
+            "algorithm": "psgd",
+            "b": 0.5,
+            "tau": 1.0,
+            "t_max": 1.0,
+            "n_times": 3,
+            "two_time": True,
+            "model": "mixture2",
+            "noise": 0.5,
+            "loss": "logistic",
+        },
         2,
     ),
 }
 
 # first and last point of shipped grids, as the grid file states them (the last point of
 # meanfield_convergence_reduced, K = 10^4, takes five minutes: its first point only)
-GRIDS = {name: ("first", "last") for name in ["quickstart", "sgd_online_vs_d", "sgd_ridge_vs_dmft",
-         "sgd_mixture_fdt", "dmft_ridge", "saad_solla_plateau"]} | {"meanfield_convergence_reduced": ("first",)}
+GRIDS = {
+    name: ("first", "last")
+    for name in [
+        "quickstart",
+        "sgd_online_vs_d",
+        "sgd_ridge_vs_dmft",
+        "sgd_mixture_fdt",
+        "dmft_ridge",
+        "saad_solla_plateau",
+    ]
+} | {"meanfield_convergence_reduced": ("first",)}
 
 
 def grid_cases():
@@ -76,8 +107,14 @@ def main():
         result = k.run(k.make_params(**params), seed=seed)
         seconds = time.perf_counter() - start
         name, new_params = new_name(kernel, params)
-        index[case] = {"kernel": name, "params": new_params, "seed": seed, "ok": result.ok,
-                       "message": result.message, "outputs": sorted(result.outputs)}
+        index[case] = {
+            "kernel": name,
+            "params": new_params,
+            "seed": seed,
+            "ok": result.ok,
+            "message": result.message,
+            "outputs": sorted(result.outputs),
+        }
         for out, value in result.outputs.items():
             arrays[f"{case}|{out}"] = value
         print(f"{case:45s} {name:14s} {seconds:6.2f} s ok={result.ok}")

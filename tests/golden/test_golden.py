@@ -27,4 +27,6 @@ def test_numbers_unchanged(case):
     assert result.ok == entry["ok"] and result.message == entry["message"]
     assert sorted(result.outputs) == entry["outputs"]
     for name in entry["outputs"]:
-        np.testing.assert_array_equal(result.outputs[name], GOLDEN[f"{case}|{name}"], err_msg=f"{case}: {name}")
+        np.testing.assert_array_equal(
+            result.outputs[name], GOLDEN[f"{case}|{name}"], err_msg=f"{case}: {name}"
+        )

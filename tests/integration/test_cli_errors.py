@@ -41,6 +41,20 @@ def test_bad_grid_is_one_line_naming_the_field_and_writes_nothing(path, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
+# Refused by the store, not the grid file: `--dry-run` reports these instead of failing.
+STORE_STAGE = {"too_big_for_the_disk", "store_is_the_grid_file"}
+
+
+@pytest.mark.parametrize("path", [p for p in CORPUS if p.stem not in STORE_STAGE], ids=lambda p: p.stem)
+def test_dry_run_refuses_it_too_and_writes_nothing(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(path, tmp_path / path.name)
+    result = submit(path.name, "--dry-run")
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and expected(path) in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
 def test_a_directory_instead_of_a_grid_file(tmp_path):
     (tmp_path / "grid.toml").mkdir()
     result = submit(str(tmp_path / "grid.toml"))

@@ -22,10 +22,11 @@ from tests.integration.faults import (
 from tests.integration.test_faults import report
 
 NODE = {"num_cpus": 1, "object_store_memory": 128 * 1024**2}
+pytestmark = pytest.mark.slow  # each test starts a multi-node cluster
 
 
 @pytest.fixture
-def cluster(monkeypatch):
+def cluster(monkeypatch, ray_with_test_kernel):
     """A one-CPU head node; tests add worker nodes. Torn down by the test.
 
     RAY_TMPDIR keeps every node's session, and the address file a bare `ray.init()`

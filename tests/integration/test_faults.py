@@ -48,6 +48,7 @@ def recomputed(spec) -> int:
     return sum(counts.values()) - len(counts)
 
 
+@pytest.mark.slow
 def test_worker_sigkill_mid_sweep_loses_nothing(local_ray, tmp_path):
     reference = undisturbed(tmp_path)
     spec, template = api.prepare(fault_spec(tmp_path, "sigkill").with_options(workers=2))
@@ -74,6 +75,7 @@ def test_worker_sigkill_mid_sweep_loses_nothing(local_ray, tmp_path):
     report("worker SIGKILL", 2, 0, recomputed(spec))
 
 
+@pytest.mark.slow
 def test_hanging_point_fails_on_the_time_limit_and_the_sweep_goes_on(local_ray, tmp_path):
     text = GRID.replace("x0 = [0.5, 1.0]\n", "").replace("seeds = 4", "seeds = 2")
     text = text.replace("{{linspace = [0.1, 2, 6]}}", "[0.5, 1.0]")
@@ -115,6 +117,7 @@ def _kill_leftovers(marker: str) -> None:
                 pass
 
 
+@pytest.mark.slow
 def test_driver_sigkill_then_resubmit_computes_only_the_rest(tmp_path):
     reference = undisturbed(tmp_path)
     spec = fault_spec(tmp_path, "driver", delay=0.1)
@@ -187,6 +190,7 @@ def test_disk_too_small_is_refused_before_any_compute(tmp_path, monkeypatch):
     assert not Path(spec.options.store).exists() and computations(spec) == {}
 
 
+@pytest.mark.slow
 def test_a_kernel_no_worker_can_build_is_a_clear_error_not_a_hang(local_ray, tmp_path):
     from sweeper.blocks import BlockTask
     from sweeper.errors import SweeperError

@@ -59,6 +59,7 @@ def test_one_and_two_workers_are_bit_identical(local_ray, tmp_path):
             np.testing.assert_array_equal(results[0][name].values, other[name].values)
 
 
+@pytest.mark.slow
 def test_dead_actor_block_is_resubmitted_then_given_up(local_ray, tmp_path):
     """A worker dying once is retried and succeeds; a point that always kills it is marked failed."""
     text = GRID.format(store=tmp_path / "crash.zarr").replace("[run]", "[run]\nmax_attempts = 2")

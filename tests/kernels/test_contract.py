@@ -69,7 +69,9 @@ def test_every_parameter_and_output_is_described(kernel_class):
     text = describe(kernel_class)
     for name, out in kernel_class.outputs.items():
         assert f"{name}({', '.join(out.dims)})" in text
-        assert out.when is None or out.when in kernel_class.shape_params, f"{name}: `when` must be a shape parameter"
+        assert out.when is None or out.when in kernel_class.shape_params, (
+            f"{name}: `when` must be a shape parameter"
+        )
 
 
 def test_numerical_failure_is_a_failed_result(kernel_class):
@@ -146,3 +148,15 @@ def test_astronomical_step_counts_are_refused_with_the_figure(name, values, fiel
     # dt = 1e-300 used to overflow the sub-step count and store the result of another dt as ok
     with pytest.raises(ParameterError, match=rf"^{field}: .* is [0-9.e+]+ steps, more than the 1e\+12"):
         get_kernel(name).make_params(**values)
+
+
+# The two-layer `teacher` (how the teacher's weights are drawn) shares its name with the
+# teacher-unit dim: a grid sweeping it must leave out the outputs on that dim (the grid parser
+# says so). No other sweepable parameter may share a name with a dim or an output.
+SHARED_NAMES = {("ode", "teacher"), ("meanfield", "teacher"), ("sgd_online", "teacher")}
+
+
+def test_sweepable_parameters_are_not_named_like_dims_or_outputs(kernel_class):
+    sweepable = set(kernel_class.parameter_names()) - kernel_class.shape_params
+    clash = sweepable & (set(kernel_class.dims) | set(kernel_class.outputs))
+    assert {(kernel_class.name, n) for n in clash} <= SHARED_NAMES, clash

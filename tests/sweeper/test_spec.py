@@ -1,14 +1,18 @@
 """Grid files: parsing, point enumeration, and the wording of every friendly error."""
 
+import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernels import registry
+from kernels.registry import available, get_kernel
 from sweeper.errors import SpecError
-from sweeper.spec import load_spec, parse_spec
+from sweeper.spec import RESERVED_NAMES, load_spec, parse_spec
 
 BASE = """
 kernel = "relaxation"
@@ -72,11 +76,73 @@ def test_name_defaults_to_file_stem(grid_file):
     assert spec.options.store == "results/my_grid.zarr"
 
 
-def test_fingerprint_ignores_seeds_and_run_options():
+def test_fingerprint_ignores_seeds_description_name_and_run_options():
     a = parse_spec(BASE + "[sweep]\nrate = [1, 2]\n")
-    b = parse_spec(BASE.replace("seeds = 2", "seeds = 5") + "[sweep]\nrate = [1, 2]\n[run]\nblock_size = 3\n")
+    b = parse_spec(
+        BASE.replace("seeds = 2", "seeds = 5").replace('name = "g"', 'name = "h"\ndescription = "new words"')
+        + "[sweep]\nrate = [1, 2]\n[run]\nblock_size = 3\nworkers = 7\nmax_attempts = 5\ntime_limit = 9\n"
+    )
     c = parse_spec(BASE + "[sweep]\nrate = [1, 3]\n")
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_fingerprint_covers_resolved_defaults_not_how_they_are_written():
+    implicit = parse_spec(BASE)
+    explicit = parse_spec(BASE + "noise = 0.0\nx0 = 1\n")  # the defaults, written out (x0 as an int)
+    negative_zero = parse_spec(BASE + "noise = -0.0\n")
+    assert implicit.fingerprint() == explicit.fingerprint() == negative_zero.fingerprint()
+    components = implicit.components()
+    assert components["params"]["noise"] == 0.0 and components["params"]["crash"] == "never"
+    assert set(components) == {"kernel", "kernel_version", "params", "axes", "cases", "grid_seed", "outputs"}
+
+
+def test_fingerprint_follows_a_default_and_the_kernel_version(monkeypatch, relaxation_kernel):
+    before = parse_spec(BASE)
+    old, old_fingerprint = before.components(), before.fingerprint()  # as the first submit stored them
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Noisier(relaxation_kernel.Params):
+        noise: float = 0.2
+
+    monkeypatch.setattr(relaxation_kernel, "Params", Noisier)
+    after = parse_spec(BASE)
+    assert after.fingerprint() != old_fingerprint
+    assert after.changes_from(old, before.text) == ["params.noise 0.0 -> 0.2 (a default changed)"]
+    written = parse_spec(BASE + "noise = 0.2\n")  # the grid now sets it: no longer "a default"
+    assert written.changes_from(old, before.text) == ["params.noise 0.0 -> 0.2"]
+    monkeypatch.setattr(relaxation_kernel, "version", "2")
+    assert parse_spec(BASE).changes_from(old, before.text) == [
+        "kernel 'relaxation' version 1 -> 2",
+        "params.noise 0.0 -> 0.2 (a default changed)",
+    ]
+
+
+def test_changes_name_the_fields_that_differ():
+    old = parse_spec(BASE + "[sweep]\nrate = [1, 2]\nx0 = [0, 1]\n")
+    assert parse_spec(BASE + "[sweep]\nrate = [1, 3]\nx0 = [0, 1]\n").changes_from(old.components()) == [
+        "sweep.rate[1] 2.0 -> 3.0"
+    ]
+    assert parse_spec(BASE + "[sweep]\nrate = [1, 2, 3]\nx0 = [0, 1]\n").changes_from(old.components()) == [
+        "sweep.rate 2 values -> 3 values"
+    ]
+    moved = parse_spec(BASE + "x0 = 0.5\n[sweep]\nrate = [1, 2]\n")
+    assert moved.changes_from(old.components()) == ["params.x0 (swept) -> 0.5", "axes (rate, x0) -> (rate)"]
+    other = parse_spec(BASE.replace("seeds = 2", "grid_seed = 4") + '[run]\noutputs = ["final", "x"]\n')
+    assert other.changes_from(parse_spec(BASE).components()) == [
+        "grid_seed 0 -> 4",
+        "outputs ['final', 'modes', 'x'] -> ['final', 'x']",
+    ]
+    same = parse_spec(BASE + '[run]\noutputs = ["x", "final"]\n')
+    assert same.fingerprint() == parse_spec(BASE + '[run]\noutputs = ["final", "x"]\n').fingerprint()
+
+
+def test_a_long_axis_is_recorded_compactly_and_still_compared():
+    spec = parse_spec(BASE + "[sweep]\nrate = {linspace = [1, 2, 1000]}\n")
+    record = spec.components()["axes"][0][1]
+    assert record["n"] == 1000 and record["first"] == 1.0 and record["last"] == 2.0
+    nudged = parse_spec(BASE + "[sweep]\nrate = {linspace = [1, 2.5, 1000]}\n")
+    assert nudged.fingerprint() != spec.fingerprint()
+    assert nudged.changes_from(spec.components()) == ["sweep.rate values differ"]
 
 
 # -- errors: each names the file, the key path, what was expected and what was found --------
@@ -205,6 +271,80 @@ def test_file_level_errors(tmp_path):
     bad.write_bytes(b"kernel = 'relaxation'\nname = '\xe9t\xe9'\n")
     with pytest.raises(SpecError, match=r"not UTF-8 text \(byte 0xe9 on line 2\)\."):
         load_spec(bad)
+
+
+def test_hostile_files_are_refused_before_they_are_read(tmp_path):
+    big = tmp_path / "big.toml"
+    big.write_text("kernel = 'relaxation'\n#" + "x" * 2**20 + "\n")
+    with pytest.raises(SpecError, match=r"big\.toml: 1\.0 MiB is more than the 1 MiB a grid file may be"):
+        load_spec(big)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(SpecError, match=r"fifo\.toml: not a regular file, expected a grid file"):
+        load_spec(fifo)
+    with pytest.raises(SpecError, match=r"^a\\nb\.toml: no such file\.$"):  # the message stays one line
+        load_spec("a\nb.toml")
+
+
+def test_overrides_are_checked_like_the_file():
+    spec = parse_spec(BASE)
+    with pytest.raises(SpecError, match=r"^--store: 'a\\x00b' has a control character \(U\+0000\)"):
+        spec.with_options(store="a\x00b")
+    with pytest.raises(SpecError, match=r"^--workers: 100000 is more than the 10000"):
+        spec.with_options(workers=100000)
+    assert spec.with_options(store="elsewhere.zarr", workers=2).options.store == "elsewhere.zarr"
+
+
+def test_negative_zero_is_zero_everywhere():
+    spec = parse_spec(BASE + "noise = -0.0\n[sweep]\nx0 = [-0.0, 1]\n[[cases]]\nrate = -0.0\n")
+    assert math.copysign(1, spec.fixed["noise"]) == 1
+    assert math.copysign(1, spec.axes[0].values[0]) == 1
+    assert math.copysign(1, spec.cases[0]["rate"]) == 1
+
+
+def test_a_kernel_dim_may_be_swept_when_no_stored_output_uses_it():
+    grid = "kernel = 'ode'\n[params]\nd = 10\nt_max = 1.0\nn_times = 3\n[sweep]\nteacher = ['orthogonal', 'gaussian']\n"
+    with pytest.raises(
+        SpecError, match=r"sweep\.teacher: `teacher` is also a dim of kernel 'ode' \(of M, P\)"
+    ):
+        parse_spec(grid)
+    spec = parse_spec(grid + "[run]\noutputs = ['risk', 'Q']\n")
+    assert spec.dims == ("teacher", "seed")
+
+
+def test_the_reserved_names_cover_the_store_s_own_variables():
+    from sweeper.store import BOOKKEEPING
+
+    assert set(BOOKKEEPING) | {"seed", "case"} <= set(RESERVED_NAMES)
+
+
+def test_no_kernel_names_anything_like_a_store_variable():
+    """Else a store of that kernel would hold two variables under one name."""
+    for name in available():
+        kernel = get_kernel(name)
+        for kind, names in (("dim", kernel.dims), ("output", kernel.outputs)):
+            assert not set(names) & set(RESERVED_NAMES), (
+                f"kernel {name!r} has a {kind} named like a store variable"
+            )
+
+
+def test_a_parameter_named_like_a_store_variable_cannot_be_swept(monkeypatch, relaxation_kernel):
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class WithStatus(relaxation_kernel.Params):
+        status: float = 0.0
+
+    class Bookkept(relaxation_kernel):
+        name = "bookkept"
+        Params = WithStatus
+
+    monkeypatch.setitem(registry._registered, "bookkept", Bookkept)
+    with pytest.raises(
+        SpecError, match=r"sweep\.status: `status` names a variable every store keeps \(status, wall"
+    ):
+        parse_spec("kernel = 'bookkept'\n[sweep]\nstatus = [1, 2]\n")
+    with pytest.raises(SpecError, match=r"cases\[0\]\.status: `status` names a variable every store keeps"):
+        parse_spec("kernel = 'bookkept'\n[[cases]]\nstatus = 1\n")
+    assert parse_spec("kernel = 'bookkept'\n[params]\nstatus = 1\n").fixed == {"status": 1.0}
 
 
 # -- properties of point enumeration ---------------------------------------------------------

@@ -1,8 +1,12 @@
 """Store and scheduler with the in-process executor: round trip, failures, resume, seeds."""
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 from sweeper import api, scheduler
 from sweeper.blocks import FAILED, OK, PENDING
@@ -147,6 +151,67 @@ def test_store_of_another_grid_is_refused(tmp_path):
     with pytest.raises(StoreError, match=r"may only append seeds"):
         run(fewer)
     assert run(other, overwrite=True).computed == 45
+
+
+def test_a_default_changed_between_submits_is_refused_naming_it(tmp_path, monkeypatch, relaxation_kernel):
+    """A kernel upgrade between two submits: half the store must not be completed under another default."""
+    spec = spec_for(tmp_path, seeds=1)
+    run(spec)
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Upgraded(relaxation_kernel.Params):
+        t_min: float = 0.02
+
+    monkeypatch.setattr(relaxation_kernel, "Params", Upgraded)
+    monkeypatch.setattr(relaxation_kernel, "version", "2")
+    before = sorted(p.name for p in Path(spec.options.store).rglob("*"))
+    with pytest.raises(StoreError) as info:
+        run(spec_for(tmp_path, seeds=1))
+    assert str(info.value) == (
+        f"{spec.options.store} holds results of another grid (kernel 'relaxation' version 1 -> 2; "
+        "params.t_min 0.01 -> 0.02 (a default changed)); use `--overwrite` to replace it, "
+        "or `--store` to write elsewhere."
+    )
+    assert sorted(p.name for p in Path(spec.options.store).rglob("*")) == before
+
+
+def test_a_swept_value_changed_is_refused_naming_it(tmp_path):
+    spec = spec_for(tmp_path, seeds=1)
+    run(spec)
+    other = parse_spec(GRID.format(seeds=1).replace("0.5, 1, 2]", "0.5, 1, 3]")).with_options(
+        store=spec.options.store
+    )
+    with pytest.raises(
+        StoreError, match=r"another grid \(sweep\.rate\[4\] 2\.0 -> 3\.0\); use `--overwrite`"
+    ):
+        run(other)
+
+
+def test_description_block_size_workers_and_seeds_edits_resume_and_update_the_attrs(tmp_path):
+    spec = spec_for(tmp_path, seeds=1)
+    assert run(spec).computed == 15
+    text = GRID.format(seeds=2).replace('name = "relax"', 'name = "relax"\ndescription = "second go"')
+    text = text.replace("block_size = 4", "block_size = 9")
+    edited = parse_spec(text, source="edited.toml").with_options(store=spec.options.store, workers=0)
+    summary = run(edited)
+    assert (summary.computed, summary.skipped) == (15, 15)  # only the new seed
+    ds = xr.open_zarr(spec.options.store)  # the consolidated metadata, as readers see it
+    assert ds.attrs["grid_text"] == text and ds.attrs["title"] == "second go"
+    assert ds.attrs["grid_file"] == "edited.toml"
+    assert Store.open(spec.options.store).attrs["grid_text"] == text
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata")
+def test_a_store_of_an_older_sweeper_is_refused(tmp_path):
+    spec = spec_for(tmp_path, seeds=1)
+    run(spec)
+    store = Store.open(spec.options.store)
+    del store.group.attrs["fingerprint"]  # as written before the fingerprint's components were stored
+    zarr.consolidate_metadata(spec.options.store)
+    with pytest.raises(
+        StoreError, match=r"was written by an older sweeper .*; use `--overwrite` to replace it"
+    ):
+        run(spec)
 
 
 def test_not_a_store(tmp_path):

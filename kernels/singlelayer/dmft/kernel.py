@@ -54,9 +54,10 @@ Numerics (see :mod:`kernels.singlelayer.dmft.causal_pass` and :mod:`kernels.sing
 - ``n_blocks`` independent blocks; outputs are block means and the
   Monte-Carlo error is the block standard error.
 
-Memory per block: ``8 (K+1) ((2 + L) n_traj + 2 n_resp) + 48 (K+1)^2`` bytes
-(``L = 2`` with Langevin noise, else 1), checked against ``max_memory_gb``
-before anything is allocated.
+Memory: :func:`kernels.singlelayer.dmft.causal_pass.block_memory` (one block's arrays, about
+``8 (K+1) ((2 + L) n_traj + 2 n_resp) + 48 (K+1)^2`` bytes with ``L = 2`` under Langevin noise,
+more when iterating or semi-implicit) plus the two-time arrays every block returns, checked
+against ``max_memory_gb`` before anything is allocated (``docs/dmft.md §4.8``).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ from kernels.singlelayer.dmft.params import DMFTParams
 from kernels.singlelayer.losses import LOSS_CODES
 from kernels.timegrid import TIME_GRID_PARAMS, save_steps
 
-# -- data models of the effective process (docs/singlelayer.md §2, docs/dmft.md §2) --------------------------------
+# -- data models of the effective process (docs/singlelayer.md §2, docs/dmft.md §2) -------------
 
 
 def _sampler(p: DMFTParams):
@@ -114,25 +115,30 @@ class DMFTKernel(Kernel):
     dims = family.DIMS | {
         d: dataclasses.replace(family.DIMS[d], units=_TIME_UNITS) for d in ("time", "time2")
     }
-    outputs = pick(family.OUTPUTS, "m", "Q") | {
-        "nu": Output(("time",), "spherical Lagrange multiplier nu(t)"),
-    } | pick(family.OUTPUTS, "train_loss", "train_error", "test_error") | {
-        "iterations": Output((), "causal passes run per block (the most over blocks)"),
-        "residual": Output(
-            (),
-            "change between the last two passes",
-            description="max over blocks of max(max|dm|, max|dM_C|/max|M_C|, max|dM_R|/max|M_R|); "
-            "NaN after a single pass (which is its own finite-sample fixed point)",
-            allow_nan=True,
-        ),
-        "m_mc_error": Output((), "Monte-Carlo standard error of m, max over time (from blocks)"),
-        "train_loss_mc_error": Output((), "Monte-Carlo standard error of train_loss, max over time"),
-        "Q_mc_error": Output((), "Monte-Carlo standard error of Q, max over time"),
-        "M_C": Output(("time", "time2"), "noise kernel M_C(t, t')", when="two_time"),
-        "M_R": Output(("time", "time2"), "memory kernel M_R(t, t') (t > t')", when="two_time"),
-        "C": family.OUTPUTS["C"],
-        "R": dataclasses.replace(family.OUTPUTS["R"], long_name="weight response R(t, t') (t > t')"),
-    }
+    outputs = (
+        pick(family.OUTPUTS, "m", "Q")
+        | {
+            "nu": Output(("time",), "spherical Lagrange multiplier nu(t)"),
+        }
+        | pick(family.OUTPUTS, "train_loss", "train_error", "test_error")
+        | {
+            "passes": Output((), "causal passes run per block (the most over blocks; at most `iterations`)"),
+            "residual": Output(
+                (),
+                "change between the last two passes",
+                description="max over blocks of max(max|dm|, max|dM_C|/max|M_C|, max|dM_R|/max|M_R|); "
+                "NaN after a single pass (which is its own finite-sample fixed point)",
+                allow_nan=True,
+            ),
+            "m_mc_error": Output((), "Monte-Carlo standard error of m, max over time (from blocks)"),
+            "train_loss_mc_error": Output((), "Monte-Carlo standard error of train_loss, max over time"),
+            "Q_mc_error": Output((), "Monte-Carlo standard error of Q, max over time"),
+            "M_C": Output(("time", "time2"), "noise kernel M_C(t, t')", when="two_time"),
+            "M_R": Output(("time", "time2"), "memory kernel M_R(t, t') (t > t')", when="two_time"),
+            "C": family.OUTPUTS["C"],
+            "R": dataclasses.replace(family.OUTPUTS["R"], long_name="weight response R(t, t') (t > t')"),
+        }
+    )
     attrs = family.ATTRS | {
         "time_units": _TIME_UNITS,
         "reference": "docs/dmft.md (exact discrete-time DMFT), Mignacco et al. 2020/2021",
@@ -140,7 +146,7 @@ class DMFTKernel(Kernel):
 
     # ------------------------------------------------------------------------------------
     def problem(self, p: DMFTParams) -> Problem:
-        """Translate parameters into the effective-process problem (docs/singlelayer.md §4, docs/dmft.md §2)."""
+        """The effective-process problem of these parameters (docs/singlelayer.md §4, docs/dmft.md §2)."""
         step = p.step
         if p.algorithm == "psgd":
             p01, p10 = sl.chain_probabilities(p.b, p.tau, step)
@@ -208,7 +214,7 @@ class DMFTKernel(Kernel):
             "train_loss": mean["train_loss"][idx],
             "train_error": mean["train_error"][idx],
             "test_error": test[idx],
-            "iterations": np.array(float(passes)),
+            "passes": np.array(float(passes)),
             "residual": np.array(residual),
             "m_mc_error": np.array(sem["m"].max()),
             "train_loss_mc_error": np.array(sem["train_loss"].max()),

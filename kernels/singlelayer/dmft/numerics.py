@@ -57,7 +57,8 @@ def qr_row(E, k, n=None):
 
     Afterwards ``E[k]`` is orthonormal to ``E[:k]`` in the trajectory mean
     (``sum_i E[j, i] E[l, i] / n = delta_jl``, ``n`` the number of trajectories,
-    by default the row length), or zero when ``f[k]`` already lies in their span. The rows ``c`` form a factor ``R`` with ``R R^T = Gram(f)``,
+    by default the row length), or zero when ``f[k]`` already lies in their span. The
+    rows ``c`` form a factor ``R`` with ``R R^T = Gram(f)``,
     i.e. ``M_C = alpha sig^4 R R^T``: a Cholesky factor of the sampled ``M_C``
     obtained without forming ``M_C``. This matters: near the flow limit the
     noise path is smooth, its ``M_C`` has condition number ~ (lr^2 alpha)^-k, and

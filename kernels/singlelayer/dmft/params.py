@@ -117,7 +117,9 @@ class DMFTParams(SingleLayerParams):
         )
         check(self.iterations >= 1, "iterations", f"must be at least 1, got {self.iterations!r}.")
         check(0 <= self.mixing <= 1, "mixing", f"must be in [0, 1], got {self.mixing!r}.")
-        check(self.tolerance >= 0, "tolerance", f"must be >= 0 (0 = no stopping rule), got {self.tolerance!r}.")
+        check(
+            self.tolerance >= 0, "tolerance", f"must be >= 0 (0 = no stopping rule), got {self.tolerance!r}."
+        )
         check(
             self.tolerance == 0 or self.iterations > 1,
             "tolerance",

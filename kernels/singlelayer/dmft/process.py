@@ -18,7 +18,9 @@ S_A, S_UF, S_RF, S_LOSS, S_ERR, S_BLOSS = range(6)
 N_SUMS = 6
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")  # a diverging process gives inf/nan, caught by the driver
+@njit(
+    cache=True, fastmath=True, error_model="numpy"
+)  # a diverging process gives inf/nan, caught by the driver
 def evaluate(k, m, U, Yl, RHO, S, shat, code, model, scale, err_kind, F, A, n_resp, stiff, dinv):
     """Loss derivatives at step ``k`` and the sample means the kernels need.
 

@@ -10,37 +10,14 @@ Both take explicit Euler steps of ``dt`` in flow time between the saved times
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kernels.base import NumericalFailure, rng
 from kernels.timegrid import saved_times
+from kernels.twolayer.meanfield.params import MeanFieldParams, flow_rate, second_layer_rate
 from kernels.twolayer.meanfield.particles import TWO_OVER_PI, relu_pair_terms, velocity
 from kernels.twolayer.meanfield.reduced import angle_nodes, reduced_velocity
-from kernels.twolayer.model import learning_rates, steps_per_time
-
-if TYPE_CHECKING:
-    from kernels.twolayer.meanfield.kernel import MeanFieldParams
-
-
-def flow_rate(p: MeanFieldParams) -> float:
-    """Flow time per unit of the kernel's ``time``.
-
-    One SGD step moves ``w_j`` by ``(lr_eff / sqrt d) v_j g' e x`` (kernels/twolayer.py); with
-    ``v_j = a_j / K`` the flow time ``lr_eff steps / (K d)`` (Arnaboldi et al. 2023, §1.3) is
-    ``steps_per_time * lr_eff / (K d)`` per unit of ``time = steps / steps_per_time``.
-    """
-    if p.time_unit == "flow":
-        return 1.0
-    lr, _ = learning_rates(p)
-    return steps_per_time(p) * lr / (p.K * p.d)
-
-
-def second_layer_rate(p: MeanFieldParams) -> float:
-    """``da_j / dt_flow`` per unit of the force ``Va`` (``dv/dtime = steps_per_time lr_v_eff/d E[g e]``)."""
-    lr, lr_v = learning_rates(p)
-    return p.K**2 * lr_v / lr
 
 
 class Steps:

@@ -43,108 +43,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-from kernels.base import Kernel, Seed, check
+from kernels.base import Kernel, Seed
 from kernels.schema import Dim, Output, pick
-from kernels.timegrid import TIME_GRID_PARAMS, check_step_count
+from kernels.timegrid import TIME_GRID_PARAMS
 from kernels.twolayer import schema as family
-from kernels.twolayer.meanfield.flow import Steps, flow_rate, run_particles, run_reduced
-from kernels.twolayer.model import TwoLayerParams, draw_weights, time_unit
-
-
-@dataclass(frozen=True, kw_only=True)
-class MeanFieldParams(TwoLayerParams):
-    """Parameters of the ``meanfield`` kernel.
-
-    The two-layer names (``d``, ``K`` = p particles, ``M`` = k teacher units, ``committee``,
-    ``lr``, ``lr_v``, ``train_second_layer``, ``weight_decay``, ``kappa``, ``delta``, ``init``,
-    ``init_scale``, ``teacher``, ``Q0``/``M0``/``P0``/``v0``) mean what they mean for `ode` and
-    `sgd` (:class:`kernels.twolayer.model.TwoLayerParams`). The student is ``f = sum_j v_j g(.)``
-    with ``v_j = a_j / K``: ``a_j`` is the mean-field second layer of MMN. ``noise`` (label
-    noise) does not enter a gradient flow (only the lr^2 terms of the ODE); it is accepted
-    for a shared grid and ignored.
-
-    Parameters
-    ----------
-    method
-        ``particles`` (the flow of the K particles; O(K^2 d) per step, BLAS-3 tiles),
-        ``reduced`` (per-unit ``(m, q_perp)`` dynamics at finite d, pairs averaged over the
-        angle; O(K^2 n_angle) per step, independent of d), ``reduced_dinf`` (same with Z = 0,
-        d -> infinity; O(K^2)).
-    time_unit
-        ``sgd``: the `ode`/`sgd` time ``t = steps / steps_per_time`` (``steps / d`` without
-        scalings), in which the mean-field flow runs at rate ``lr / K``; ``flow``: the
-        mean-field time ``t = steps lr_eff / (K d)`` of Arnaboldi et al. 2023, in which the
-        flow does not depend on K or lr (use it to compare K). A shape parameter.
-    dt
-        Euler step in *flow* time whatever ``time_unit`` (its stability limit does not depend
-        on K or lr; 0.02-0.1 is stable for erf, docs/meanfield.md §3).
-    temperature
-        Langevin temperature ``1/beta`` per unit of ``time``: ``dw = v dt + sqrt(2 T) dB``
-        (MMN eq. 12); with ``weight_decay`` as the L2 confinement.
-    n_angle
-        Gauss-Jacobi nodes of the angle average of ``method = "reduced"``.
-    save_particles
-        Record ``m``, ``q``, ``a`` (= ``v_j``, as in `sgd`) of the first ``save_particles``
-        units at every saved time (0: none). A shape parameter, so ``K`` itself stays
-        sweepable (units are exchangeable: the first n are a random sample); at most K.
-    histograms, hist_m, hist_q
-        Store the density of ``(m_jr, q_j)`` on fixed bins ``[min, max, bins]``.
-    """
-
-    d: int = 100
-    K: int = 1000
-    M: int = 1
-    committee: Literal["saad_solla", "mean"] = "mean"
-    method: Literal["particles", "reduced", "reduced_dinf"] = "particles"
-    time_unit: Literal["sgd", "flow"] = "sgd"
-    dt: float = 0.05
-    temperature: float = 0.0
-    n_angle: int = 12
-    save_particles: int = 0
-    histograms: bool = True
-    hist_m: tuple[float, float, int] = (-1.5, 1.5, 61)
-    hist_q: tuple[float, float, int] = (0.0, 3.0, 61)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(
-            self.activation == "erf" or (self.activation == "relu" and self.method == "particles"),
-            "activation",
-            f"`meanfield` has closed-form velocities for 'erf' (every method) and 'relu' (method "
-            f"'particles' only), got activation={self.activation!r} with method={self.method!r}.",
-        )
-        check(self.dt > 0, "dt", f"must be positive, got {self.dt!r}.")
-        check_step_count(
-            self.t_max * flow_rate(self) / self.dt, "dt", "the flow time / dt", "raise `dt` or lower `t_max`"
-        )
-        check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature!r}.")
-        check(self.n_angle >= 1, "n_angle", f"must be positive, got {self.n_angle!r}.")
-        check(
-            0 <= self.save_particles <= self.K,
-            "save_particles",
-            f"records the first `save_particles` units, so it must lie in [0, K={self.K}], "
-            f"got {self.save_particles!r}. To sweep K, keep save_particles <= min(K) or 0 "
-            "and use the histograms.",
-        )
-        if self.method == "reduced":
-            check(
-                self.d > self.M + 1,
-                "d",
-                f"the finite-d reduced dynamics needs d - M >= 2 for the angle density, got "
-                f'd={self.d}, M={self.M}; use method="reduced_dinf" or more dimensions.',
-            )
-        for name in ("hist_m", "hist_q"):
-            lo, hi, n = getattr(self, name)
-            check(
-                lo < hi and n >= 1,
-                name,
-                f"expected [min, max, bins] with min < max, got {getattr(self, name)!r}.",
-            )
+from kernels.twolayer.meanfield.flow import Steps, run_particles, run_reduced
+from kernels.twolayer.meanfield.params import MeanFieldParams
+from kernels.twolayer.model import draw_weights, time_unit
 
 
 def _time_units(p: MeanFieldParams) -> str:
@@ -174,15 +82,19 @@ class MeanFieldKernel(Kernel):
         "m_bin": Dim("centre of the m bin (overlap with a teacher unit)", lambda p: _bin_centres(p.hist_m)),
         "q_bin": Dim("centre of the q bin (|w|^2 / d)", lambda p: _bin_centres(p.hist_q)),
     }
-    outputs = pick(family.OUTPUTS, "risk") | {
-        "density": Output(
-            ("time", "teacher", "m_bin", "q_bin"),
-            "density of units over (m, q)",
-            description="histogram over units j of (m_jr, q_j), normalised to a density (fraction "
-            "of units per unit area of the (m, q) plane); mass outside the bins is dropped",
-            when="histograms",
-        ),
-    } | pick(family.OUTPUTS, "m", "q", "a")
+    outputs = (
+        pick(family.OUTPUTS, "risk")
+        | {
+            "density": Output(
+                ("time", "teacher", "m_bin", "q_bin"),
+                "density of units over (m, q)",
+                description="histogram over units j of (m_jr, q_j), normalised to a density (fraction "
+                "of units per unit area of the (m, q) plane); mass outside the bins is dropped",
+                when="histograms",
+            ),
+        }
+        | pick(family.OUTPUTS, "m", "q", "a")
+    )
     attrs = family.ATTRS | {
         "time_units": _time_units,
         "dynamics": "population gradient flow (lr -> 0 at fixed K, d: the I3 part of the overlap "
@@ -202,5 +114,3 @@ class MeanFieldKernel(Kernel):
 
 
 # -- helpers --------------------------------------------------------------------------
-
-

@@ -299,5 +299,3 @@ def integrate(
         out_v[j] = v
         out_risk[j] = risk_overlaps(code, Q, M, P, v, vs)
     return -1.0
-
-

@@ -159,7 +159,15 @@ class ODEKernel(Kernel):
     Params = ODEParams
     shape_params = frozenset({"K", "M"} | TIME_GRID_PARAMS)
     example: dict[str, Any] = {"K": 2, "M": 2, "d": 100, "lr": 0.5, "t_max": 5.0, "n_times": 11}
-    failing_example: dict[str, Any] = {"K": 2, "M": 2, "d": 100, "activation": "linear", "lr": 5.0, "t_max": 5.0, "n_times": 3}
+    failing_example: dict[str, Any] = {
+        "K": 2,
+        "M": 2,
+        "d": 100,
+        "activation": "linear",
+        "lr": 5.0,
+        "t_max": 5.0,
+        "n_times": 3,
+    }
 
     dims = family.DIMS
     outputs = pick(family.OUTPUTS, "risk", "Q", "M", "P", "v") | {

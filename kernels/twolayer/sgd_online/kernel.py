@@ -62,7 +62,9 @@ class OnlineParams(TwoLayerParams):
             "t_min" if self.time_spacing == "log" else "n_times",
             f"saved times {saved_times(self)[same[0]]:g} and {saved_times(self)[same[0] + 1]:g} fall on the "
             f"same SGD step ({steps_per_time(self):g} steps per unit time): one state would be stored "
-            f"under two times. Raise `t_min` or lower `n_times`." if same.size else "",
+            f"under two times. Raise `t_min` or lower `n_times`."
+            if same.size
+            else "",
         )
 
 

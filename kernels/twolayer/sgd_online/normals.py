@@ -108,5 +108,3 @@ def normals(state: np.ndarray, n: int) -> np.ndarray:
     out = np.empty(n)
     fill_normals(state, out, *ZIGGURAT)
     return out
-
-

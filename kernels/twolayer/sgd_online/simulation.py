@@ -1,7 +1,8 @@
 """Finite-d one-pass SGD of two-layer networks: the simulation of the `ode` and `meanfield` kernels.
 
 Model, update rule, committee conventions, (kappa, delta) scalings, time unit and
-initial weights are those of :mod:`kernels.twolayer.model` (docs/twolayer.md §1, docs/ode.md §1, docs/twolayer.md §7):
+initial weights are those of :mod:`kernels.twolayer.model` (docs/twolayer.md §1, §7;
+docs/ode.md §1):
 one fresh Gaussian sample per step,
 
     e   = y - f(x),  y = sum_n v*_n g(w*_n.x / sqrt d) + sqrt(noise) zeta
@@ -26,8 +27,8 @@ Numerics: a numba loop over steps that draws each input ``x`` in place and updat
 in place. The inputs and the label noise come from two xoshiro256+ generators whose
 states are seeded from the streams ``"data"`` and ``"label_noise"`` of
 :func:`kernels.base.rng`, turned into normals by the Marsaglia-Tsang ziggurat
-(:func:`kernels.twolayer.sgd_online.normals.fill_normals`, ~7 ns per normal against ~25 ns for numpy's generator on this
-machine class: at d = 1000 drawing ``x`` is most of a step). So a point is
+(:func:`kernels.twolayer.sgd_online.normals.fill_normals`, ~7 ns per normal against ~25 ns
+for numpy's generator on this machine class: at d = 1000 drawing ``x`` is most of a step). So a point is
 bit-reproducible from ``(params, seed)``.
 """
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from kernels.base import ParameterError
+from kernels.registry import get_kernel
 from kernels.singlelayer.closed_forms import ridge_gd_curves
 from kernels.singlelayer.dmft import DMFTKernel
-from kernels.registry import get_kernel
 from sweeper.errors import SpecError
-from tests.kernels.singlelayer.test_dmft_mixture import MIXTURE as TWO_CLUSTERS
 from sweeper.spec import parse_spec
+from tests.kernels.singlelayer.test_dmft_mixture import MIXTURE as TWO_CLUSTERS
 
 RIDGE = {"alpha": 3.0, "ridge": 0.5, "m0": 0.2, "q0": 1.04, "loss": "square", "teacher": "linear"}
 
@@ -101,8 +101,8 @@ def test_global_iterations_average_the_monte_carlo_noise():
     common = dict(RIDGE, lr=0.1, t_max=5.0, n_times=11, n_traj=500, n_blocks=16, moment_matching=False)
     one = run_dmft(**common)
     eight = run_dmft(**common, iterations=8)
-    assert one["iterations"] == 1 and np.isnan(one["residual"])
-    assert eight["iterations"] == 8 and 0 < eight["residual"] < 0.05
+    assert one["passes"] == 1 and np.isnan(one["residual"])
+    assert eight["passes"] == 8 and 0 < eight["residual"] < 0.05
     assert eight["train_loss_mc_error"] < 0.6 * one["train_loss_mc_error"]
     assert eight["m_mc_error"] < 0.6 * one["m_mc_error"]
     err = np.max(np.abs(eight["m"] - exact["m"]))
@@ -112,15 +112,19 @@ def test_global_iterations_average_the_monte_carlo_noise():
 def test_iterations_stop_at_the_tolerance_or_fail_with_the_residual():
     """With moment matching the ridge pass is exact, so the second pass changes nothing (round-off)
     and iterating stops there; a tolerance below the Monte-Carlo noise fails the point instead."""
-    exact = run_dmft(**RIDGE, lr=0.1, t_max=2.0, n_times=5, n_traj=500, n_blocks=2, iterations=10, tolerance=1e-9)
-    assert exact["iterations"] == 2 and exact["residual"] < 1e-12
+    exact = run_dmft(
+        **RIDGE, lr=0.1, t_max=2.0, n_times=5, n_traj=500, n_blocks=2, iterations=10, tolerance=1e-9
+    )
+    assert exact["passes"] == 2 and exact["residual"] < 1e-12
     kernel = DMFTKernel()
     params = kernel.make_params(
         **RIDGE, lr=0.1, t_max=2.0, n_times=5, n_traj=500, moment_matching=False, iterations=3, tolerance=1e-6
     )
     result = kernel.run(params)
     assert not result.ok
-    assert re.search(r"not converged after 3 passes in block 0: residual [0-9.e-]+ > tolerance 1e-06", result.message)
+    assert re.search(
+        r"not converged after 3 passes in block 0: residual [0-9.e-]+ > tolerance 1e-06", result.message
+    )
 
 
 def test_ridge_flow_limit_matches_gradient_flow():
@@ -172,7 +176,9 @@ def test_semi_implicit_step_keeps_psgd_phase_retrieval_stable(seed):
     to t = 20, stays on the sphere and recovers the signal (m -> 1, train loss -> 0).
     At dt = 0.05 the explicit step's divergence is chaotic: it diverged for these seeds on one
     machine (t = 14.65 and 4.35) and survived seed 1 on another, so the test keeps a margin."""
-    common = dict(PHASE, spherical="projection", algorithm="psgd", b=0.5, tau=1.0, lr=0.08, dt=0.08)  # PHASE: below
+    common = dict(
+        PHASE, spherical="projection", algorithm="psgd", b=0.5, tau=1.0, lr=0.08, dt=0.08
+    )  # PHASE: below
     common |= dict(t_max=20.0, n_times=11, n_traj=1000, n_resp=250, n_blocks=1)
     kernel = DMFTKernel()
     explicit = kernel.run(kernel.make_params(**common), seed=seed)
@@ -333,6 +339,7 @@ def test_selection_chain_has_mean_b_and_correlation_time_b_tau():
     assert corr == pytest.approx((1 - step / (b * tau)) ** 10, abs=0.01)
 
 
+@pytest.mark.slow
 def test_psgd_tends_to_gd_as_tau_vanishes():
     """Flow limit (dt = 0.01) at b = 0.5: the distance to GD shrinks with tau and is within
     Monte-Carlo error at tau = 2 dt."""
@@ -382,6 +389,7 @@ PHASE = {
 }
 
 
+@pytest.mark.slow
 def test_phase_retrieval_sphere_short_times_matches_projected_simulation():
     """GD with the plain Lagrange multiplier nu(t) (docs/dmft.md §2) against finite-d runs projected on
     the sphere after every step, at small lr (they agree to O(lr), docs/dmft.md §3), up to t = 0.5.
@@ -397,6 +405,7 @@ def test_phase_retrieval_sphere_short_times_matches_projected_simulation():
     assert out["nu"][0] < -5  # the unconstrained flow would shrink |w| at first
 
 
+@pytest.mark.slow
 def test_phase_retrieval_projection_matches_projected_simulation():
     """`projection` (multiplier with the first-order pull back to Q = 1) up to t = 1.5."""
     params = dict(PHASE, t_max=1.5, spherical="projection")

@@ -54,11 +54,11 @@ import math
 import numpy as np
 import pytest
 
-from kernels.singlelayer.sgd_multipass import simulation as sgd_multipass
 from kernels.base import rng
-from kernels.singlelayer.dmft import DMFTKernel
 from kernels.registry import get_kernel
+from kernels.singlelayer.dmft import DMFTKernel
 from kernels.singlelayer.model import test_error as closed_form_test_error
+from kernels.singlelayer.sgd_multipass import simulation as sgd_multipass
 
 MIXTURE = {
     "model": "mixture2",

@@ -15,7 +15,12 @@ import pytest
 from kernels.base import ParameterError
 from kernels.registry import get_kernel
 from kernels.singlelayer.sgd_multipass import SGDMultipassKernel
-from kernels.singlelayer.sgd_multipass.simulation import draw_problem, initial_weights, selection_path, simulate
+from kernels.singlelayer.sgd_multipass.simulation import (
+    draw_problem,
+    initial_weights,
+    selection_path,
+    simulate,
+)
 
 KERNEL = SGDMultipassKernel()
 

@@ -11,13 +11,13 @@ import numba
 import numpy as np
 import pytest
 
-from kernels.twolayer import model as twolayer
 from kernels.base import ParameterError
+from kernels.registry import get_kernel
+from kernels.twolayer import model as twolayer
 from kernels.twolayer.gaussian import ERF, i2, i3
 from kernels.twolayer.meanfield import MeanFieldKernel
 from kernels.twolayer.meanfield.particles import pair_sums, velocity
 from kernels.twolayer.meanfield.reduced import angle_nodes
-from kernels.registry import get_kernel
 
 KERNEL = MeanFieldKernel()
 
@@ -221,6 +221,7 @@ def test_sgd_converges_to_the_particle_flow():
     assert rms[0.025] < rms[0.4] / 2, rms
 
 
+@pytest.mark.slow
 def test_sgd_at_large_width_follows_the_particle_flow():
     """The mean-field regime proper: K = 1000 units, 1/K second layer, kappa = delta = 0
     (lr_eff = lr K, time = steps / d, flow time = lr * time). One-pass SGD from the same
@@ -263,6 +264,7 @@ def test_euler_first_order_in_dt():
 # -- reduced dynamics ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reduced_matches_particles_at_finite_d():
     """Reduced (m, q_perp) dynamics vs particles, p = 1000, d = 10, same initial units.
 

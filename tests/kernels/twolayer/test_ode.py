@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from kernels.base import ParameterError
-from kernels.twolayer.ode.kernel import ODEKernel, rates
 from kernels.timegrid import saved_times, substeps
 from kernels.twolayer.model import draw_weights, overlaps, region, risk, steps_per_time
+from kernels.twolayer.ode.kernel import ODEKernel, rates
 
 KERNEL = ODEKernel()
 

@@ -85,7 +85,9 @@ def test_online_deterministic_and_its_own_parameters():
     with pytest.raises(ParameterError, match="^teacher: expected one of"):
         KERNEL.make_params(teacher="abs")
     # the other simulator's parameters are refused, not silently dropped
-    with pytest.raises(ParameterError, match=r"Unknown parameters 'alpha', 'two_time' for kernel 'sgd_online'"):
+    with pytest.raises(
+        ParameterError, match=r"Unknown parameters 'alpha', 'two_time' for kernel 'sgd_online'"
+    ):
         KERNEL.make_params(alpha=3.0, two_time=True)
     with pytest.raises(ParameterError, match=r"Unknown parameter 'mode' for kernel 'sgd_online'"):
         KERNEL.make_params(mode="online")
@@ -146,8 +148,6 @@ def test_online_follows_the_ode_kernel():
             assert theory.ok, theory.message
             gaps.append(np.abs(online(seed, **common)["risk"] - theory.outputs["risk"]).max())
         assert np.mean(gaps) < 0.6 / np.sqrt(d), (d, gaps)
-
-
 
 
 def test_online_time_grid_needs_no_whole_steps_of_lr():
