@@ -19,6 +19,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from sweeper import api, integrity
+from sweeper.blocks import OK
 from sweeper.cli import main
 from sweeper.store import Store, _quiet
 from tests.integration.faults import (
@@ -347,3 +348,23 @@ def test_a_write_cut_before_status_leaves_the_block_pending_not_damaged(tmp_path
     summary = api.sweep(spec, progress=False)[1]
     assert (summary.computed, summary.skipped) == (N_POINTS - 20, 20)
     assert_same_results(spec.options.store, reference)
+
+
+def test_verify_repairs_nothing_while_a_driver_holds_the_store(tmp_path):
+    from sweeper.lease import Lease
+
+    spec, grid = finished(tmp_path, "leased")
+    store = spec.options.store
+    delete(chunk(store, "x"))
+    driver = Lease(store, grid="faults")
+    driver.take()
+    try:
+        refused = CliRunner().invoke(main, ["verify", store])
+        assert refused.exit_code == 1 and refused.output.count("\n") == 1, refused.output
+        assert refused.output.startswith("error: ") and "pid" in refused.output
+        assert (Store.open(store, mode="r").status() == OK).all()  # nothing marked pending
+        looked = CliRunner().invoke(main, ["verify", "--dry-run", store])  # reading is allowed
+        assert looked.exit_code == 1 and "x chunk missing" in looked.output
+    finally:
+        driver.release()
+    assert list(api.verify(store).blocks) == [BLOCK]
