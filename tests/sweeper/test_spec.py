@@ -347,6 +347,30 @@ def test_a_parameter_named_like_a_store_variable_cannot_be_swept(monkeypatch, re
     assert parse_spec("kernel = 'bookkept'\n[params]\nstatus = 1\n").fixed == {"status": 1.0}
 
 
+def test_a_parameter_named_like_one_of_the_kernels_outputs_cannot_be_swept(monkeypatch, relaxation_kernel):
+    # no built-in kernel has one any more (the contract suite keeps it so: dmft's `iterations`
+    # output became `passes`); a plug-in kernel may
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class WithFinal(relaxation_kernel.Params):
+        final: float = 0.0
+
+    class Clashing(relaxation_kernel):
+        name = "clashing"
+        Params = WithFinal
+
+    monkeypatch.setitem(registry._registered, "clashing", Clashing)
+    message = r"`final` is also an output of kernel 'clashing', and one store cannot hold both"
+    with pytest.raises(SpecError, match=r"sweep\.final: " + message):
+        parse_spec("kernel = 'clashing'\n[sweep]\nfinal = [1, 2]\n")
+    with pytest.raises(SpecError, match=r"cases\[0\]\.final: " + message):
+        parse_spec("kernel = 'clashing'\n[[cases]]\nfinal = 1\n[[cases]]\nfinal = 2\n")
+    # leaving that output out makes the name free
+    parse_spec("kernel = 'clashing'\n[sweep]\nfinal = [1, 2]\n[run]\noutputs = ['x']\n")
+    # dmft's `iterations` is a parameter only: a convergence study may sweep it
+    spec = parse_spec("kernel = 'dmft'\n[params]\nn_traj = 16\n[sweep]\niterations = [1, 2]\n")
+    assert spec.dims == ("iterations", "seed")
+
+
 # -- properties of point enumeration ---------------------------------------------------------
 
 axis_lengths = st.lists(st.integers(1, 4), min_size=0, max_size=3)
