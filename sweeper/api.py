@@ -99,6 +99,10 @@ def sweep(
         spec_or_path, store=store, workers=workers, block_size=block_size, time_limit=time_limit
     )
     Store.preflight(spec.options.store, spec, template, overwrite=overwrite)  # before Ray starts
+    if not overwrite:
+        done = _nothing_to_do(spec, retry_failed)
+        if done is not None:  # a finished store: answered without starting Ray
+            return spec, done
     executor, shutdown = make_executor(spec, address)  # before the store: a bad address writes nothing
     try:
         target = open_store(spec, template, overwrite=overwrite)
@@ -107,7 +111,14 @@ def sweep(
         if shutdown is not None:
             shutdown()
         raise
-    bar = _progress_bar(spec, target, retry_failed) if progress else None
+    try:
+        todo = scheduler.plan(target, retry_failed)
+    except BaseException:
+        executor.close()
+        if shutdown is not None:
+            shutdown()
+        raise
+    bar = _progress_bar(spec, todo.n_todo) if progress else None
     try:
         summary = scheduler.sweep(
             spec,
@@ -115,6 +126,7 @@ def sweep(
             executor,
             retry_failed=retry_failed,
             on_result=None if bar is None else bar.update_block,
+            todo=todo,
         )
     finally:
         executor.close()
@@ -123,6 +135,20 @@ def sweep(
         if shutdown is not None:
             shutdown()
     return spec, summary
+
+
+def _nothing_to_do(spec: GridSpec, retry_failed: bool) -> Summary | None:
+    """The summary of a submission with nothing to compute, read-only; None if there is work."""
+    if not store_exists(spec.options.store):
+        return None
+    start = time.perf_counter()
+    store = Store.open(spec.options.store, mode="r")
+    if store.layout.shape != spec.shape:  # the grid adds seeds
+        return None
+    todo = scheduler.plan(store, retry_failed)
+    if todo.n_todo:
+        return None
+    return Summary(skipped=todo.skipped, seconds=time.perf_counter() - start)
 
 
 def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
@@ -150,10 +176,9 @@ def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
 class _progress_bar:
     """tqdm bar over points: done / failed, rate and ETA."""
 
-    def __init__(self, spec: GridSpec, store: Store, retry_failed: bool):
+    def __init__(self, spec: GridSpec, todo: int):
         from tqdm.auto import tqdm
 
-        todo = int(scheduler.wanted(store.status(), retry_failed).sum())
         self.failed = 0
         self.bar = tqdm(total=todo, unit="pt", desc=spec.name, dynamic_ncols=True, smoothing=0.05)
 
