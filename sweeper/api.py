@@ -16,7 +16,7 @@ from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor
 from sweeper.scheduler import Summary
-from sweeper.spec import GridSpec, load_spec
+from sweeper.spec import MAX_POINTS, GridSpec, load_spec
 from sweeper.store import Store, store_exists
 from sweeper.template import Template, make_template
 
@@ -201,7 +201,7 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
         f"grid      {spec.name} ({spec.source})",
         f"kernel    {spec.kernel} v{spec.kernel_class().version}",
         "dims      " + ", ".join(f"{d}: {n}" for d, n in zip(spec.dims, spec.shape)),
-        f"points    {spec.n_points}",
+        f"points    {spec.n_points} (a grid may hold up to {MAX_POINTS:.0e})",
         f"blocks    {layout.n_blocks} of up to {math.prod(layout.chunks)} points (chunk {layout.chunks})",
         "outputs   "
         + ", ".join(f"{k}({', '.join(spec.dims + o.dims)})" for k, o in template.outputs.items()),
