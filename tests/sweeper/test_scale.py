@@ -337,3 +337,32 @@ def test_a_finished_store_resubmitted_does_not_start_ray(tmp_path):
     assert lines[-1] == "no ray"
     assert lines[0].endswith("computed 0 points (ok 0, failed 0), 6 already done, in 0.0 s")
     assert len(lines) == 3
+
+
+# -- the point limit and the bench ----------------------------------------------------------
+
+
+def test_the_point_limit_is_the_tested_size():
+    from sweeper.errors import SpecError
+    from sweeper.spec import MAX_POINTS
+
+    assert MAX_POINTS == 10**7  # what bench/scale.py runs; raise it only with the bench at the new size
+    at = "kernel = 'ode'\nseeds = 10\n[sweep]\nlr = {linspace = [0.1, 1, 1000]}\nnoise = {linspace = [0, 1, 1000]}\n"
+    assert parse_spec(at).n_points == MAX_POINTS
+    with pytest.raises(SpecError, match=r"1\.1e\+07 points is more than the 1e\+07 one grid may hold"):
+        parse_spec(at.replace("seeds = 10", "seeds = 11"))
+
+
+@pytest.mark.slow
+def test_bench_scale_quick_runs():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale.py"), "--quick", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    for row in ("resume scan, all done", "finished store resubmitted", "xr.open_zarr", "sweeper status"):
+        assert row in out.stdout
