@@ -174,6 +174,7 @@ class Store:
 
     def grow_seeds(self, seeds: tuple[int, ...]) -> None:
         """Append seeds along the last dim; existing results stay where they are."""
+        self._load_index()  # read under the old layout, carried over to the new one below
         n = len(seeds)
         with _quiet():
             for key in self.group.array_keys():
@@ -199,7 +200,7 @@ class Store:
         Blocks of the old last seed chunk gained pending points (UNKNOWN unless they were
         all pending); blocks past the old seeds were never written (ALL_PENDING).
         """
-        if self._load_index() is None:
+        if self._states is None:  # no index (or one already out of step): nothing to carry
             return
         states = np.full(self.layout.grid, ALL_PENDING, dtype=np.int8)
         before = self._states.reshape(old.grid)

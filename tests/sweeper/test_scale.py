@@ -248,8 +248,24 @@ def test_growing_seeds_into_a_partial_seed_chunk(tmp_path):
     grown = spec_with_seeds(spec, 5)
     spec2, summary = api.sweep(grown, progress=False)
     assert summary.computed == 5 * 3 * 2 and summary.skipped == 5 * 3 * 3
-    assert (Store.open(grown.options.store).status() != PENDING).all()
+    store = Store.open(grown.options.store)
+    assert (store.status() != PENDING).all()
+    assert store.block_states().size == store.layout.n_blocks
+    assert set(store.block_states().tolist()) <= {ALL_OK, SETTLED}  # the index followed the growth
     assert api.sweep(grown, progress=False)[1].computed == 0
+
+
+def test_growing_seeds_carries_the_index_over(tmp_path):
+    spec, store = make_store(tmp_path, "s.zarr", seeds=3, block_size=2)
+    api.sweep(spec, progress=False)
+    before = Store.open(spec.options.store).block_states().reshape(store.layout.grid)
+    grown = spec_with_seeds(spec, 6)  # seed blocks [0, 1], [2, (3)] -> [0, 1], [2, 3], [4, 5]
+    target = Store.open_for(grown.options.store, grown)
+    after = Store.open(grown.options.store, mode="r").block_states().reshape(target.layout.grid)
+    np.testing.assert_array_equal(after[..., 0], before[..., 0])  # whole seed chunks keep their codes
+    assert (after[..., 1] == UNKNOWN).all()  # the partial one gained pending points: read it
+    assert (after[..., 2] == ALL_PENDING).all()  # new seeds: never written
+    same_tasks(scheduler.tasks(grown, target), old_tasks(grown, target.status(), target.layout))
 
 
 def spec_with_seeds(spec, seeds):
