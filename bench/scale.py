@@ -62,13 +62,28 @@ GOALS = {
 }
 
 
+def _proc_status_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise OSError(f"no {field} in /proc/self/status")
+
+
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory (Linux: VmHWM, which starts afresh at exec;
+    ru_maxrss would count the parent's memory at fork)."""
+    try:
+        return _proc_status_mib("VmHWM")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def current_mib() -> float:
-    with open("/proc/self/statm") as f:  # Linux; elsewhere the peak so far
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024**2
+    try:
+        return _proc_status_mib("VmRSS")
+    except OSError:
+        return peak_mib()
 
 
 # -- children: one measurement in a fresh process -------------------------------------------
@@ -81,10 +96,7 @@ def child_scan(grid: str) -> None:
 
     spec, _ = api.prepare(grid)
     store = Store.open(spec.options.store, mode="r")  # read-only: the scan leaves the store as it was
-    try:
-        base = current_mib()
-    except OSError:
-        base = peak_mib()
+    base = current_mib()
     start = time.perf_counter()
     if hasattr(scheduler, "plan"):
         todo = scheduler.plan(store)
