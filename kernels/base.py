@@ -40,6 +40,7 @@ into a failed :class:`Result`, and never raises for a numerical problem.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -128,7 +129,7 @@ class Kernel:
                 f"{', '.join(repr(u) for u in unknown)} for kernel '{cls.name}'. "
                 f"Known parameters: {', '.join(repr(k) for k in known)}."
             )
-        hints = typing.get_type_hints(cls.Params)
+        hints = _type_hints(cls.Params)
         coerced = {k: coerce(k, v, hints[k]) for k, v in values.items()}
         return cls.Params(**coerced)
 
@@ -251,3 +252,9 @@ __all__ = [
     "field",
     "rng",
 ]
+
+
+@functools.cache
+def _type_hints(params_class: type) -> dict[str, Any]:
+    """The resolved annotations of a Params class, once: resolving them costs ~0.5 ms a call."""
+    return typing.get_type_hints(params_class)

@@ -18,7 +18,7 @@ from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor
 from sweeper.lease import Lease, read_holder
 from sweeper.scheduler import Summary
-from sweeper.spec import GridSpec, load_spec
+from sweeper.spec import MAX_POINTS, GridSpec, load_spec
 from sweeper.store import Store, StoreTaken, is_url, store_exists
 from sweeper.template import Template, make_template
 
@@ -116,6 +116,10 @@ def sweep(
     lease = Lease(spec.options.store, grid=spec.name)
     lease.refuse_if_held()  # first: a store another driver is writing is refused, whatever else
     Store.preflight(spec.options.store, spec, template, overwrite=overwrite)  # before Ray starts
+    if not overwrite:
+        done = _nothing_to_do(spec, retry_failed)
+        if done is not None:  # a finished, undamaged store: answered without the lease or Ray
+            return spec, done
     resumed = store_exists(spec.options.store) and not overwrite
     try:  # the lease is given back on any way out, Ctrl-C included; a killed driver's is taken over
         if store_exists(spec.options.store):
@@ -134,7 +138,14 @@ def sweep(
         if shutdown is not None:
             shutdown()
         raise
-    bar = _progress_bar(spec, target, retry_failed) if progress else None
+    try:
+        todo = scheduler.plan(target, retry_failed)
+    except BaseException:
+        executor.close()
+        if shutdown is not None:
+            shutdown()
+        raise
+    bar = _progress_bar(spec, todo.n_todo) if progress else None
     try:
         summary = scheduler.sweep(
             spec,
@@ -142,6 +153,7 @@ def sweep(
             executor,
             retry_failed=retry_failed,
             on_result=None if bar is None else bar.update_block,
+            todo=todo,
         )
     finally:
         lease.release()
@@ -217,6 +229,20 @@ def refuse_volatile(grid: str | os.PathLike, store: str | os.PathLike | None = N
             )
 
 
+def _nothing_to_do(spec: GridSpec, retry_failed: bool) -> Summary | None:
+    """The summary of a submission with nothing to compute, read-only; None if there is work."""
+    if not store_exists(spec.options.store):
+        return None
+    start = time.perf_counter()
+    store = Store.open(spec.options.store, mode="r")
+    if store.layout.shape != spec.shape:  # the grid adds seeds
+        return None
+    todo = scheduler.plan(store, retry_failed)
+    if todo.n_todo or integrity.check(store, full=None):  # damage found: the full path repairs it
+        return None
+    return Summary(skipped=todo.skipped, seconds=time.perf_counter() - start)
+
+
 def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
     """In-process for ``workers = 0``, else warm Ray actors; returns (executor, shutdown)."""
     kernel_class = spec.kernel_class()
@@ -242,10 +268,9 @@ def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
 class _progress_bar:
     """tqdm bar over points: done / failed, rate and ETA."""
 
-    def __init__(self, spec: GridSpec, store: Store, retry_failed: bool):
+    def __init__(self, spec: GridSpec, todo: int):
         from tqdm.auto import tqdm
 
-        todo = int(scheduler.wanted(store.status(), retry_failed).sum())
         self.failed = 0
         self.bar = tqdm(total=todo, unit="pt", desc=spec.name, dynamic_ncols=True, smoothing=0.05)
 
@@ -268,7 +293,7 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
         f"grid      {spec.name} ({spec.source})",
         f"kernel    {spec.kernel} v{spec.kernel_class().version}",
         "dims      " + ", ".join(f"{d}: {n}" for d, n in zip(spec.dims, spec.shape)),
-        f"points    {spec.n_points}",
+        f"points    {spec.n_points} (a grid may hold up to {MAX_POINTS:.0e})",
         f"blocks    {layout.n_blocks} of up to {math.prod(layout.chunks)} points (chunk {layout.chunks})",
         "outputs   "
         + ", ".join(f"{k}({', '.join(spec.dims + o.dims)})" for k, o in template.outputs.items()),
@@ -276,8 +301,13 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
     ]
     if store_exists(spec.options.store):
         try:
-            counts = Store.open(spec.options.store, mode="r").counts()
+            existing = Store.open(spec.options.store, mode="r")
+            counts = existing.counts()
             lines.append("existing  " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            damage = integrity.check(existing, full=None)  # what the submit would repair first
+            if damage:
+                lines.append(f"damaged   {damage.summary()}; the submit computes them again")
+                lines.extend(f"  {line}" for line in damage.lines()[:MAX_LINES])
         except SweeperError as exc:
             lines.append(f"existing  {exc}")
         lines.append(f"driver    {describe_driver(spec.options.store)}")

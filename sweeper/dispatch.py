@@ -127,7 +127,11 @@ class Dispatch:
     # -- bookkeeping of one map ---------------------------------------------------------------
     def _begin(self, tasks: Iterable[BlockTask]) -> None:
         now = self.clock()
-        self.queue: deque[BlockTask] = deque(tasks)
+        # Tasks are taken from `tasks` one at a time, as workers free up (the scheduler
+        # builds each when it is taken); the queue holds one ahead, and retries.
+        self.source = iter(tasks)
+        self.queue: deque[BlockTask] = deque()
+        self._refill()
         # Per worker, its calls in submission order: the oldest is the one running.
         self.calls: list[deque[Hashable]] = []
         self.started: list[float] = []  # when calls[i][0] began running
@@ -166,11 +170,18 @@ class Dispatch:
             self._ping(entry[1])
         while self.queue and (i := self._free_worker()) is not None:
             task = self.queue.popleft()
+            self._refill()
             handle = self.pool.submit(i, task)
             self.running[handle] = (i, task)
             if not self.calls[i]:
                 self.started[i] = now
             self.calls[i].append(handle)
+
+    def _refill(self) -> None:
+        if not self.queue:
+            task = next(self.source, None)
+            if task is not None:
+                self.queue.append(task)
 
     def _free_worker(self) -> int | None:
         free = [i for i in self.available if len(self.calls[i]) < self.in_flight_per_worker]

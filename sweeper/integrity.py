@@ -26,8 +26,10 @@ and decodes chunks no record covers (``sweeper verify``). :func:`repair` marks e
 pending and removes the block's chunks, so the arrays read as NaN there until the
 next submit recomputes exactly those points.
 
-A status chunk swapped for another *valid* status chunk is not detected: that
-would need a record written after ``status``. Stores made before records
+A status chunk deleted outright reads as pending; it is found where the store's block
+index (``_sweeper/block_state``) says the block had finished. A status chunk swapped for
+another *valid* status chunk is not detected: that would need a record written after
+``status``. Stores made before records
 existed (no ``_integrity`` group) get the decoding checks only.
 """
 
@@ -246,6 +248,13 @@ def check(store: Store, full: bool | None = False) -> Damage:
     for block_id in bad_status:
         damage.add(block_id, "status chunk cannot be decoded", None)
     done = _per_block(layout, status != PENDING)  # finished points per block (0 where unreadable)
+    # a status chunk deleted outright reads as pending; the block index still says finished
+    from sweeper.store import ALL_OK, SETTLED
+
+    states = store.block_states().reshape(layout.grid)
+    for block_id in _ids(((states == ALL_OK) | (states == SETTLED)) & (done == 0)):
+        if block_id not in bad_status:
+            damage.add(block_id, "status chunk missing (the block index says its points finished)", None)
     if not damage.recorded:
         if full:
             names = store.outputs + ["wall_time", "finished_at", "message"]
@@ -297,6 +306,8 @@ def repair(store: Store, damage: Damage) -> None:
     if not damage:
         return
     layout = store.layout
+    # the block index must not keep saying "all ok": these blocks are read again at the next scan
+    store.will_write(np.array([layout.flat_id(b) for b in sorted(damage.blocks)], dtype=np.int64))
     nd = len(store.dims)
     status = store.group["status"]._async_array
     names = store.outputs + ["wall_time", "finished_at", "message"]

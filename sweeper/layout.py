@@ -52,6 +52,46 @@ class Layout:
     def block_ids(self) -> Iterator[tuple[int, ...]]:
         return itertools.product(*(range(g) for g in self.grid))
 
+    # Blocks are also numbered 0..n_blocks-1 in the C order of ``block_ids`` ("flat ids"):
+    # per-block bookkeeping is then one numpy array, whatever the number of dims.
+    def block_id(self, flat: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(int(flat), self.grid))
+
+    def flat_id(self, block_id: tuple[int, ...]) -> int:
+        return int(np.ravel_multi_index(block_id, self.grid)) if block_id else 0
+
+    def block_sizes(self) -> np.ndarray:
+        """Points of every block, by flat id (the last block along a dim may be smaller)."""
+        sizes = np.ones((), dtype=np.int64)
+        for s, c, g in zip(self.shape, self.chunks, self.grid):
+            along = np.full(g, c, dtype=np.int64)
+            along[-1] = s - c * (g - 1)
+            sizes = np.multiply.outer(sizes, along)
+        return sizes.ravel()
+
+    def per_block(self, values: np.ndarray, fill: int) -> np.ndarray:
+        """``values`` (grid-shaped) as rows of blocks: shape (n_blocks, points in a full chunk).
+
+        Row ``k`` holds block ``k``'s chunk in C order, padded with ``fill`` where the
+        block is smaller than a chunk; vectorised, with no Python loop over blocks.
+        """
+        padded_shape = tuple(g * c for g, c in zip(self.grid, self.chunks))
+        if padded_shape != values.shape:
+            padded = np.full(padded_shape, fill, dtype=values.dtype)
+            padded[tuple(slice(0, s) for s in values.shape)] = values
+            values = padded
+        split = values.reshape([n for gc in zip(self.grid, self.chunks) for n in gc])
+        ndim = len(self.shape)
+        order = list(range(0, 2 * ndim, 2)) + list(range(1, 2 * ndim, 2))
+        return split.transpose(order).reshape(self.n_blocks, math.prod(self.chunks))
+
+    def chunk_mask(self, block_id: tuple[int, ...]) -> np.ndarray:
+        """Which positions of a full chunk (C order) are points of the block (False: padding)."""
+        shape = self.block_shape(block_id)
+        inside = np.zeros(self.chunks, dtype=bool)
+        inside[tuple(slice(0, n) for n in shape)] = True
+        return inside.ravel()
+
     def region(self, block_id: tuple[int, ...]) -> tuple[slice, ...]:
         return tuple(slice(b * c, min((b + 1) * c, s)) for b, c, s in zip(block_id, self.chunks, self.shape))
 

@@ -1,16 +1,17 @@
 """The sweep: which blocks to run, and the loop spec -> tasks -> executor -> store.
 
-The store answers which points are pending or failed; the scheduler turns the
-blocks holding points still to compute into :class:`BlockTask` s (only those
-points), hands them to an executor, and writes every result back as it comes,
-in completion order. Knows the spec, the store and the executor interface;
+The store answers which points are pending or failed; the scheduler plans, per
+block and vectorised over the status (:class:`Plan`), which blocks hold points
+still to compute, builds each block's :class:`BlockTask` (only those points)
+when the executor takes it, and writes every result back as it comes, in
+completion order. Knows the spec, the store and the executor interface;
 nothing of physics, zarr or Ray.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +19,9 @@ import numpy as np
 from sweeper.blocks import FAILED, OK, PENDING, BlockResult, BlockTask
 from sweeper.errors import StoreError
 from sweeper.executors import Executor
+from sweeper.layout import Layout
 from sweeper.spec import GridSpec
-from sweeper.store import Store
+from sweeper.store import ALL_PENDING, SETTLED, UNKNOWN, Store
 
 
 @dataclass
@@ -38,19 +40,69 @@ def wanted(status: np.ndarray, retry_failed: bool = False) -> np.ndarray:
     return (status == PENDING) | ((status == FAILED) if retry_failed else False)
 
 
+@dataclass
+class Plan:
+    """What a submission has to compute, per block: the resume scan's answer.
+
+    Built without a Python object per point or per block: the store's block index
+    settles most blocks, the status of the others is read and reduced as one
+    (blocks, points) array. Tasks are built from it one block at a time.
+    """
+
+    layout: Layout
+    todo: np.ndarray  # flat ids of the blocks with points to compute, ascending
+    counts: np.ndarray  # points to compute in each block of `todo`
+    read: np.ndarray  # flat ids whose status was read, ascending
+    wanted: np.ndarray  # (len(read), points in a chunk): which of their points to compute
+
+    @property
+    def n_todo(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def skipped(self) -> int:
+        return self.layout.n_points - self.n_todo
+
+    def points(self, flat: int) -> np.ndarray:
+        """Grid indices of the points to compute in block ``flat``, shape (n, ndim)."""
+        block = self.layout.block_id(flat)
+        indices = self.layout.block_points(block)
+        pos = np.searchsorted(self.read, flat)
+        if pos < self.read.size and self.read[pos] == flat:
+            indices = indices[self.wanted[pos][self.layout.chunk_mask(block)]]
+        return indices
+
+
+def plan(store: Store, retry_failed: bool = False) -> Plan:
+    """The resume scan: which points of ``store`` are still to compute, block by block."""
+    layout = store.layout
+    states = store.block_states()
+    read = np.flatnonzero((states == UNKNOWN) | ((states == SETTLED) & retry_failed))
+    want = wanted(store.block_status(read), retry_failed)
+    counts = np.where(states == ALL_PENDING, layout.block_sizes(), 0)
+    counts[read] = want.sum(axis=1)
+    todo = np.flatnonzero(counts)
+    return Plan(layout, todo, counts[todo], read, want)
+
+
+BATCH = 1024  # blocks announced to the store's index at a time
+
+
+def iter_tasks(spec: GridSpec, store: Store, todo: Plan) -> Iterator[BlockTask]:
+    """The tasks of ``todo``, each built only when the executor takes it."""
+    for start in range(0, todo.todo.size, BATCH):
+        batch = todo.todo[start : start + BATCH]
+        store.will_write(batch)
+        for flat in batch.tolist():
+            indices = todo.points(flat)
+            points = [spec.point(tuple(i)) for i in indices]
+            block_id = todo.layout.block_id(flat)
+            yield BlockTask(block_id, indices, [p[0] for p in points], [p[1] for p in points])
+
+
 def tasks(spec: GridSpec, store: Store, retry_failed: bool = False) -> list[BlockTask]:
     """The blocks of ``store`` holding points still to compute, each with only those points."""
-    layout = store.layout
-    todo = wanted(store.status(), retry_failed)
-    out = []
-    for block_id in layout.block_ids():
-        mask = todo[layout.region(block_id)].ravel()
-        if not mask.any():
-            continue
-        indices = layout.block_points(block_id)[mask]
-        points = [spec.point(tuple(i)) for i in indices]
-        out.append(BlockTask(block_id, indices, [p[0] for p in points], [p[1] for p in points]))
-    return out
+    return list(iter_tasks(spec, store, plan(store, retry_failed)))
 
 
 def sweep(
@@ -60,12 +112,33 @@ def sweep(
     *,
     retry_failed: bool = False,
     on_result: Callable[[BlockResult], None] | None = None,
+    todo: Plan | None = None,
 ) -> Summary:
-    """Compute every point of ``spec`` that ``store`` does not hold yet."""
+    """Compute every point of ``spec`` that ``store`` does not hold yet (``todo``: its plan)."""
     start = time.perf_counter()
-    todo = tasks(spec, store, retry_failed=retry_failed)
-    summary = Summary(skipped=spec.n_points - sum(len(t.swept) for t in todo))
-    for result in executor.map(todo):
+    if todo is None:
+        todo = plan(store, retry_failed=retry_failed)
+    summary = Summary(skipped=todo.skipped)
+    try:
+        _run(spec, store, executor, todo, summary, on_result)
+    finally:
+        try:
+            store.flush()
+        except OSError:  # the index is only a hint: unflushed blocks read as UNKNOWN next time
+            pass
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _run(
+    spec: GridSpec,
+    store: Store,
+    executor: Executor,
+    todo: Plan,
+    summary: Summary,
+    on_result: Callable[[BlockResult], None] | None,
+) -> None:
+    for result in executor.map(iter_tasks(spec, store, todo)):
         try:
             store.write(result)
         except OSError as exc:  # disk full, store removed, ...: finished points are safe on disk
@@ -79,5 +152,3 @@ def sweep(
         summary.failed += int((result.status == FAILED).sum())
         if on_result is not None:
             on_result(result)
-    summary.seconds = time.perf_counter() - start
-    return summary

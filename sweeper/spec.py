@@ -57,7 +57,7 @@ from sweeper.options import MAX_WORKERS, RunOptions, parse_options, store_proble
 from sweeper.template import kernel_schema
 
 TOP_LEVEL_KEYS = ("kernel", "name", "description", "seeds", "grid_seed", "params", "sweep", "cases", "run")
-MAX_POINTS = 10**8
+MAX_POINTS = 10**7  # the largest grid bench/scale.py runs (scan, status, resubmit); 10^8 is untested
 
 
 @dataclass(frozen=True)

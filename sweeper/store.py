@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +43,17 @@ from sweeper.spec import GridSpec
 from sweeper.template import Template, grid_attrs
 
 BOOKKEEPING = ("status", "wall_time", "finished_at", "message")
+
+# The block index: one code per block (by flat id, see Layout.flat_id) saying what its
+# status chunk is known to hold, so a resume reads a few index chunks instead of every
+# status chunk. It lives in a subgroup, out of the dataset `xarray.open_zarr` shows.
+# Invariant: a code other than UNKNOWN on disk is true of the status chunk on disk; the
+# index is marked UNKNOWN on disk before a block's status is written, and refined after.
+INDEX = "_sweeper/block_state"
+ALL_PENDING, UNKNOWN, ALL_OK, SETTLED = 0, 1, 2, 3  # SETTLED: none pending, some failed
+INDEX_CHUNK = 2**16  # blocks per index chunk
+INDEX_FLUSH_SECONDS = 2.0  # refined codes reach the disk at most this late (or at `flush`)
+PAD = -1  # status rows of blocks smaller than a chunk are padded with this
 
 
 def is_url(where: str | Path) -> bool:
@@ -85,6 +97,11 @@ class Store:
             for k in group.array_keys()
             if k not in BOOKKEEPING and k not in self.dims and _is_output(group[k], self.dims)
         ]
+        self._states: np.ndarray | None = None  # the block index as known here (flat ids)
+        self._on_disk: np.ndarray | None = None  # ... and as it is on disk
+        self._dirty: set[int] = set()  # index chunks to write
+        self._announced: set[int] = set()  # blocks marked UNKNOWN to be written, not written yet
+        self._flushed = time.monotonic()
 
     # -- creation and opening ---------------------------------------------------------
     @classmethod
@@ -221,6 +238,7 @@ class Store:
 
     def grow_seeds(self, seeds: tuple[int, ...]) -> None:
         """Append seeds along the last dim; existing results stay where they are."""
+        self._load_index()  # read under the old layout, carried over to the new one below
         n = len(seeds)
         with _quiet():
             for key in self.group.array_keys():
@@ -239,7 +257,33 @@ class Store:
             self.records = integrity.BlockRecords.open(self.group)
         self.group["seed"][:] = np.asarray(seeds, dtype=np.int64)
         status = self.group["status"]
-        self.layout = Layout(tuple(status.shape), tuple(status.chunks))
+        old, self.layout = self.layout, Layout(tuple(status.shape), tuple(status.chunks))
+        self._regrid_index(old)
+
+    def _regrid_index(self, old: Layout) -> None:
+        """Carry the block index over to the grown seed dim.
+
+        Blocks of the old last seed chunk gained pending points (UNKNOWN unless they were
+        all pending); blocks past the old seeds were never written (ALL_PENDING).
+        """
+        if self._states is None:  # no index (or one already out of step): nothing to carry
+            return
+        states = np.full(self.layout.grid, ALL_PENDING, dtype=np.int8)
+        before = self._states.reshape(old.grid)
+        states[tuple(slice(0, g) for g in old.grid)] = before
+        if old.shape[-1] % old.chunks[-1]:  # the old last seed chunk was partial
+            edge = states[..., old.grid[-1] - 1]
+            edge[edge != ALL_PENDING] = UNKNOWN
+        index = self.group[INDEX]
+        with _quiet():
+            index.resize((self.layout.n_blocks,))
+            zarr.consolidate_metadata(str(self.path))
+            self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
+        self._arrays = {}
+        self._states = states.ravel()
+        self._on_disk = np.full(self._states.shape, -1, dtype=np.int8)  # all of it to write
+        self._dirty = set(range(_n_index_chunks(self._states.size)))
+        self.flush()
 
     # -- reading -------------------------------------------------------------------------
     def status(self) -> np.ndarray:
@@ -252,12 +296,127 @@ class Store:
             ) from None
 
     def counts(self) -> dict[str, int]:
-        status = self.status()
+        """Points by status, from the block index; only blocks it does not settle are read."""
+        states = self.block_states()
+        sizes = self.layout.block_sizes()
+        read = np.flatnonzero((states == UNKNOWN) | (states == SETTLED))
+        rows = self.block_status(read)
         return {
-            "pending": int((status == PENDING).sum()),
-            "ok": int((status == OK).sum()),
-            "failed": int((status == FAILED).sum()),
+            "pending": int(sizes[states == ALL_PENDING].sum() + (rows == PENDING).sum()),
+            "ok": int(sizes[states == ALL_OK].sum() + (rows == OK).sum()),
+            "failed": int((rows == FAILED).sum()),
         }
+
+    # -- the block index ------------------------------------------------------------------
+    def block_states(self) -> np.ndarray:
+        """Per block (flat id): ALL_PENDING, UNKNOWN (read its status), ALL_OK or SETTLED."""
+        if self._load_index() is None:  # a store made before the index: read every block
+            return np.full(self.layout.n_blocks, UNKNOWN, dtype=np.int8)
+        return self._states.copy()
+
+    def block_status(self, flat_ids: np.ndarray) -> np.ndarray:
+        """The status of blocks ``flat_ids`` as rows (len, points in a chunk), padded with PAD.
+
+        What is read refines the block index (kept when this store is written to).
+        """
+        flat_ids = np.asarray(flat_ids, dtype=np.int64)
+        layout = self.layout
+        if flat_ids.size == 0:
+            return np.zeros((0, math.prod(layout.chunks)), dtype=np.int8)
+        if flat_ids.size > layout.n_blocks // 8:  # many: one read of the whole array
+            rows = layout.per_block(self.status(), PAD)[flat_ids]
+        else:
+            regions = [layout.region(layout.block_id(k)) for k in flat_ids]
+            status = self._array("status")
+
+            async def read_all() -> list[np.ndarray]:
+                return await asyncio.gather(*(status.getitem(r) for r in regions))
+
+            rows = np.full((flat_ids.size, math.prod(layout.chunks)), PAD, dtype=np.int8)
+            for row, block in zip(rows, sync(read_all())):
+                chunk = row.reshape(layout.chunks)
+                chunk[tuple(slice(0, n) for n in block.shape)] = block
+        if self._load_index() is not None:
+            learn = ~np.isin(flat_ids, list(self._announced))  # those may change under us
+            self._states[flat_ids[learn]] = _codes(rows[learn])
+            self._dirty.update(np.unique(flat_ids[learn] // INDEX_CHUNK).tolist())
+        return rows
+
+    def will_write(self, flat_ids: np.ndarray) -> None:
+        """Mark blocks UNKNOWN on disk before their status is written (one index write)."""
+        if self._load_index() is None:
+            return
+        flat_ids = np.asarray(flat_ids, dtype=np.int64)
+        self._states[flat_ids] = UNKNOWN
+        self._announced.update(flat_ids.tolist())
+        stale = flat_ids[self._on_disk[flat_ids] != UNKNOWN]
+        if stale.size:
+            self._dirty.update(np.unique(stale // INDEX_CHUNK).tolist())
+            self.flush()
+
+    def reindex(self) -> None:
+        """Rebuild the block index from the status array, e.g. after status was edited directly.
+
+        Reads every status chunk; a store made before the index gets one.
+        """
+        if self._load_index() is None:
+            with _quiet():
+                if INDEX in self.group:
+                    del self.group[INDEX]
+                _write_index(self.group, self.layout.n_blocks)
+                zarr.consolidate_metadata(str(self.path))
+                self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
+            self._arrays = {}
+            self._load_index()
+        self._announced.clear()
+        self.block_status(np.arange(self.layout.n_blocks))
+        self._on_disk[...] = -1  # write all of it, whatever this object believed was there
+        self._dirty = set(range(_n_index_chunks(self.layout.n_blocks)))
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the block index chunks that changed (a no-op on a read-only store)."""
+        if self._states is None or not self._dirty or self.group.read_only:
+            return
+        index = self._array(INDEX)
+        n = self._states.size
+
+        async def write_all(chunks: list[int]) -> None:
+            regions = [slice(c * INDEX_CHUNK, min((c + 1) * INDEX_CHUNK, n)) for c in chunks]
+            await asyncio.gather(*(index.setitem(r, self._states[r]) for r in regions))
+
+        chunks = sorted(self._dirty)
+        changed = [
+            c
+            for c in chunks
+            if not np.array_equal(
+                self._states[c * INDEX_CHUNK : (c + 1) * INDEX_CHUNK],
+                self._on_disk[c * INDEX_CHUNK : (c + 1) * INDEX_CHUNK],
+            )
+        ]
+        if changed:
+            sync(write_all(changed))
+        for c in changed:
+            r = slice(c * INDEX_CHUNK, (c + 1) * INDEX_CHUNK)
+            self._on_disk[r] = self._states[r]
+        self._dirty.clear()
+        self._flushed = time.monotonic()
+
+    def _load_index(self) -> np.ndarray | None:
+        if self._states is not None:
+            return self._states
+        try:
+            index = self.group[INDEX]
+        except KeyError:
+            return None
+        if index.shape != (self.layout.n_blocks,):  # a grow of seeds cut short: trust none of it
+            return None
+        try:
+            self._states = np.asarray(index[...], dtype=np.int8)
+        except Exception:  # noqa: BLE001 - a damaged index is only a lost hint: read every block
+            return None
+        self._on_disk = self._states.copy()
+        return self._states
 
     # -- writing -------------------------------------------------------------------------
     def write(self, result: BlockResult) -> None:
@@ -279,6 +438,10 @@ class Store:
         blocks = {name: self._block(name, v, result) for name, v in values.items()}
         status = self._block("status", result.status, result)
 
+        flat = self.layout.flat_id(result.block_id)
+        if self._load_index() is not None and self._on_disk[flat] != UNKNOWN:
+            self.will_write(np.array([flat]))  # a caller that did not announce the block
+
         async def write_all() -> None:
             await asyncio.gather(*(self._array(k).setitem(region, b) for k, b in blocks.items()))
             if self.records is not None:
@@ -286,6 +449,12 @@ class Store:
             await self._array("status").setitem(region, status)  # last: the point now reads as done
 
         sync(write_all())
+        if self._states is not None:  # what the chunk holds now; on disk within seconds
+            self._announced.discard(flat)
+            self._states[flat] = _codes(status.reshape(1, -1))[0]
+            self._dirty.add(flat // INDEX_CHUNK)
+            if time.monotonic() - self._flushed > INDEX_FLUSH_SECONDS:
+                self.flush()
 
     def _array(self, name: str) -> zarr.AsyncArray:
         if name not in self._arrays:
@@ -342,7 +511,40 @@ def _lay_out(where: str, template: Template, mode: str = "w") -> None:
         root = zarr.open_group(where, mode=mode, zarr_format=3)
         _write_template(root, template)
         integrity.lay_out(root, [*template.outputs, *BOOKKEEPING[1:]])
+        _write_index(root, Layout(template.shape, template.chunks).n_blocks)
         zarr.consolidate_metadata(where)
+
+
+def _write_index(root: zarr.Group, n_blocks: int) -> None:
+    """The block index of a new store: every block ALL_PENDING (the fill, nothing on disk)."""
+    index = root.create_array(
+        INDEX,
+        shape=(n_blocks,),
+        chunks=(min(n_blocks, INDEX_CHUNK),),
+        dtype=np.int8,
+        fill_value=ALL_PENDING,
+        dimension_names=("block",),
+    )
+    index.attrs.update(
+        {
+            "long_name": "what the status chunk of each block holds (flat block ids, C order)",
+            "flag_values": [ALL_PENDING, UNKNOWN, ALL_OK, SETTLED],
+            "flag_meanings": "all_pending unknown all_ok settled",
+        }
+    )
+
+
+def _codes(rows: np.ndarray) -> np.ndarray:
+    """Block index codes of status rows (padded with PAD)."""
+    pending = rows == PENDING
+    code = np.where((rows == FAILED).any(axis=1), SETTLED, ALL_OK).astype(np.int8)
+    code[pending.any(axis=1)] = UNKNOWN
+    code[(pending | (rows == PAD)).all(axis=1)] = ALL_PENDING
+    return code
+
+
+def _n_index_chunks(n_blocks: int) -> int:
+    return -(-n_blocks // INDEX_CHUNK)
 
 
 def _write_template(root: zarr.Group, t: Template) -> None:
