@@ -25,7 +25,7 @@ from kernels.base import Kernel, Output  # noqa: E402
 from kernels.registry import register  # noqa: E402
 from sweeper import api, scheduler  # noqa: E402
 from sweeper.executors import RayExecutor  # noqa: E402
-from sweeper.spec import parse_spec  # noqa: E402
+from sweeper.grid_file import parse_spec  # noqa: E402
 
 
 @dataclass(frozen=True, kw_only=True)

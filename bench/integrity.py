@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kernels.registry import register
 from sweeper import api, integrity, scheduler
-from sweeper.spec import parse_spec
+from sweeper.grid_file import parse_spec
 from tests.sweeper import relaxation
 
 register(relaxation.Relaxation)

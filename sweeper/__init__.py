@@ -6,6 +6,7 @@
 
 from sweeper.api import submit
 from sweeper.errors import SpecError, StoreError, SweeperError
-from sweeper.spec import GridSpec, load_spec, parse_spec
+from sweeper.grid_file import load_spec, parse_spec
+from sweeper.spec import GridSpec
 
 __all__ = ["GridSpec", "SpecError", "StoreError", "SweeperError", "load_spec", "parse_spec", "submit"]

@@ -16,9 +16,11 @@ from sweeper.cluster import connect_ray
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor
+from sweeper.grid_file import load_spec
 from sweeper.lease import Lease, read_holder
+from sweeper.parser import MAX_POINTS
 from sweeper.scheduler import Summary
-from sweeper.spec import MAX_POINTS, GridSpec, load_spec
+from sweeper.spec import GridSpec
 from sweeper.store import Store, StoreTaken, is_url, store_exists
 from sweeper.template import Template, make_template
 

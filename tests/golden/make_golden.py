@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kernels.registry import get_kernel
-from sweeper.spec import load_spec
+from sweeper.grid_file import load_spec
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENTS = HERE.parents[1] / "experiments"

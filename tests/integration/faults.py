@@ -13,7 +13,8 @@ import xarray as xr
 
 from sweeper import api
 from sweeper.blocks import OK
-from sweeper.spec import GridSpec, parse_spec
+from sweeper.grid_file import parse_spec
+from sweeper.spec import GridSpec
 
 # 6 rates x 2 x0 x 4 seeds = 48 points in 12 blocks of 4; each point sleeps `delay` seconds.
 GRID = """

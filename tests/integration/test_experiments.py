@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from sweeper.spec import load_spec
+from sweeper.grid_file import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 GRIDS = sorted((ROOT / "experiments").glob("*.toml"))

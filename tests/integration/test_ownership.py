@@ -27,8 +27,8 @@ from click.testing import CliRunner
 from sweeper import api
 from sweeper.blocks import OK
 from sweeper.cli import main
+from sweeper.grid_file import load_spec
 from sweeper.lease import LEASE, STALE, read_holder
-from sweeper.spec import load_spec
 from tests.integration.faults import (
     GRID,
     N_POINTS,

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from sweeper import api
 from sweeper.blocks import FAILED, OK
 from sweeper.cli import main
-from sweeper.spec import parse_spec
+from sweeper.grid_file import parse_spec
 
 GRID = """
 kernel = "relaxation"

@@ -16,7 +16,7 @@ from kernels.singlelayer.dmft import DMFTKernel
 from kernels.singlelayer.sgd_multipass import SGDMultipassKernel
 from kernels.timegrid import STEP_RTOL, TimeGridParams, check_steps, save_steps, saved_times
 from sweeper.errors import SpecError
-from sweeper.spec import parse_spec
+from sweeper.grid_file import parse_spec
 
 RIDGE = {"alpha": 3.0, "ridge": 0.5, "m0": 0.2, "q0": 1.04, "loss": "square", "teacher": "linear"}
 SMALL_DMFT = {**RIDGE, "n_traj": 400, "n_blocks": 1}

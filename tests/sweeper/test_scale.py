@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from sweeper import api, scheduler
 from sweeper.blocks import FAILED, OK, PENDING, BlockTask
+from sweeper.grid_file import parse_spec
 from sweeper.layout import Layout
-from sweeper.spec import parse_spec
 from sweeper.store import ALL_OK, ALL_PENDING, INDEX, SETTLED, UNKNOWN, Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -363,7 +363,7 @@ def test_a_finished_store_resubmitted_does_not_start_ray(tmp_path):
 
 def test_the_point_limit_is_the_tested_size():
     from sweeper.errors import SpecError
-    from sweeper.spec import MAX_POINTS
+    from sweeper.parser import MAX_POINTS
 
     assert MAX_POINTS == 10**7  # what bench/scale.py runs; raise it only with the bench at the new size
     at = "kernel = 'ode'\nseeds = 10\n[sweep]\nlr = {linspace = [0.1, 1, 1000]}\nnoise = {linspace = [0, 1, 1000]}\n"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from sweeper.spec import load_spec
+from sweeper.grid_file import load_spec
 from sweeper.store import Store
 from sweeper.template import make_template
 

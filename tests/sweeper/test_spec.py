@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from kernels import registry
 from kernels.registry import available, get_kernel
 from sweeper.errors import SpecError
-from sweeper.spec import RESERVED_NAMES, load_spec, parse_spec
+from sweeper.grid_file import load_spec, parse_spec
+from sweeper.parser import RESERVED_NAMES
 
 BASE = """
 kernel = "relaxation"

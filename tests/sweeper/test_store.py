@@ -11,7 +11,7 @@ import zarr
 from sweeper import api, scheduler
 from sweeper.blocks import FAILED, OK, PENDING
 from sweeper.errors import StoreError
-from sweeper.spec import parse_spec
+from sweeper.grid_file import parse_spec
 from sweeper.store import Store
 
 GRID = """

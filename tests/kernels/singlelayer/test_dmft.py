@@ -18,7 +18,7 @@ from kernels.registry import get_kernel
 from kernels.singlelayer.closed_forms import ridge_gd_curves
 from kernels.singlelayer.dmft import DMFTKernel
 from sweeper.errors import SpecError
-from sweeper.spec import parse_spec
+from sweeper.grid_file import parse_spec
 from tests.kernels.singlelayer.test_dmft_mixture import MIXTURE as TWO_CLUSTERS
 
 RIDGE = {"alpha": 3.0, "ridge": 0.5, "m0": 0.2, "q0": 1.04, "loss": "square", "teacher": "linear"}
