@@ -6,7 +6,7 @@ Prints, on this machine, with the test kernel `relaxation` (3 outputs, blocks of
 1. milliseconds per block write, wall and CPU, with records and without (the same results
    written to two fresh stores, alternating, median of 7 rounds of 300 blocks);
 2. for a finished store of BLOCKS blocks: reading `status` through zarr (what every resume
-   already does), the cheap check (`integrity.check`: status, records, one stat per chunk),
+   already does), the cheap check (`checks.check`: status, records, one stat per chunk),
    the check every resubmit runs (`full=None`) and the full check behind `sweeper verify`
    (every recorded chunk read and its CRC-32 compared).
 """
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from kernels.registry import register
-from sweeper import api, integrity, scheduler
+from sweeper import api, checks, scheduler
 from sweeper.grid_file import parse_spec
 from tests.sweeper import relaxation
 
@@ -92,11 +92,11 @@ def main(n_blocks: int) -> None:
     n = store.layout.n_blocks
     print(f"store        {n} blocks, {spec.n_points} points, finished")
     print(f"status read  {best_of(store.status):.3f} s (every resume reads it anyway)")
-    print(f"cheap check  {best_of(lambda: integrity.check(store)):.3f} s (sizes against the records)")
-    auto = integrity.check(store, full=None)
-    took = best_of(lambda: integrity.check(store, full=None))
+    print(f"cheap check  {best_of(lambda: checks.check(store)):.3f} s (sizes against the records)")
+    auto = checks.check(store, full=None)
+    took = best_of(lambda: checks.check(store, full=None))
     print(f"at resubmit  {took:.3f} s ({'every byte' if auto.full else 'sizes'}: full=None)")
-    print(f"full check   {best_of(lambda: integrity.check(store, full=True), n=1):.3f} s (sweeper verify)")
+    print(f"full check   {best_of(lambda: checks.check(store, full=True), n=1):.3f} s (sweeper verify)")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from sweeper import integrity, scheduler
+from sweeper import checks, rawread, scheduler
 from sweeper.blocks import FAILED, OK, PENDING
 from sweeper.cluster import connect_ray
+from sweeper.creation import StoreTaken, is_url, store_exists
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor
@@ -21,7 +22,7 @@ from sweeper.lease import Lease, read_holder
 from sweeper.parser import MAX_POINTS
 from sweeper.scheduler import Summary
 from sweeper.spec import GridSpec
-from sweeper.store import Store, StoreTaken, is_url, store_exists
+from sweeper.store import Store
 from sweeper.template import Template, make_template
 
 
@@ -167,30 +168,30 @@ def sweep(
     return spec, summary
 
 
-def verify(path: str | os.PathLike, repair: bool = True) -> integrity.Damage:
+def verify(path: str | os.PathLike, repair: bool = True) -> checks.Damage:
     """What `sweeper verify` does: read every recorded chunk, mark the points of damaged blocks pending."""
     store = Store.open(path, mode="r+" if repair else "r")
     if not repair:
-        return integrity.check(store, full=True)
+        return checks.check(store, full=True)
     lease = Lease(store.path, grid=str(store.attrs.get("grid_name")))
     lease.refuse_if_held()  # a driver writing the store is refused: repairs would race its writes
     try:
         _note(lease.take())
-        damage = integrity.check(store, full=True)
-        integrity.repair(store, damage)
+        damage = checks.check(store, full=True)
+        checks.repair(store, damage)
     finally:
         lease.release()
     return damage
 
 
-def repair_damage(store: Store, say=None) -> integrity.Damage:
+def repair_damage(store: Store, say=None) -> checks.Damage:
     """The check of every resubmission: damaged blocks are marked pending, one line each on stderr.
 
     Chunk sizes against the records (every byte when the store is small), and ``status`` decoded.
     """
-    damage = integrity.check(store, full=None)
+    damage = checks.check(store, full=None)
     if damage:
-        integrity.repair(store, damage)
+        checks.repair(store, damage)
         say = say or (lambda line: print(line, file=sys.stderr))
         for line in damage.lines()[:MAX_LINES]:
             say(f"damaged: {line}")
@@ -240,7 +241,7 @@ def _nothing_to_do(spec: GridSpec, retry_failed: bool) -> Summary | None:
     if store.layout.shape != spec.shape:  # the grid adds seeds
         return None
     todo = scheduler.plan(store, retry_failed)
-    if todo.n_todo or integrity.check(store, full=None):  # damage found: the full path repairs it
+    if todo.n_todo or checks.check(store, full=None):  # damage found: the full path repairs it
         return None
     return Summary(skipped=todo.skipped, seconds=time.perf_counter() - start)
 
@@ -306,7 +307,7 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
             existing = Store.open(spec.options.store, mode="r")
             counts = existing.counts()
             lines.append("existing  " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-            damage = integrity.check(existing, full=None)  # what the submit would repair first
+            damage = checks.check(existing, full=None)  # what the submit would repair first
             if damage:
                 lines.append(f"damaged   {damage.summary()}; the submit computes them again")
                 lines.extend(f"  {line}" for line in damage.lines()[:MAX_LINES])
@@ -330,7 +331,7 @@ def describe_driver(path: str | os.PathLike) -> str:
 def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     """Counts by status, failures with their messages, rate and ETA."""
     store = Store.open(path, mode="r")
-    damage = integrity.check(store, full=None)  # sizes against the records; every byte if few
+    damage = checks.check(store, full=None)  # sizes against the records; every byte if few
     status = damage.status
     codes = {"pending": PENDING, "ok": OK, "failed": FAILED}
     counts = {name: int((status == code).sum()) for name, code in codes.items()}
@@ -342,7 +343,7 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     ]
     driver = describe_driver(path)
     lines.append(f"driver    {driver}")
-    finished = integrity.read_lenient(store, "finished_at")
+    finished = rawread.read_lenient(store, "finished_at")
     done_times = np.sort(finished[np.isfinite(finished)])
     if done_times.size:
         now = time.time()
@@ -353,10 +354,10 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
                 f"rate      {rate:.3g} points/s over the last {now - window[0]:.0f} s; "
                 f"ETA {counts['pending'] / rate:.0f} s"
             )
-        wall = integrity.read_lenient(store, "wall_time")
+        wall = rawread.read_lenient(store, "wall_time")
         lines.append(f"compute   {np.nansum(wall):.3g} s in points, median {np.nanmedian(wall):.3g} s/point")
     if counts["failed"]:
-        messages = integrity.read_lenient(store, "message")
+        messages = rawread.read_lenient(store, "message")
         dims = store.dims
         coords = {d: store.group[d][...] for d in dims}
         failed = np.argwhere(status == FAILED)

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sweeper.block_index import ALL_PENDING, SETTLED, UNKNOWN
 from sweeper.blocks import FAILED, OK, PENDING, BlockResult, BlockTask
 from sweeper.errors import StoreError
 from sweeper.executors import Executor
 from sweeper.layout import Layout
 from sweeper.spec import GridSpec
-from sweeper.store import ALL_PENDING, SETTLED, UNKNOWN, Store
+from sweeper.store import Store
 
 
 @dataclass

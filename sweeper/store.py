@@ -1,83 +1,37 @@
-"""The zarr store of one grid: laying out the template, region writes, status, resume.
+"""The zarr store of one grid: opening, resuming, region writes, status reads, seed growth.
 
-The full-size template (:mod:`sweeper.template`: coords, attrs, outputs filled
-with NaN; here ``status`` 0 = pending, 1 = ok, 2 = failed, ``wall_time``,
-``finished_at``, ``message`` beside them) is written once; empty chunks cost
-nothing on disk, so creating it is instant at any grid size. Results are then
-written one block (= one chunk) at a time by a single writer, outputs first and
-``status`` last: a point reads as done only once its outputs are on disk, so a
+A store is created once from its template (:mod:`sweeper.creation`); results are
+then written one block (= one chunk) at a time by a single writer, outputs first
+and ``status`` last: a point reads as done only once its outputs are on disk, so a
 crash at any moment loses no finished point and leaves a valid store that
-`xarray.open_zarr` reads.
-
-Only this module knows zarr.
+`xarray.open_zarr` reads. Each write keeps the block's integrity record
+(:mod:`sweeper.integrity`) and the block index (:mod:`sweeper.block_index`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import json
 import math
-import os
-import shutil
-import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import numpy as np
 import zarr
 from zarr.core.sync import sync  # zarr's own bridge to its event loop
 
-from sweeper import integrity
+from sweeper import block_index, creation, integrity
+from sweeper.block_index import ALL_OK, ALL_PENDING, INDEX, PAD, SETTLED, UNKNOWN, BlockIndex
 from sweeper.blocks import FAILED, OK, PENDING, BlockResult
+from sweeper.creation import BOOKKEEPING, is_url, quiet, store_exists
 from sweeper.disk import check_writable
 from sweeper.errors import StoreError
 from sweeper.layout import Layout
 from sweeper.lease import Lease
-from sweeper.removal import check_removable, clean_leftovers
+from sweeper.removal import check_removable
 from sweeper.spec import GridSpec
 from sweeper.template import Template, grid_attrs
-
-BOOKKEEPING = ("status", "wall_time", "finished_at", "message")
-
-# The block index: one code per block (by flat id, see Layout.flat_id) saying what its
-# status chunk is known to hold, so a resume reads a few index chunks instead of every
-# status chunk. It lives in a subgroup, out of the dataset `xarray.open_zarr` shows.
-# Invariant: a code other than UNKNOWN on disk is true of the status chunk on disk; the
-# index is marked UNKNOWN on disk before a block's status is written, and refined after.
-INDEX = "_sweeper/block_state"
-ALL_PENDING, UNKNOWN, ALL_OK, SETTLED = 0, 1, 2, 3  # SETTLED: none pending, some failed
-INDEX_CHUNK = 2**16  # blocks per index chunk
-INDEX_FLUSH_SECONDS = 2.0  # refined codes reach the disk at most this late (or at `flush`)
-PAD = -1  # status rows of blocks smaller than a chunk are padded with this
-
-
-def is_url(where: str | Path) -> bool:
-    """An fsspec URL (``s3://bucket/x.zarr``, ``gs://...``, ``memory://...``), not a local path."""
-    return "://" in str(where)
-
-
-def store_exists(where: str | Path) -> bool:
-    if is_url(where):
-        fs, root = fsspec.core.url_to_fs(str(where))
-        return fs.exists(root)
-    return Path(where).exists()
-
-
-class StoreTaken(StoreError):
-    """Another driver created the store first, while this one was laying out its own."""
-
-
-def _remove(where: str | Path) -> None:
-    if is_url(where):
-        fs, root = fsspec.core.url_to_fs(str(where))
-        fs.rm(root, recursive=True)
-    else:
-        shutil.rmtree(where)
 
 
 class Store:
@@ -97,11 +51,7 @@ class Store:
             for k in group.array_keys()
             if k not in BOOKKEEPING and k not in self.dims and _is_output(group[k], self.dims)
         ]
-        self._states: np.ndarray | None = None  # the block index as known here (flat ids)
-        self._on_disk: np.ndarray | None = None  # ... and as it is on disk
-        self._dirty: set[int] = set()  # index chunks to write
-        self._announced: set[int] = set()  # blocks marked UNKNOWN to be written, not written yet
-        self._flushed = time.monotonic()
+        self._index: BlockIndex | None = None  # read at first use
 
     # -- creation and opening ---------------------------------------------------------
     @classmethod
@@ -112,40 +62,7 @@ class Store:
 
         With a ``lease``, the new store holds it from its first moment in place.
         """
-        exists = store_exists(path)
-        if exists and not overwrite:
-            raise StoreError(f"{path} exists; use `--overwrite` to replace it.")
-        if exists:
-            check_removable(path, keep=_grid_files(template))
-        if is_url(path):  # an object store has no atomic rename: write in place
-            with _paused(lease):
-                if exists:
-                    _remove(path)
-                _lay_out(str(path), template)
-                if lease is not None:
-                    lease.write_into(path)
-            return cls._held(path, lease)
-        path = Path(path)
-        check_writable(path, template.nbytes())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        clean_leftovers(path)
-        # Lay the template out beside the target and rename it into place: a kill at any
-        # moment leaves either no store or a whole one, never a half-made one.
-        staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            staging.mkdir()
-            if lease is not None:  # first: the folder names its live driver from the start
-                lease.write_into(staging)
-            _lay_out(str(staging), template, mode="a")
-            with _paused(lease):
-                _move_into_place(staging, path, replace=exists)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise StoreError(f"{path}: cannot create the store ({exc.strerror or exc}).") from None
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        creation.create(path, template, overwrite, lease)
         return cls._held(path, lease)
 
     @classmethod
@@ -161,7 +78,7 @@ class Store:
         if not store_exists(path):
             raise StoreError(f"{path}: no such store.")
         try:
-            with _quiet():
+            with quiet():
                 group = zarr.open_group(str(path), mode=mode, zarr_format=3)
             group.attrs["swept_dims"]
             group["status"]
@@ -226,7 +143,7 @@ class Store:
         new = grid_attrs(spec)
         if all(self.attrs.get(k) == v for k, v in new.items()):
             return
-        with _quiet():
+        with quiet():
             self.group.attrs.update(new)
             zarr.consolidate_metadata(str(self.path))  # readers open the consolidated copy
             self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
@@ -240,7 +157,7 @@ class Store:
         """Append seeds along the last dim; existing results stay where they are."""
         self._load_index()  # read under the old layout, carried over to the new one below
         n = len(seeds)
-        with _quiet():
+        with quiet():
             for key in self.group.array_keys():
                 arr = self.group[key]
                 dims = tuple(arr.metadata.dimension_names or ())
@@ -261,28 +178,16 @@ class Store:
         self._regrid_index(old)
 
     def _regrid_index(self, old: Layout) -> None:
-        """Carry the block index over to the grown seed dim.
-
-        Blocks of the old last seed chunk gained pending points (UNKNOWN unless they were
-        all pending); blocks past the old seeds were never written (ALL_PENDING).
-        """
-        if self._states is None:  # no index (or one already out of step): nothing to carry
+        """Carry the block index over to the grown seed dim (see :meth:`BlockIndex.regrid`)."""
+        if self._index is None:  # no index (or one already out of step): nothing to carry
             return
-        states = np.full(self.layout.grid, ALL_PENDING, dtype=np.int8)
-        before = self._states.reshape(old.grid)
-        states[tuple(slice(0, g) for g in old.grid)] = before
-        if old.shape[-1] % old.chunks[-1]:  # the old last seed chunk was partial
-            edge = states[..., old.grid[-1] - 1]
-            edge[edge != ALL_PENDING] = UNKNOWN
         index = self.group[INDEX]
-        with _quiet():
+        with quiet():
             index.resize((self.layout.n_blocks,))
             zarr.consolidate_metadata(str(self.path))
             self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
         self._arrays = {}
-        self._states = states.ravel()
-        self._on_disk = np.full(self._states.shape, -1, dtype=np.int8)  # all of it to write
-        self._dirty = set(range(_n_index_chunks(self._states.size)))
+        self._index.regrid(old, self.layout)
         self.flush()
 
     # -- reading -------------------------------------------------------------------------
@@ -310,9 +215,10 @@ class Store:
     # -- the block index ------------------------------------------------------------------
     def block_states(self) -> np.ndarray:
         """Per block (flat id): ALL_PENDING, UNKNOWN (read its status), ALL_OK or SETTLED."""
-        if self._load_index() is None:  # a store made before the index: read every block
+        index = self._load_index()
+        if index is None:  # a store made before the index: read every block
             return np.full(self.layout.n_blocks, UNKNOWN, dtype=np.int8)
-        return self._states.copy()
+        return index.states.copy()
 
     def block_status(self, flat_ids: np.ndarray) -> np.ndarray:
         """The status of blocks ``flat_ids`` as rows (len, points in a chunk), padded with PAD.
@@ -336,22 +242,15 @@ class Store:
             for row, block in zip(rows, sync(read_all())):
                 chunk = row.reshape(layout.chunks)
                 chunk[tuple(slice(0, n) for n in block.shape)] = block
-        if self._load_index() is not None:
-            learn = ~np.isin(flat_ids, list(self._announced))  # those may change under us
-            self._states[flat_ids[learn]] = _codes(rows[learn])
-            self._dirty.update(np.unique(flat_ids[learn] // INDEX_CHUNK).tolist())
+        index = self._load_index()
+        if index is not None:
+            index.learn(flat_ids, rows)
         return rows
 
     def will_write(self, flat_ids: np.ndarray) -> None:
         """Mark blocks UNKNOWN on disk before their status is written (one index write)."""
-        if self._load_index() is None:
-            return
-        flat_ids = np.asarray(flat_ids, dtype=np.int64)
-        self._states[flat_ids] = UNKNOWN
-        self._announced.update(flat_ids.tolist())
-        stale = flat_ids[self._on_disk[flat_ids] != UNKNOWN]
-        if stale.size:
-            self._dirty.update(np.unique(stale // INDEX_CHUNK).tolist())
+        index = self._load_index()
+        if index is not None and index.announce(flat_ids):
             self.flush()
 
     def reindex(self) -> None:
@@ -360,63 +259,29 @@ class Store:
         Reads every status chunk; a store made before the index gets one.
         """
         if self._load_index() is None:
-            with _quiet():
+            with quiet():
                 if INDEX in self.group:
                     del self.group[INDEX]
-                _write_index(self.group, self.layout.n_blocks)
+                block_index.lay_out(self.group, self.layout.n_blocks)
                 zarr.consolidate_metadata(str(self.path))
                 self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=3)
             self._arrays = {}
             self._load_index()
-        self._announced.clear()
+        self._index.announced.clear()
         self.block_status(np.arange(self.layout.n_blocks))
-        self._on_disk[...] = -1  # write all of it, whatever this object believed was there
-        self._dirty = set(range(_n_index_chunks(self.layout.n_blocks)))
+        self._index.rewrite_all()  # whatever this object believed was on disk
         self.flush()
 
     def flush(self) -> None:
         """Write the block index chunks that changed (a no-op on a read-only store)."""
-        if self._states is None or not self._dirty or self.group.read_only:
+        if self._index is None or not self._index.dirty or self.group.read_only:
             return
-        index = self._array(INDEX)
-        n = self._states.size
+        self._index.flush(self._array(INDEX))
 
-        async def write_all(chunks: list[int]) -> None:
-            regions = [slice(c * INDEX_CHUNK, min((c + 1) * INDEX_CHUNK, n)) for c in chunks]
-            await asyncio.gather(*(index.setitem(r, self._states[r]) for r in regions))
-
-        chunks = sorted(self._dirty)
-        changed = [
-            c
-            for c in chunks
-            if not np.array_equal(
-                self._states[c * INDEX_CHUNK : (c + 1) * INDEX_CHUNK],
-                self._on_disk[c * INDEX_CHUNK : (c + 1) * INDEX_CHUNK],
-            )
-        ]
-        if changed:
-            sync(write_all(changed))
-        for c in changed:
-            r = slice(c * INDEX_CHUNK, (c + 1) * INDEX_CHUNK)
-            self._on_disk[r] = self._states[r]
-        self._dirty.clear()
-        self._flushed = time.monotonic()
-
-    def _load_index(self) -> np.ndarray | None:
-        if self._states is not None:
-            return self._states
-        try:
-            index = self.group[INDEX]
-        except KeyError:
-            return None
-        if index.shape != (self.layout.n_blocks,):  # a grow of seeds cut short: trust none of it
-            return None
-        try:
-            self._states = np.asarray(index[...], dtype=np.int8)
-        except Exception:  # noqa: BLE001 - a damaged index is only a lost hint: read every block
-            return None
-        self._on_disk = self._states.copy()
-        return self._states
+    def _load_index(self) -> BlockIndex | None:
+        if self._index is None:
+            self._index = BlockIndex.read(self.group, self.layout.n_blocks)
+        return self._index
 
     # -- writing -------------------------------------------------------------------------
     def write(self, result: BlockResult) -> None:
@@ -439,7 +304,8 @@ class Store:
         status = self._block("status", result.status, result)
 
         flat = self.layout.flat_id(result.block_id)
-        if self._load_index() is not None and self._on_disk[flat] != UNKNOWN:
+        index = self._load_index()
+        if index is not None and index.on_disk[flat] != UNKNOWN:
             self.will_write(np.array([flat]))  # a caller that did not announce the block
 
         async def write_all() -> None:
@@ -449,12 +315,8 @@ class Store:
             await self._array("status").setitem(region, status)  # last: the point now reads as done
 
         sync(write_all())
-        if self._states is not None:  # what the chunk holds now; on disk within seconds
-            self._announced.discard(flat)
-            self._states[flat] = _codes(status.reshape(1, -1))[0]
-            self._dirty.add(flat // INDEX_CHUNK)
-            if time.monotonic() - self._flushed > INDEX_FLUSH_SECONDS:
-                self.flush()
+        if index is not None and index.wrote(flat, status):  # what the chunk holds; on disk within seconds
+            self.flush()
 
     def _array(self, name: str) -> zarr.AsyncArray:
         if name not in self._arrays:
@@ -477,156 +339,6 @@ class Store:
         return block
 
 
-# -- template writing ------------------------------------------------------------------------
-
-
-def _move_into_place(staging: Path, path: Path, replace: bool) -> None:
-    """Rename ``staging`` to ``path``; the store there before (if ``replace``) is removed."""
-    aside = path.with_name(f".{path.name}.removing-{os.getpid()}")
-    if replace:
-        shutil.rmtree(aside, ignore_errors=True)
-        os.rename(path, aside)
-    try:
-        os.rename(staging, path)  # fails if another driver put a store there meanwhile
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
-        raise StoreTaken(f"{path}: another driver created this store at the same moment.") from None
-    if replace:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def _grid_files(template: Template) -> tuple[str, ...]:
-    source = template.attrs.get("grid_file")
-    return (source,) if source and source != "<string>" else ()
-
-
-def _paused(lease: Lease | None):
-    return lease.paused() if lease is not None else contextlib.nullcontext()
-
-
-def _lay_out(where: str, template: Template, mode: str = "w") -> None:
-    with _quiet():
-        root = zarr.open_group(where, mode=mode, zarr_format=3)
-        _write_template(root, template)
-        integrity.lay_out(root, [*template.outputs, *BOOKKEEPING[1:]])
-        _write_index(root, Layout(template.shape, template.chunks).n_blocks)
-        zarr.consolidate_metadata(where)
-
-
-def _write_index(root: zarr.Group, n_blocks: int) -> None:
-    """The block index of a new store: every block ALL_PENDING (the fill, nothing on disk)."""
-    index = root.create_array(
-        INDEX,
-        shape=(n_blocks,),
-        chunks=(min(n_blocks, INDEX_CHUNK),),
-        dtype=np.int8,
-        fill_value=ALL_PENDING,
-        dimension_names=("block",),
-    )
-    index.attrs.update(
-        {
-            "long_name": "what the status chunk of each block holds (flat block ids, C order)",
-            "flag_values": [ALL_PENDING, UNKNOWN, ALL_OK, SETTLED],
-            "flag_meanings": "all_pending unknown all_ok settled",
-        }
-    )
-
-
-def _codes(rows: np.ndarray) -> np.ndarray:
-    """Block index codes of status rows (padded with PAD)."""
-    pending = rows == PENDING
-    code = np.where((rows == FAILED).any(axis=1), SETTLED, ALL_OK).astype(np.int8)
-    code[pending.any(axis=1)] = UNKNOWN
-    code[(pending | (rows == PAD)).all(axis=1)] = ALL_PENDING
-    return code
-
-
-def _n_index_chunks(n_blocks: int) -> int:
-    return -(-n_blocks // INDEX_CHUNK)
-
-
-def _write_template(root: zarr.Group, t: Template) -> None:
-    root.attrs.update(t.attrs)
-    grid_dims = t.dims
-    for dim, values in t.grid_coords.items():
-        arr = _array(root, dim, values.shape, (len(values),), values.dtype, (dim,), _fill(values.dtype))
-        arr[:] = values
-        arr.attrs.update(t.coord_attrs.get(dim, {}))
-    for name, values in t.case_coords.items():
-        arr = _array(root, name, values.shape, values.shape, values.dtype, ("case",), _fill(values.dtype))
-        arr[:] = values
-        arr.attrs.update(t.coord_attrs.get(name, {}))
-    for dim, values in t.kernel_coords.items():
-        arr = _array(root, dim, values.shape, values.shape, values.dtype, (dim,), _fill(values.dtype))
-        arr[:] = values
-        arr.attrs.update(t.coord_attrs.get(dim, {}))
-    coordinates = " ".join(t.case_coords)
-    for name, out in t.outputs.items():
-        extra = t.output_shape(name)
-        arr = _array(root, name, t.shape + extra, t.chunks + extra, np.float64, grid_dims + out.dims, np.nan)
-        arr.attrs.update(out.attrs())
-        if coordinates:
-            arr.attrs["coordinates"] = coordinates
-    book = {
-        "status": (
-            np.int8,
-            PENDING,
-            {
-                "long_name": "status of the point",
-                "flag_values": [0, 1, 2],
-                "flag_meanings": "pending ok failed",
-            },
-        ),
-        "wall_time": (np.float64, np.nan, {"long_name": "wall time of the point", "units": "s"}),
-        "finished_at": (
-            np.float64,
-            np.nan,
-            {"long_name": "time the point finished", "units": "seconds since 1970-01-01"},
-        ),
-        "message": (str, "", {"long_name": "failure message of the point"}),
-    }
-    for name, (dtype, fill, attrs) in book.items():
-        arr = _array(root, name, t.shape, t.chunks, dtype, grid_dims, fill)
-        arr.attrs.update(attrs)
-        if coordinates:
-            arr.attrs["coordinates"] = coordinates
-
-
-def _array(root, name, shape, chunks, dtype, dims, fill):
-    if np.dtype(dtype).kind in "UO":
-        dtype = str  # variable-length UTF-8: the string type zarr v3 specifies
-    return root.create_array(
-        name,
-        shape=tuple(shape),
-        chunks=tuple(max(1, c) for c in chunks),
-        dtype=dtype,
-        fill_value=fill,
-        dimension_names=tuple(dims),
-    )
-
-
-def _fill(dtype: np.dtype) -> Any:
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return np.nan
-    if dtype.kind in "iub":
-        return 0
-    return ""
-
-
 def _is_output(arr: zarr.Array, grid_dims: tuple[str, ...]) -> bool:
     dims = tuple(arr.metadata.dimension_names or ())
     return dims[: len(grid_dims)] == grid_dims
-
-
-class _quiet(warnings.catch_warnings):
-    """Silence zarr's notes on consolidated metadata (not in the v3 spec yet) and on the lease file."""
-
-    def __enter__(self):
-        super().__enter__()
-        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        # The lease (`lease.json`) sits at the store's root beside the zarr nodes.
-        warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
-        return self

@@ -18,10 +18,11 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from sweeper import api, integrity
+from sweeper import api, checks, integrity
 from sweeper.blocks import OK
 from sweeper.cli import main
-from sweeper.store import Store, _quiet
+from sweeper.creation import quiet
+from sweeper.store import Store
 from tests.integration.faults import (
     GRID,
     N_POINTS,
@@ -247,7 +248,7 @@ def test_records_follow_a_grid_growing_its_seeds(tmp_path, reference):
     store = Store.open(big.options.store, mode="r")
     assert store.layout.grid == (6, 2, 2)
     assert store.group["_integrity/records"].shape[:3] == (6, 2, 2)
-    assert not integrity.check(store, full=True)
+    assert not checks.check(store, full=True)
     chunk(big.options.store, "x", block=(2, 1, 1)).unlink()
     assert list(api.verify(big.options.store).blocks) == [(2, 1, 1)]
     assert api.sweep(big, progress=False)[1].computed == 1
@@ -262,7 +263,7 @@ def test_a_store_made_before_records_gets_the_decoding_checks(tmp_path):
     spec, grid = finished(tmp_path, "legacy")
     store = spec.options.store
     shutil.rmtree(Path(store) / integrity.GROUP)
-    with _quiet():
+    with quiet():
         zarr.consolidate_metadata(store)
     assert Store.open(store).records is None
     overwrite(chunk(store, "modes"))

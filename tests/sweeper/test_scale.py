@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sweeper import api, scheduler
+from sweeper.block_index import ALL_OK, ALL_PENDING, INDEX, SETTLED, UNKNOWN
 from sweeper.blocks import FAILED, OK, PENDING, BlockTask
 from sweeper.grid_file import parse_spec
 from sweeper.layout import Layout
-from sweeper.store import ALL_OK, ALL_PENDING, INDEX, SETTLED, UNKNOWN, Store
+from sweeper.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,7 +193,7 @@ def test_index_codes_follow_the_writes_and_survive_a_crash(tmp_path, monkeypatch
     layout = store.layout
     assert (store.block_states() == ALL_PENDING).all()  # a new store: nothing to read
     runner = api.InProcessExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs).runner
-    monkeypatch.setattr("sweeper.store.INDEX_FLUSH_SECONDS", 1e9)  # refined codes stay in memory
+    monkeypatch.setattr("sweeper.block_index.INDEX_FLUSH_SECONDS", 1e9)  # refined codes stay in memory
     tasks = scheduler.tasks(spec, store)  # announces every block: UNKNOWN on disk now
     assert (Store.open(store.path, mode="r").block_states() == UNKNOWN).all()
     for task in tasks[:3]:
@@ -210,7 +211,7 @@ def test_a_write_without_announcement_marks_the_index_first(tmp_path, monkeypatc
     spec, store = make_store(tmp_path, "s.zarr")
     runner = api.InProcessExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs).runner
     task = scheduler.tasks(spec, Store.open(store.path, mode="r"))[0]  # read-only: announces nothing
-    monkeypatch.setattr("sweeper.store.INDEX_FLUSH_SECONDS", 1e9)
+    monkeypatch.setattr("sweeper.block_index.INDEX_FLUSH_SECONDS", 1e9)
     store.write(runner.run(task))
     on_disk = Store.open(store.path, mode="r").block_states()
     assert on_disk[store.layout.flat_id(task.block_id)] == UNKNOWN
