@@ -11,7 +11,7 @@ on an object store) and read as raw bytes. :mod:`sweeper.checks` builds on them.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -177,30 +177,18 @@ def read_raw(store: Store, keys: list[str]) -> list[bytes | None]:
 def chunk_sizes(store: Store, names: Sequence[str], wanted: np.ndarray) -> np.ndarray:
     """Size of each block's chunk of each array in ``names`` (0: absent), for the blocks in ``wanted``.
 
-    A local store is asked by one stat per chunk; an object store by one listing per array.
+    One listing per array (a directory walk on a local store, ``find`` on an object store):
+    its cost follows the chunk files that exist, not the blocks asked about. One stat per
+    block, most of them of absent files, took 65 us a block: 2.6 s at 10^7 points.
     """
     layout = store.layout
     nd = len(layout.grid)
     sizes = np.zeros((*layout.grid, len(names)), np.int64)
     fs, root = _root(store)
-    ids = ids_of(wanted)
     for i, name in enumerate(names):
-        key = chunk_key_fn(store.group[name], nd)
-        if fs is None:
-            for block_id in ids:
-                try:
-                    sizes[block_id + (i,)] = os.stat(os.path.join(root, key(block_id))).st_size
-                except FileNotFoundError:
-                    pass
-            continue
         prefix = f"{root}/{name}/c"
-        try:
-            found = fs.find(prefix, detail=True)
-        except FileNotFoundError:
-            continue
-        start = len(prefix.strip("/")) + 1
-        for path, info in found.items():
-            coords = path.strip("/")[start:].split("/")
+        for relative, size in _listing(fs, prefix):
+            coords = relative.split("/")
             try:
                 block_id = tuple(int(c) for c in coords[:nd])
                 extra = [int(c) for c in coords[nd:]]
@@ -208,5 +196,32 @@ def chunk_sizes(store: Store, names: Sequence[str], wanted: np.ndarray) -> np.nd
                 continue  # not a chunk key of this array
             inside = len(block_id) == nd and all(0 <= b < g for b, g in zip(block_id, layout.grid))
             if inside and not any(extra) and wanted[block_id]:
-                sizes[block_id + (i,)] = int(info.get("size") or 0)
+                sizes[block_id + (i,)] = size
     return sizes
+
+
+def _listing(fs: fsspec.AbstractFileSystem | None, prefix: str) -> Iterator[tuple[str, int]]:
+    """``(path below prefix, with "/" separators, size)`` of every file under ``prefix``."""
+    if fs is not None:
+        try:
+            found = fs.find(prefix, detail=True)
+        except FileNotFoundError:
+            return
+        start = len(prefix.strip("/")) + 1
+        for path, info in found.items():
+            yield path.strip("/")[start:], int(info.get("size") or 0)
+        return
+    stack = [prefix]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = os.scandir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    relative = os.path.relpath(entry.path, prefix).replace(os.sep, "/")
+                    yield relative, entry.stat(follow_symlinks=False).st_size
