@@ -371,3 +371,21 @@ def test_verify_repairs_nothing_while_a_driver_holds_the_store(tmp_path):
     finally:
         driver.release()
     assert list(api.verify(store).blocks) == [BLOCK]
+
+
+def test_a_large_store_trusts_its_block_index_for_ok_status_chunks(tmp_path, monkeypatch, reference):
+    """Past FULL_READ_BUDGET blocks, the check of every resubmit does not decode the status chunks
+    the block index says are all ok (4e4 of them cost a second at 1e7 points): it checks they
+    exist. A deleted one is still damage; garbage in one is left to `sweeper verify`."""
+    monkeypatch.setattr(checks, "FULL_READ_BUDGET", (4, 32 * 2**20))  # this store counts as large
+    spec, _ = finished(tmp_path, "large")
+    store = spec.options.store
+    assert not checks.check(Store.open(store, mode="r"), full=None)
+    overwrite(chunk(store, "status"))
+    assert not checks.check(Store.open(store, mode="r"), full=None)  # trusted: not decoded
+    assert BLOCK in checks.check(Store.open(store, mode="r"), full=True).blocks  # verify reads it
+    delete(chunk(store, "status"))
+    damage = checks.check(Store.open(store, mode="r"), full=None)
+    assert list(damage.blocks) == [BLOCK] and "status chunk missing" in damage.lines()[0]
+    api.sweep(spec, progress=False)  # the resubmit repairs and recomputes that block only
+    assert_same_results(store, reference)
