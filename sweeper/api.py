@@ -54,7 +54,7 @@ def prepare(
 def open_store(
     spec: GridSpec, template: Template, overwrite: bool = False, lease: Lease | None = None
 ) -> Store:
-    """Create the store, or reopen it for this grid (growing seeds if the grid added some).
+    """Create the store, or reopen it for this grid (growing it if the grid adds values, cases or seeds).
 
     With a ``lease``, a new store holds it from its first moment; an existing store's
     lease must have been taken already.
@@ -66,9 +66,7 @@ def open_store(
         except StoreTaken:  # another driver created it first: resume it if that one is done
             if lease is not None:
                 _note(lease.take())
-    store = Store.open_for(where, spec)
-    store.lease = lease
-    return store
+    return Store.open_for(where, spec, template=template, lease=lease, repair=repair_damage)
 
 
 def submit(
@@ -238,8 +236,8 @@ def _nothing_to_do(spec: GridSpec, retry_failed: bool) -> Summary | None:
         return None
     start = time.perf_counter()
     store = Store.open(spec.options.store, mode="r")
-    if store.layout.shape != spec.shape:  # the grid adds seeds
-        return None
+    if store.layout.shape != spec.shape or store.attrs.get("grid_fingerprint") != spec.fingerprint():
+        return None  # the grid grows the store
     todo = scheduler.plan(store, retry_failed)
     if todo.n_todo or checks.check(store, full=None):  # damage found: the full path repairs it
         return None
@@ -307,6 +305,9 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
             existing = Store.open(spec.options.store, mode="r")
             counts = existing.counts()
             lines.append("existing  " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            growth = existing.growth_for(spec)  # or the refusal, as `existing  ...`
+            if growth is not None:
+                lines.append(f"grows     {growth.describe()}")
             damage = checks.check(existing, full=None)  # what the submit would repair first
             if damage:
                 lines.append(f"damaged   {damage.summary()}; the submit computes them again")

@@ -71,7 +71,7 @@ def create(path: str | Path, template: Template, overwrite: bool, lease: Lease |
     if exists:
         check_removable(path, keep=_grid_files(template))
     if is_url(path):  # an object store has no atomic rename: write in place
-        with _paused(lease):
+        with paused(lease):
             if exists:
                 _remove(path)
             _lay_out(str(path), template)
@@ -87,11 +87,8 @@ def create(path: str | Path, template: Template, overwrite: bool, lease: Lease |
     staging = path.with_name(f".{path.name}.creating-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        staging.mkdir()
-        if lease is not None:  # first: the folder names its live driver from the start
-            lease.write_into(staging)
-        _lay_out(str(staging), template, mode="a")
-        with _paused(lease):
+        lay_out_beside(staging, template, lease)
+        with paused(lease):
             _move_into_place(staging, path, replace=exists)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -123,8 +120,17 @@ def _grid_files(template: Template) -> tuple[str, ...]:
     return (source,) if source and source != "<string>" else ()
 
 
-def _paused(lease: Lease | None):
+def paused(lease: Lease | None):
+    """No heartbeat of ``lease`` (if any) inside this block: the store is being moved."""
     return lease.paused() if lease is not None else contextlib.nullcontext()
+
+
+def lay_out_beside(staging: Path, template: Template, lease: Lease | None) -> None:
+    """Lay ``template`` out in the new folder ``staging``, ``lease`` first (see :func:`create`)."""
+    staging.mkdir()
+    if lease is not None:  # first: the folder names its live driver from the start
+        lease.write_into(staging)
+    _lay_out(str(staging), template, mode="a")
 
 
 def _lay_out(where: str, template: Template, mode: str = "w") -> None:

@@ -49,7 +49,7 @@ def components(
     description and the other ``[run]`` options (where or how fast a grid runs
     does not change a number).
     """
-    return _canonical(
+    return canonical(
         {
             "kernel": kernel,
             "kernel_version": kernel_version,
@@ -69,6 +69,25 @@ def fingerprint(components: Mapping[str, Any]) -> str:
     return _digest(components)[:16]
 
 
+def same_frame(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Do ``old`` and ``new`` differ at most in the values of their axes and cases?
+
+    Same kernel and version, parameters, grid seed and outputs; the same axes in the
+    same order; cases in both or neither, setting the same keys. Such a grid may grow
+    a store (:mod:`sweeper.growth` checks that no stored value is dropped or moved).
+    """
+    return _frame(old) == _frame(new)
+
+
+def _frame(components: Mapping[str, Any]) -> dict[str, Any]:
+    cases = components.get("cases", [])
+    return {
+        **components,
+        "axes": [name for name, _ in components.get("axes", [])],
+        "cases": sorted(cases[0]) if cases else None,
+    }
+
+
 def changes_from(
     old: Mapping[str, Any], new: Mapping[str, Any], old_text: str, new_set: set[str]
 ) -> list[str]:
@@ -80,12 +99,12 @@ def changes_from(
     return _changes(old, new, _params_set(old_text), new_set)
 
 
-def _canonical(value: Any) -> Any:
+def canonical(value: Any) -> Any:
     """Plain JSON data: tuples as lists, numpy scalars as Python, -0.0 as 0.0."""
     if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return {str(k): canonical(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_canonical(v) for v in value]
+        return [canonical(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
@@ -99,7 +118,7 @@ def _digest(value: Any) -> str:
 
 
 def _axis_record(values: tuple[Any, ...]) -> Any:
-    values = _canonical(values)
+    values = canonical(values)
     if len(values) <= AXIS_IN_FULL:
         return values
     return {"n": len(values), "first": values[0], "last": values[-1], "sha256": _digest(values)}

@@ -1,4 +1,4 @@
-"""The zarr store of one grid: opening, resuming, region writes, status reads, seed growth.
+"""The zarr store of one grid: opening, resuming and growing, region writes, status reads.
 
 A store is created once from its template (:mod:`sweeper.creation`); results are
 then written one block (= one chunk) at a time by a single writer, outputs first
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +21,20 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync  # zarr's own bridge to its event loop
 
-from sweeper import block_index, creation, integrity
+from sweeper import block_index, checks, creation, growth, integrity, relayout
 from sweeper.block_index import ALL_OK, ALL_PENDING, INDEX, PAD, SETTLED, UNKNOWN, BlockIndex
 from sweeper.blocks import FAILED, OK, PENDING, BlockResult
+from sweeper.checks import Damage
 from sweeper.creation import BOOKKEEPING, is_url, quiet, store_exists
 from sweeper.disk import check_writable
 from sweeper.errors import StoreError
+from sweeper.fingerprint import same_frame
+from sweeper.growth import Growth
 from sweeper.layout import Layout
 from sweeper.lease import Lease
 from sweeper.removal import check_removable
 from sweeper.spec import GridSpec
-from sweeper.template import Template, grid_attrs
+from sweeper.template import Template, grid_attrs, make_template
 
 
 class Store:
@@ -88,9 +91,16 @@ class Store:
 
     @classmethod
     def preflight(cls, path: str | Path, spec: GridSpec, template: Template, overwrite: bool = False) -> None:
-        """Every check :meth:`create` or :meth:`open_for` would make, writing nothing."""
+        """Every check :meth:`create` or :meth:`open_for` would make, writing nothing.
+
+        First, what a killed driver's growth of the store left beside it is ended
+        (:func:`sweeper.relayout.recover`): the store is then whole in place.
+        """
+        relayout.recover(path)
         if store_exists(path) and not overwrite:
-            cls.open(path, mode="r")._check_resumable(spec)
+            change = cls.open(path, mode="r").growth_for(spec)
+            if change is not None and not change.in_place:  # a copy beside the store
+                check_writable(Path(path), template.nbytes())
             return
         if store_exists(path):
             check_removable(path, keep=() if spec.source == "<string>" else (spec.source,))
@@ -98,20 +108,35 @@ class Store:
             check_writable(Path(path), template.nbytes())
 
     @classmethod
-    def open_for(cls, path: str | Path, spec: GridSpec) -> Store:
-        """Open an existing store for ``spec``, growing its seeds if ``spec`` adds some.
+    def open_for(
+        cls,
+        path: str | Path,
+        spec: GridSpec,
+        template: Template | None = None,
+        lease: Lease | None = None,
+        repair: Callable[[Store], Damage] | None = None,
+    ) -> Store:
+        """Open an existing store for ``spec``, growing it if ``spec`` adds values, cases or seeds.
 
+        Seeds appended grow the store in place; any other growth rebuilds it in
+        ``template``'s layout (:mod:`sweeper.relayout`), holding ``lease``, after
+        ``repair`` (default: :func:`sweeper.checks.repair` of what a check finds) has
+        marked its damaged blocks pending: damage is recomputed, never copied.
         The grid attrs (text, title, ...) then follow ``spec``: the latest accepted grid file.
         """
         store = cls.open(path)
-        new_seeds = store._check_resumable(spec)
-        if new_seeds is not None:
-            store.grow_seeds(new_seeds)
+        store.lease = lease
+        change = store.growth_for(spec)
+        if change is not None and change.in_place:
+            store.grow_seeds(tuple(spec.seeds))
+        elif change is not None:
+            damage = (repair or _repair)(store)
+            store = relayout.rebuild(store, change, template or make_template(spec), lease, damage.status)
         store._follow_grid(spec)
         return store
 
-    def _check_resumable(self, spec: GridSpec) -> tuple[int, ...] | None:
-        """Refuse a store of another grid; returns the seeds to grow to, if ``spec`` adds some."""
+    def growth_for(self, spec: GridSpec) -> Growth | None:
+        """How this store grows to ``spec`` (None: the same grid); refuses a store of another grid."""
         path = self.path
         how = "use `--overwrite` to replace it, or `--store` to write elsewhere"
         stored = self.attrs.get("fingerprint")
@@ -121,22 +146,23 @@ class Store:
                 f"determines its numbers (kernel version, resolved defaults), so it cannot be "
                 f"resumed safely; {how}."
             )
-        if self.attrs.get("grid_fingerprint") != spec.fingerprint():
-            changes = spec.changes_from(json.loads(stored), self.attrs.get("grid_text", ""))
+        old = json.loads(stored)
+        edited = self.attrs.get("grid_fingerprint") != spec.fingerprint()
+        if edited and (not same_frame(old, spec.components()) or spec.shape == self.layout.shape):
+            changes = spec.changes_from(old, self.attrs.get("grid_text", ""))
             raise StoreError(
                 f"{path} holds results of another grid ({'; '.join(changes) or 'fingerprints differ'}); "
                 f"{how}."
             )
-        old_seeds = tuple(int(s) for s in self.group["seed"][:])
-        new_seeds = tuple(spec.seeds)
-        if new_seeds == old_seeds:
-            return None
-        if new_seeds[: len(old_seeds)] != old_seeds:
+        coords = {d: self.group[d][...] for d in self.dims if d != "case"}
+        found = growth.between(path, self.dims, coords, old.get("cases", []), spec)
+        if found is not None and not found.in_place and is_url(path):
             raise StoreError(
-                f"{path} has seeds {list(old_seeds)}; a resubmission may only append seeds "
-                f"(got {list(new_seeds)}). Use `--store` for another store or `--overwrite`."
+                f"{path}: the grid grows the store ({found.describe()}), but a store under a URL "
+                f"cannot be grown safely (no atomic rename); write to a local path (`--store`), or "
+                f"use `--overwrite`."
             )
-        return new_seeds
+        return found
 
     def _follow_grid(self, spec: GridSpec) -> None:
         """Rewrite the grid attrs (text, title, ...) to ``spec``'s, if they differ."""
@@ -294,7 +320,6 @@ class Store:
         """
         if self.lease is not None:
             self.lease.check()  # a driver that lost the store writes nothing more
-        region = self.layout.region(result.block_id)
         n = len(result.indices)
         values = {name: result.outputs.get(name) for name in self.outputs}
         values["wall_time"] = result.wall_time
@@ -308,15 +333,30 @@ class Store:
         if index is not None and index.on_disk[flat] != UNKNOWN:
             self.will_write(np.array([flat]))  # a caller that did not announce the block
 
-        async def write_all() -> None:
-            await asyncio.gather(*(self._array(k).setitem(region, b) for k, b in blocks.items()))
-            if self.records is not None:
-                await self.records.write(result.block_id)
-            await self._array("status").setitem(region, status)  # last: the point now reads as done
-
-        sync(write_all())
+        sync(self.put(result.block_id, blocks, status))
         if index is not None and index.wrote(flat, status):  # what the chunk holds; on disk within seconds
             self.flush()
+
+    async def put(
+        self, block_id: tuple[int, ...], blocks: Mapping[str, np.ndarray], status: np.ndarray
+    ) -> None:
+        """Write a block's chunks (``blocks``: each array's chunk content), its record, then status."""
+        region = self.layout.region(block_id)
+        await asyncio.gather(*(self._array(k).setitem(region, b) for k, b in blocks.items()))
+        if self.records is not None:
+            await self.records.write(block_id)
+        await self._array("status").setitem(region, status)  # last: the points now read as done
+
+    def reindex_to(self, states: np.ndarray) -> None:
+        """Write the whole block index as ``states`` (flat ids), for a store no one else sees yet."""
+        index = self._load_index()
+        index.states = np.asarray(states, dtype=np.int8).copy()
+        index.rewrite_all()
+        self.flush()
+
+    def writer(self, name: str) -> zarr.AsyncArray:
+        """Array ``name`` opened for writing (through the integrity recorder if it is recorded)."""
+        return self._array(name)
 
     def _array(self, name: str) -> zarr.AsyncArray:
         if name not in self._arrays:
@@ -337,6 +377,12 @@ class Store:
         block = self.group[name][region]
         block[tuple((result.indices - [r.start for r in region]).T)] = values
         return block
+
+
+def _repair(store: Store) -> Damage:
+    damage = checks.check(store, full=None)
+    checks.repair(store, damage)
+    return damage
 
 
 def _is_output(arr: zarr.Array, grid_dims: tuple[str, ...]) -> bool:

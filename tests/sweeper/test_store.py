@@ -148,7 +148,7 @@ def test_store_of_another_grid_is_refused(tmp_path):
     with pytest.raises(StoreError, match=r"holds results of another grid .*`--overwrite`.*`--store`"):
         run(other)
     fewer = spec_for(tmp_path, seeds=2)
-    with pytest.raises(StoreError, match=r"may only append seeds"):
+    with pytest.raises(StoreError, match=r"seeds: 2 is in the store but not in the grid; removing seeds"):
         run(fewer)
     assert run(other, overwrite=True).computed == 45
 
