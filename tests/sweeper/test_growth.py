@@ -108,6 +108,17 @@ def test_adding_values_to_one_axis_computes_only_the_new_points(tmp_path, rate):
     assert_as_in_one_go(grown, tmp_path)
 
 
+def test_a_long_axis_grows_too(tmp_path):
+    """Past 64 values the fingerprint keeps an axis as a digest: the store's coordinates say what it holds."""
+    values = np.linspace(0.1, 2.0, 70).tolist()
+    run(grid(tmp_path, rate="{linspace = [0.1, 2.0, 70]}", x0="[1.0]", seeds="1"))
+    grown = grid(tmp_path, rate=repr(values[:35] + [1.0123] + values[35:]), x0="[1.0]", seeds="1")
+    summary = run(grown)
+    assert (summary.computed, summary.skipped) == (1, 70)
+    with pytest.raises(StoreError, match=r"sweep\.rate: 1\.0123, 2\.0 are in the store but not in the grid"):
+        run(grid(tmp_path, rate=repr(values[:-1] + [3.0, 4.0, 5.0]), x0="[1.0]", seeds="1"))
+
+
 def test_adding_values_to_two_axes(tmp_path):
     run(grid(tmp_path, x0="[0.0, 1.0, 2.0]"))
     grown = grid(tmp_path, rate="[-1, 0.5, 1, 2]", x0="[-1.0, 0.0, 0.5, 1.0, 2.0, 3.0]")
@@ -148,6 +159,39 @@ def test_a_partial_store_grows_then_resumes(tmp_path):
     summary = run(grown)
     assert (summary.computed, summary.skipped) == (grown.n_points - done, done)
     assert_as_in_one_go(grown, tmp_path)
+
+
+def test_grow_then_stop_mid_sweep_then_resume(tmp_path):
+    """The sweep after a growth cut short (tests/integration/test_growth_kill.py SIGKILLs it)."""
+    run(grid(tmp_path))
+    grown = grid(tmp_path, rate="[-1, 0.5, 1, 2]", x0="[0.0, 0.5, 1.0]")
+    store = api.open_store(grown, api.prepare(grown)[1])  # grown, nothing new computed yet
+    runner = api.InProcessExecutor(grown.kernel_class(), grown.fixed, grown.options.outputs).runner
+    for task in scheduler.tasks(grown, store)[::2]:
+        store.write(runner.run(task))
+    done = int((store.status() != PENDING).sum())
+    assert 12 < done < grown.n_points
+    summary = run(grown)
+    assert (summary.computed, summary.skipped) == (grown.n_points - done, done)
+    assert_as_in_one_go(grown, tmp_path)
+
+
+def test_damage_in_the_store_is_recomputed_not_copied(tmp_path, capsys):
+    small = grid(tmp_path)
+    run(small)
+    chunk = next(p for p in sorted((Path(small.options.store) / "x" / "c").rglob("*")) if p.is_file())
+    chunk.write_bytes(b"garbage")  # one block's x chunk: its 4 finished points must be computed again
+    grown = grid(tmp_path, rate="[-1, 0.5, 1, 2]")
+    summary = run(grown)
+    assert (summary.computed, summary.skipped) == (4 + 4, 12 - 4)
+    assert (
+        "4 points, 4 finished): x chunk has 7 bytes" in capsys.readouterr().err
+    )  # said once, before the copy
+    reference = grown.with_options(store=str(tmp_path / "one-go.zarr"))
+    run(reference)
+    ours, theirs = (xr.open_zarr(s.options.store, chunks=None).load() for s in (grown, reference))
+    for name in COMPARED:
+        np.testing.assert_array_equal(ours[name].values, theirs[name].values, err_msg=name)
 
 
 def test_a_grown_store_passes_the_integrity_check_and_keeps_an_exact_block_index(tmp_path):
