@@ -10,7 +10,7 @@ import numpy as np
 
 from kernels.schema import Dim, Output
 from kernels.timegrid import saved_times
-from kernels.twolayer.model import time_unit
+from kernels.twolayer.model import REGIONS, time_unit
 
 DIMS = {
     "time": Dim("time", saved_times, units=time_unit),
@@ -18,7 +18,9 @@ DIMS = {
     "student2": Dim("student hidden unit", lambda p: np.arange(p.K)),
     "teacher": Dim("teacher hidden unit", lambda p: np.arange(p.M)),
     "teacher2": Dim("teacher hidden unit", lambda p: np.arange(p.M)),
-    "unit": Dim("student unit (the first save_particles of K)", lambda p: np.arange(p.save_particles)),
+    "unit": Dim(
+        "student unit", lambda p: np.arange(p.save_particles), description="the first save_particles of K"
+    ),
 }
 
 OUTPUTS = {
@@ -44,6 +46,14 @@ OUTPUTS = {
         "second-layer weight v_j",
         description="the student's v_j of kernels/twolayer/model.py (= a_j / K for the mean-field a_j)",
         when="save_particles",
+    ),
+    # categorical: a code per region of REGIONS, named in flag_meanings
+    "region": Output(
+        (),
+        "region",
+        description="region of the (kappa, delta) phase diagram (Veiga et al. 2022): 0 none (no "
+        "scalings), 1 green, 2 blue, 3 orange, 4 red",
+        flags=tuple(sorted(REGIONS, key=REGIONS.get)),
     ),
 }
 

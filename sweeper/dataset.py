@@ -1,0 +1,382 @@
+"""A store as the dataset an analyst wants: :func:`open`.
+
+``xr.open_zarr`` gives the store as written; :func:`open` gives it ready for a notebook:
+
+- masking works: an ``ok`` boolean (``status == 1``) and ``message`` as Python strings
+  (numpy's ``StringDType`` has no common type with the NaN that ``where`` inserts);
+- cases are indexed by a readable label (``case = ["gd", "sgd", "psgd tau=1"]``), the
+  parameters each case sets kept as coordinates along ``case``;
+- short ``long_name`` labels for plot axes and legends, the rest in ``description``;
+- categorical outputs carry CF ``flag_values`` / ``flag_meanings`` (from the kernel's
+  declaration when the store predates them);
+- attrs are netCDF-safe (``ds.to_netcdf`` works): mappings and mixed lists as JSON
+  strings, booleans as integers, ``None`` dropped;
+- a store larger than :data:`LAZY_ABOVE` bytes opens as dask arrays (out of core);
+  a smaller one is read into memory.
+
+Several stores of one kernel that differ in fixed parameters (one per width ``K``, one
+per ``t_max``) open as one dataset with a dim per differing parameter (:func:`open_many`).
+Stores written by any earlier sweeper open too: everything here reads what is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from sweeper.blocks import OK
+from sweeper.creation import quiet
+from sweeper.errors import SweeperError
+from sweeper.store import Store
+
+LAZY_ABOVE = 2**30  # bytes (uncompressed): a larger store opens as dask arrays, a smaller one in memory
+SHORT_NAME = 40  # characters: a long_name beyond this is cut at its first clause (the rest -> description)
+
+PathLike = str | os.PathLike
+
+
+def open(path: PathLike | Sequence[PathLike], *, chunks: Any = None) -> xr.Dataset:  # noqa: A001
+    """The store at ``path`` as an analyst's dataset (see the module doc).
+
+    ``chunks``: ``None`` (default) reads a store of at most :data:`LAZY_ABOVE` bytes into
+    memory and opens a larger one as dask arrays of about 128 MiB (``chunks="auto"``);
+    anything else is passed to :func:`xarray.open_zarr` (``{}``: the store's own chunks,
+    one per block), always lazily. A list of paths is :func:`open_many`.
+    """
+    if isinstance(path, (list, tuple)):
+        return open_many(path, chunks=chunks)
+    Store.open(path, mode="r")  # one clear line if it is not a sweeper store
+    with quiet():
+        ds = xr.open_zarr(path, chunks=None)
+        if chunks is None and ds.nbytes > LAZY_ABOVE:
+            chunks = "auto"
+        if chunks is not None:
+            ds = xr.open_zarr(path, chunks=chunks)
+        else:
+            ds = ds.load()
+    return tidy(ds)
+
+
+def tidy(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` (a store as ``xr.open_zarr`` reads it) made ready for analysis; see the module doc."""
+    ds = ds.copy()
+    for name in list(ds.variables):
+        if _is_string(ds[name].dtype):
+            ds[name] = ds[name].astype(object)
+    if "status" in ds:
+        ds["ok"] = ok_flag(ds.status)
+    _add_flags(ds)
+    ds = label_cases(ds)
+    for var in ds.variables.values():
+        var.attrs = netcdf_safe(shorten(var.attrs))
+        # zarr's encodings (chunks, codecs, fill values) mean nothing to another format; a
+        # datetime keeps its units and float dtype (finished_at is stored as float seconds)
+        keep = ("units", "calendar", "dtype") if var.dtype.kind == "M" else ()
+        var.encoding = {k: v for k, v in var.encoding.items() if k in keep}
+    ds.attrs = netcdf_safe(ds.attrs)
+    return ds
+
+
+def ok_flag(status: xr.DataArray) -> xr.DataArray:
+    """``status == 1`` as a boolean, for ``ds.where(ds.ok)``."""
+    ok = status == OK
+    ok.attrs = {
+        "long_name": "finished ok",
+        "description": "status == 1: the point finished, its outputs valid",
+    }
+    return ok
+
+
+# -- cases ----------------------------------------------------------------------------------
+
+
+def label_cases(ds: xr.Dataset) -> xr.Dataset:
+    """Index ``case`` by a readable label built from the parameters the cases set.
+
+    The label holds the text values (``gd``, ``psgd``) and, among cases with the same text,
+    the numbers that tell them apart (``psgd tau=1``); a store whose ``case`` is already
+    labelled, or that has none, is returned as it is.
+    """
+    if "case" not in ds.dims or ds["case"].dtype.kind not in "iu":
+        return ds
+    params = [n for n, c in ds.coords.items() if c.dims == ("case",) and n != "case"]
+    if not params:
+        return ds
+    labels = case_labels([{p: ds[p].values[i] for p in params} for i in range(ds.sizes["case"])])
+    ds = ds.assign_coords(case=("case", np.asarray(labels, dtype=object)))
+    ds["case"].attrs = {
+        "long_name": "case",
+        "description": f"the explicit cases of the grid, labelled by {', '.join(params)}",
+    }
+    return ds
+
+
+def case_labels(cases: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A distinct label per case: its text values, then the numbers telling apart cases of one text."""
+    names = list(cases[0]) if cases else []
+    varying = [n for n in names if len({_show(c[n]) for c in cases}) > 1]
+    text = [n for n in varying if _is_text(cases[0][n])]
+    numbers = [n for n in varying if n not in text]
+    heads = [" ".join(_show(c[n]) for n in text) for c in cases]
+    labels = []
+    for head, case in zip(heads, cases):
+        same = [c for h, c in zip(heads, cases) if h == head]
+        tell = [n for n in numbers if len({_show(c[n]) for c in same}) > 1]
+        parts = [head] if head else []
+        parts += [f"{n}={_show(case[n])}" for n in tell]
+        labels.append(" ".join(parts))
+    if len(set(labels)) < len(labels) or not all(labels):  # identical cases: number them
+        labels = [f"{label} #{i}".strip() for i, label in enumerate(labels)]
+    return labels
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, (str, np.str_)) or _is_string(np.asarray(value).dtype)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.item() if np.ndim(value) == 0 else value.tolist()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _is_string(dtype: np.dtype) -> bool:
+    return dtype.kind in "UT" or type(dtype).__name__ == "StringDType"
+
+
+# -- labels ---------------------------------------------------------------------------------
+
+
+def shorten(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``long_name`` short enough for an axis label or a legend; what is cut goes to ``description``.
+
+    A trailing parenthetical is cut: "seed of the point (with grid_seed, its random
+    stream)" becomes "seed of the point", the whole text moving to ``description``.
+    """
+    out = dict(attrs)
+    name = out.get("long_name")
+    if not isinstance(name, str):
+        return out
+    cut = _without_trailing_parenthetical(name)
+    if cut and cut != name:
+        out["long_name"] = cut
+        detail = out.get("description")
+        out["description"] = name if not detail else f"{name}; {detail}"
+    return out
+
+
+def _without_trailing_parenthetical(text: str) -> str:
+    if not text.endswith(")"):
+        return text
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[:i].rstrip() if i > 0 and text[i - 1] == " " else text
+    return text
+
+
+# -- categorical outputs --------------------------------------------------------------------
+
+
+def _add_flags(ds: xr.Dataset) -> None:
+    """CF flags on categorical outputs that lack them (a store made before ``Output.flags``)."""
+    for name, output in _declared_outputs(str(ds.attrs.get("kernel", ""))).items():
+        flags = {k: v for k, v in output.attrs().items() if k.startswith("flag_")}
+        if flags and name in ds and "flag_values" not in ds[name].attrs:
+            ds[name].attrs.update(flags)
+
+
+def _declared_outputs(kernel: str) -> Mapping[str, Any]:
+    """The outputs the kernel declares (class declarations: no parameters needed); {} if not installed."""
+    from kernels.registry import get_kernel
+
+    try:
+        return get_kernel(kernel).outputs
+    except Exception:  # noqa: BLE001 - an uninstalled or broken kernel: no flags, the data still opens
+        return {}
+
+
+def flag_colors(da: xr.DataArray) -> dict[str, Any]:
+    """Keyword arguments for ``da.plot(**flag_colors(da))`` of a categorical output.
+
+    One colour per flag, ticks named by the meanings; a meaning that names a colour
+    (``green``) is drawn in it, the others in matplotlib's cycle.
+    """
+    from matplotlib import colors as mcolors
+    from matplotlib import rcParams
+
+    values = np.asarray(da.attrs["flag_values"], dtype=float)
+    meanings = str(da.attrs["flag_meanings"]).split()
+    cycle = rcParams["axes.prop_cycle"].by_key()["color"]
+    chosen = [m if mcolors.is_color_like(m) else "lightgrey" if i == 0 else cycle[i % len(cycle)]
+              for i, m in enumerate(meanings)]  # fmt: skip
+    edges = np.concatenate([[values[0] - 0.5], (values[1:] + values[:-1]) / 2, [values[-1] + 0.5]])
+    return {
+        "cmap": mcolors.ListedColormap(chosen),
+        "norm": mcolors.BoundaryNorm(edges, len(chosen)),
+        "cbar_kwargs": {"ticks": values, "format": mcolors_formatter(values, meanings)},
+    }
+
+
+def mcolors_formatter(values: np.ndarray, meanings: Sequence[str]):
+    from matplotlib.ticker import FuncFormatter
+
+    names = dict(zip(values.tolist(), meanings))
+    return FuncFormatter(lambda x, _pos: names.get(float(x), ""))
+
+
+# -- attrs ----------------------------------------------------------------------------------
+
+
+def netcdf_safe(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attrs netCDF can hold: text, numbers and lists of numbers; mappings and other lists as JSON."""
+    out = {}
+    for key, value in attrs.items():
+        value = _plain(value)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, list):
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            value = value if numbers and value else json.dumps(value)
+        elif isinstance(value, dict):
+            value = json.dumps(value, sort_keys=True)
+        elif not isinstance(value, (str, int, float)):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+# -- several stores -------------------------------------------------------------------------
+
+
+def open_many(paths: Sequence[PathLike], *, chunks: Any = None) -> xr.Dataset:
+    """Stores of one kernel that differ in fixed parameters, as one dataset.
+
+    Each fixed parameter whose value differs between the stores becomes a dim (first,
+    in the order of the kernel's parameters); the stores are joined outer on every other
+    dim, so a kernel dim whose coordinates differ (``student`` of size ``K``, ``time`` of
+    another ``t_max``) holds NaN where a store has no value. The stores must share the
+    kernel, its version, the swept dims, the case parameters, the grid seed and the stored
+    outputs; otherwise one line names the stores and the fields that differ.
+    """
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise SweeperError("sweeper.open([]): no stores given.")
+    if len(paths) == 1:
+        return open(paths[0], chunks=chunks)
+    datasets = [open(p, chunks=chunks) for p in paths]
+    fixed = [_fixed_params(ds, p) for ds, p in zip(datasets, paths)]
+    _check_alike(datasets, paths)
+    keys = [k for k in fixed[0] if all(k in f for f in fixed)]
+    differ = [k for k in keys if len({json.dumps(f[k], sort_keys=True) for f in fixed}) > 1]
+    uneven = sorted(set().union(*fixed) - set(keys))
+    if uneven:
+        raise SweeperError(
+            f"cannot align {_names(paths)}: fixed parameters {uneven} are not in every store "
+            "(swept in one, fixed in another?)."
+        )
+    if not differ:
+        raise SweeperError(
+            f"cannot align {_names(paths)}: they differ in no fixed parameter, so there is no dim "
+            "to stack them along."
+        )
+    _check_distinct(fixed, differ, paths)
+    parts = []
+    for ds, f in zip(datasets, fixed):
+        ds = ds.drop_vars("ok", errors="ignore")
+        ds = ds.expand_dims({k: [_coord_value(f[k])] for k in differ})
+        parts.append(ds)
+    with xr.set_options(keep_attrs=True):
+        joint = xr.merge(parts, join="outer", compat="no_conflicts", combine_attrs="drop_conflicts")
+    joint = joint.transpose(*differ, ...)
+    if "status" in joint:
+        joint["ok"] = ok_flag(joint.status)
+    common = {k: v for k, v in fixed[0].items() if k not in differ}
+    for k in differ:
+        joint[k].attrs = {"long_name": k, "description": f"fixed parameter {k} of each store stacked here"}
+    joint.attrs.update(
+        fixed_params=json.dumps(common, sort_keys=True),
+        stacked_params=json.dumps(differ),
+        stores=json.dumps(paths),
+    )
+    return joint
+
+
+def _fixed_params(ds: xr.Dataset, path: str) -> dict[str, Any]:
+    try:
+        return dict(json.loads(ds.attrs["fixed_params"]))
+    except (KeyError, TypeError, ValueError):
+        raise SweeperError(
+            f"{path}: no readable `fixed_params` attr; cannot align it with other stores."
+        ) from None
+
+
+def _check_alike(datasets: Sequence[xr.Dataset], paths: Sequence[str]) -> None:
+    """Refuse stores that differ in more than their fixed parameters, naming the fields."""
+
+    def fields(ds: xr.Dataset) -> dict[str, Any]:
+        components = _components(ds)
+        return {
+            "kernel": ds.attrs.get("kernel"),
+            "kernel_version": ds.attrs.get("kernel_version"),
+            "swept dims": ds.attrs.get("swept_dims"),
+            "case parameters": sorted(c for c in ds.coords if ds[c].dims == ("case",) and c != "case"),
+            "grid_seed": ds.attrs.get("grid_seed"),
+            "outputs": components.get("outputs"),
+        }
+
+    first = fields(datasets[0])
+    for ds, path in zip(datasets[1:], paths[1:]):
+        other = fields(ds)
+        bad = [f"{k} {first[k]!r} vs {other[k]!r}" for k in first if first[k] != other[k]]
+        if bad:
+            raise SweeperError(f"cannot align {paths[0]} and {path}: {'; '.join(bad)}.")
+
+
+def _check_distinct(fixed: Sequence[Mapping[str, Any]], differ: Sequence[str], paths: Sequence[str]) -> None:
+    seen: dict[str, str] = {}
+    for f, path in zip(fixed, paths):
+        key = json.dumps([f[k] for k in differ])
+        if key in seen:
+            at = ", ".join(f"{k}={f[k]!r}" for k in differ)
+            raise SweeperError(f"cannot align {seen[key]} and {path}: both hold {at}.")
+        seen[key] = path
+
+
+def _components(ds: xr.Dataset) -> dict[str, Any]:
+    try:
+        return dict(json.loads(ds.attrs.get("fingerprint", "{}")))
+    except (TypeError, ValueError):
+        return {}
+
+
+def _coord_value(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)  # a tuple parameter: its JSON text labels the dim
+    if value is None:
+        return "None"
+    return value
+
+
+def _names(paths: Sequence[str]) -> str:
+    return ", ".join(paths)
