@@ -55,11 +55,26 @@ def open(path: PathLike | Sequence[PathLike], *, chunks: Any = None) -> xr.Datas
         ds = xr.open_zarr(path, chunks=None)
         if chunks is None and ds.nbytes > LAZY_ABOVE:
             chunks = "auto"
-        if chunks is not None:
-            ds = xr.open_zarr(path, chunks=chunks)
-        else:
+        if chunks is None:
             ds = ds.load()
+        else:
+            ds = xr.open_zarr(path, chunks=auto_chunks(ds) if chunks == "auto" else chunks)
     return tidy(ds)
+
+
+def auto_chunks(ds: xr.Dataset, limit: str = "128MiB") -> dict[str, int]:
+    """Dask chunks of about ``limit`` for the largest variable, in whole store chunks (blocks).
+
+    Dask's own ``"auto"`` cannot size ``message`` (strings); every variable takes these sizes.
+    """
+    from dask.array.core import normalize_chunks
+
+    var = max(ds.data_vars.values(), key=lambda v: v.nbytes)
+    previous = var.encoding.get("chunks") or var.shape
+    sizes = normalize_chunks("auto", var.shape, limit=limit, dtype=var.dtype, previous_chunks=previous)
+    chunks = {d: -1 for d in ds.dims}
+    chunks.update({d: c[0] for d, c in zip(var.dims, sizes) if c})
+    return chunks
 
 
 def tidy(ds: xr.Dataset) -> xr.Dataset:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -241,6 +241,26 @@ def worst_sigma(ds: xr.Dataset) -> float:
     found = [worst(ds[f"{n}_deviation_sigma"]) for n in json.loads(ds.attrs["compared"])]
     values = [abs(w[0]) for w in found if w is not None]
     return max(values) if values else math.nan
+
+
+def parse_selections(items: Sequence[str]) -> dict[str, Any]:
+    """``["d=2000", "case=gd"]`` as ``{"d": 2000, "case": "gd"}`` (numbers where they parse)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        dim, sep, text = item.partition("=")
+        if not sep or not dim.strip():
+            raise SweeperError(f"--select: expected DIM=VALUE, got {item!r} (e.g. `--select d=2000`).")
+        out[dim.strip()] = _number(text.strip())
+    return out
+
+
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _at(where: Mapping[str, Any]) -> str:
