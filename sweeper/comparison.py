@@ -66,6 +66,11 @@ def compare(
     _check_paired(th, sim)
     outputs = {role: _outputs(ds) for role, ds in sides.items()}
     shared = [n for n in outputs["simulation"] if n in outputs["theory"]]
+    if not shared:
+        raise SweeperError(
+            f"{_name(th)} and {_name(sim)} hold no output in common (theory: "
+            f"{', '.join(outputs['theory'])}; simulation: {', '.join(outputs['simulation'])})."
+        )
     labels = _kernel_labels(th, sim)
     out = xr.Dataset()
     for name in shared:

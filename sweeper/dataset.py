@@ -52,13 +52,14 @@ def open(path: PathLike | Sequence[PathLike], *, chunks: Any = None) -> xr.Datas
         return open_many(path, chunks=chunks)
     Store.open(path, mode="r")  # one clear line if it is not a sweeper store
     with quiet():
-        ds = xr.open_zarr(path, chunks=None)
+        ds = xr.open_zarr(path, chunks=None, decode_times=False)  # finished_at: see tidy
         if chunks is None and ds.nbytes > LAZY_ABOVE:
             chunks = "auto"
         if chunks is None:
             ds = ds.load()
         else:
-            ds = xr.open_zarr(path, chunks=auto_chunks(ds) if chunks == "auto" else chunks)
+            chunks = auto_chunks(ds) if chunks == "auto" else chunks
+            ds = xr.open_zarr(path, chunks=chunks, decode_times=False)
     return tidy(ds)
 
 
@@ -83,16 +84,17 @@ def tidy(ds: xr.Dataset) -> xr.Dataset:
     for name in list(ds.variables):
         if _is_string(ds[name].dtype):
             ds[name] = ds[name].astype(object)
+        elif ds[name].dtype.kind == "M":  # kept in seconds since the epoch, as stored: a NaN (not
+            # NaT) where masked, and a float any netCDF format holds after any operation
+            seconds = (ds[name] - np.datetime64("1970-01-01T00:00:00", "ns")) / np.timedelta64(1, "s")
+            ds[name] = seconds.assign_attrs(ds[name].attrs, units="seconds since 1970-01-01")
     if "status" in ds:
         ds["ok"] = ok_flag(ds.status)
     _add_flags(ds)
     ds = label_cases(ds)
     for var in ds.variables.values():
         var.attrs = netcdf_safe(shorten(var.attrs))
-        # zarr's encodings (chunks, codecs, fill values) mean nothing to another format; a
-        # datetime keeps its units and float dtype (finished_at is stored as float seconds)
-        keep = ("units", "calendar", "dtype") if var.dtype.kind == "M" else ()
-        var.encoding = {k: v for k, v in var.encoding.items() if k in keep}
+        var.encoding = {}  # zarr's (chunks, codecs, fill values) mean nothing to another format
     ds.attrs = netcdf_safe(ds.attrs)
     return ds
 

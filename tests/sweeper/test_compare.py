@@ -93,6 +93,12 @@ def test_stores_that_do_not_pair_are_refused(relax_pair):
         sweeper.compare(shifted, relax_pair["sim"])
 
 
+def test_no_output_in_common_is_refused(relax_pair):
+    theory = sweeper.open(relax_pair["theory"]).rename({"x": "y", "modes": "w", "final": "z"})
+    with pytest.raises(SweeperError, match="no output in common"):
+        sweeper.compare(theory, relax_pair["sim"])
+
+
 def test_cli_prints_the_worst_deviation_and_where(relax_pair):
     runner = CliRunner()
     result = runner.invoke(main, ["compare", relax_pair["wrong"], relax_pair["sim"], "--select", "noise=0.1"])
