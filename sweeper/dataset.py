@@ -35,7 +35,7 @@ from sweeper.errors import SweeperError
 from sweeper.store import Store
 
 LAZY_ABOVE = 2**30  # bytes (uncompressed): a larger store opens as dask arrays, a smaller one in memory
-SHORT_NAME = 40  # characters: a long_name beyond this is cut at its first clause (the rest -> description)
+SHORT_NAME = 28  # characters: a longer long_name loses its formula, longer units move to description
 
 PathLike = str | os.PathLike
 
@@ -172,21 +172,57 @@ def _is_string(dtype: np.dtype) -> bool:
 
 
 def shorten(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``long_name`` short enough for an axis label or a legend; what is cut goes to ``description``.
+    """Labels short enough for an axis or a legend; what is cut goes to ``description``.
 
-    A trailing parenthetical is cut: "seed of the point (with grid_seed, its random
-    stream)" becomes "seed of the point", the whole text moving to ``description``.
+    A ``long_name`` loses a trailing parenthetical ("seed of the point (with grid_seed, its
+    random stream)" -> "seed of the point"); one longer than :data:`SHORT_NAME` characters
+    also loses its formula ("population risk E[(f* - f)^2]/2" -> "population risk",
+    "student-teacher overlap M = W W*^T / d" -> "student-teacher overlap M"). ``units`` longer
+    than :data:`SHORT_NAME` move to ``description`` (a sentence, not a unit).
     """
     out = dict(attrs)
+    details = []
     name = out.get("long_name")
-    if not isinstance(name, str):
-        return out
-    cut = _without_trailing_parenthetical(name)
-    if cut and cut != name:
-        out["long_name"] = cut
-        detail = out.get("description")
-        out["description"] = name if not detail else f"{name}; {detail}"
+    if isinstance(name, str):
+        cut = _without_trailing_parenthetical(name)
+        if len(cut) > SHORT_NAME:
+            cut = _without_formula(cut)
+        if cut and cut != name:
+            out["long_name"] = cut
+            details.append(name)
+    units = out.get("units")
+    if isinstance(units, str) and len(units) > SHORT_NAME:
+        del out["units"]
+        details.append(f"units: {units}")
+    if details:
+        out["description"] = "; ".join(details + ([out["description"]] if out.get("description") else []))
     return out
+
+
+def _without_formula(text: str) -> str:
+    """``text`` before its formula: before `` = ``, else the first word with ``[`` or ``^``, else ``(``.
+
+    Each cut is made only while the text is still too long, and none that would end on a
+    function word ("region of the (kappa, delta) phase diagram" stays whole).
+    """
+    for cut in (" = ", "[^", "("):
+        if len(text) <= SHORT_NAME:
+            break
+        if cut == " = ":
+            shorter = text.split(cut)[0]
+        else:
+            words = text.split(" ")
+            at = next((i for i, w in enumerate(words) if i and any(c in w for c in cut)), len(words))
+            shorter = " ".join(words[:at])
+        if shorter.split(" ")[-1] in _FUNCTION_WORDS:
+            return text
+        text = shorter
+    return text
+
+
+_FUNCTION_WORDS = frozenset(
+    {"a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "with", "and", "or"}
+)
 
 
 def _without_trailing_parenthetical(text: str) -> str:

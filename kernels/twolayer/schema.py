@@ -26,16 +26,16 @@ DIMS = {
 OUTPUTS = {
     "risk": Output(
         ("time",),
-        "population risk E[(f* - f)^2]/2",
-        description="closed form from the overlaps (erf, relu, linear); excludes the label-noise "
-        "floor noise/2",
+        "population risk",
+        description="E[(f* - f)^2]/2, closed form from the overlaps (erf, relu, linear); excludes the "
+        "label-noise floor noise/2",
     ),
-    "Q": Output(("time", "student", "student2"), "student-student overlap Q = W W^T / d"),
-    "M": Output(("time", "student", "teacher"), "student-teacher overlap M = W W*^T / d"),
+    "Q": Output(("time", "student", "student2"), "student-student overlap Q", description="Q = W W^T / d"),
+    "M": Output(("time", "student", "teacher"), "student-teacher overlap M", description="M = W W*^T / d"),
     "P": Output(
         ("teacher", "teacher2"),
-        "teacher-teacher overlap P = W* W*^T / d",
-        description="constant: the teacher is fixed",
+        "teacher-teacher overlap P",
+        description="P = W* W*^T / d; constant: the teacher is fixed",
     ),
     "v": Output(("time", "student"), "student second-layer weights v"),
     # per unit: the first save_particles student units

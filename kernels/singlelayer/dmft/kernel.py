@@ -113,7 +113,8 @@ class DMFTKernel(Kernel):
     failing_example = {"alpha": 3.0, "loss": "square", "lr": 2.5, "t_max": 25.0, "n_times": 3, "n_traj": 200}
 
     dims = family.DIMS | {
-        d: dataclasses.replace(family.DIMS[d], units=_TIME_UNITS) for d in ("time", "time2")
+        d: dataclasses.replace(family.DIMS[d], units="step * lr or step * dt", description=_TIME_UNITS)
+        for d in ("time", "time2")
     }
     outputs = (
         pick(family.OUTPUTS, "m", "Q")
