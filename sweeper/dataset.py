@@ -11,7 +11,7 @@
   declaration when the store predates them);
 - attrs are netCDF-safe (``ds.to_netcdf`` works): mappings and mixed lists as JSON
   strings, booleans as integers, ``None`` dropped;
-- a store larger than :data:`LAZY_ABOVE` bytes opens as dask arrays (out of core);
+- a store larger than :data:`LAZY_ABOVE` bytes (256 MiB) opens as dask arrays (out of core);
   a smaller one is read into memory.
 
 Several stores of one kernel that differ in fixed parameters (one per width ``K``, one
@@ -34,7 +34,9 @@ from sweeper.creation import quiet
 from sweeper.errors import SweeperError
 from sweeper.store import Store
 
-LAZY_ABOVE = 2**30  # bytes (uncompressed): a larger store opens as dask arrays, a smaller one in memory
+# bytes (uncompressed): a larger store opens as dask arrays, a smaller one is read into memory. Reading
+# costs per chunk: 10^6 points in 1000 blocks (90 MB) take 4.4 s to read, 0.07 s to open lazily.
+LAZY_ABOVE = 2**28
 SHORT_NAME = 28  # characters: a longer long_name loses its formula, longer units move to description
 
 PathLike = str | os.PathLike
@@ -43,8 +45,8 @@ PathLike = str | os.PathLike
 def open(path: PathLike | Sequence[PathLike], *, chunks: Any = None) -> xr.Dataset:  # noqa: A001
     """The store at ``path`` as an analyst's dataset (see the module doc).
 
-    ``chunks``: ``None`` (default) reads a store of at most :data:`LAZY_ABOVE` bytes into
-    memory and opens a larger one as dask arrays of about 128 MiB (``chunks="auto"``);
+    ``chunks``: ``None`` (default) reads a store of at most :data:`LAZY_ABOVE` bytes (256 MiB)
+    into memory and opens a larger one as dask arrays of about 128 MiB (``chunks="auto"``);
     anything else is passed to :func:`xarray.open_zarr` (``{}``: the store's own chunks,
     one per block), always lazily. A list of paths is :func:`open_many`.
     """
@@ -53,13 +55,12 @@ def open(path: PathLike | Sequence[PathLike], *, chunks: Any = None) -> xr.Datas
     Store.open(path, mode="r")  # one clear line if it is not a sweeper store
     with quiet():
         ds = xr.open_zarr(path, chunks=None, decode_times=False)  # finished_at: see tidy
-        if chunks is None and ds.nbytes > LAZY_ABOVE:
-            chunks = "auto"
-        if chunks is None:
-            ds = ds.load()
-        else:
-            chunks = auto_chunks(ds) if chunks == "auto" else chunks
-            ds = xr.open_zarr(path, chunks=chunks, decode_times=False)
+        in_memory = chunks is None and ds.nbytes <= LAZY_ABOVE
+        if chunks is None or chunks == "auto":
+            chunks = auto_chunks(ds)
+        ds = xr.open_zarr(path, chunks=chunks, decode_times=False)
+        if in_memory:
+            ds = ds.load()  # through dask: its threads read the chunks concurrently
     return tidy(ds)
 
 

@@ -193,3 +193,21 @@ def test_open_many_refuses_what_cannot_align(tmp_path):
     c = make_store(tmp_path, "c.zarr", n_modes=3, grid=no_cases)
     with pytest.raises(SweeperError, match=r"cannot align .*a\.zarr and .*c\.zarr: swept dims"):
         sweeper.open([a, c])
+
+
+def test_open_many_one_store_per_width(tmp_path):
+    """`ode` cannot sweep its width K (a shape parameter): one store per K, opened as one."""
+    paths = []
+    for k in (2, 3):
+        spec = parse_spec(
+            f'kernel = "ode"\nname = "k{k}"\nseeds = 2\n[params]\nK = {k}\nM = 2\nt_max = 1.0\n'
+            "n_times = 3\n[sweep]\nlr = [0.1, 0.2]\n"
+        ).with_options(store=str(tmp_path / f"k{k}.zarr"))
+        Store.create(spec.options.store, make_template(spec))  # laid out only: the alignment is the point
+        paths.append(spec.options.store)
+    ds = sweeper.open(paths)
+    assert list(ds.K.values) == [2, 3] and ds.Q.dims[:2] == ("K", "lr")
+    assert ds.sizes["student"] == ds.sizes["student2"] == 3 and ds.sizes["teacher"] == 2
+    assert not ds.ok.any()  # nothing ran: every point pending
+    with pytest.raises(SweeperError, match=r"k2\.zarr and .*k2\.zarr: both hold K=2"):
+        sweeper.open([paths[0], paths[1], paths[0]])
