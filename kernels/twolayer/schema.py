@@ -51,8 +51,8 @@ OUTPUTS = {
     "region": Output(
         (),
         "region",
-        description="region of the (kappa, delta) phase diagram (Veiga et al. 2022): 0 none (no "
-        "scalings), 1 green, 2 blue, 3 orange, 4 red",
+        description="the phase diagram of Veiga et al. 2022 in (kappa, delta); 0 none (no scalings), "
+        "1 green, 2 blue, 3 orange, 4 red",
         flags=tuple(sorted(REGIONS, key=REGIONS.get)),
     ),
 }
