@@ -11,8 +11,9 @@
   declaration when the store predates them);
 - attrs are netCDF-safe (``ds.to_netcdf`` works): mappings and mixed lists as JSON
   strings, booleans as integers, ``None`` dropped;
-- a store larger than :data:`LAZY_ABOVE` bytes (256 MiB) opens as dask arrays (out of core);
-  a smaller one is read into memory.
+- a store larger than :data:`LAZY_ABOVE` bytes (256 MiB), or of more than
+  :data:`EAGER_CHUNKS` chunks, opens as dask arrays (out of core); a smaller one is read
+  into memory.
 
 Several stores of one kernel that differ in fixed parameters (one per width ``K``, one
 per ``t_max``) open as one dataset with a dim per differing parameter (:func:`open_many`).
@@ -22,6 +23,7 @@ Stores written by any earlier sweeper open too: everything here reads what is th
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,9 +36,12 @@ from sweeper.creation import quiet
 from sweeper.errors import SweeperError
 from sweeper.store import Store
 
-# bytes (uncompressed): a larger store opens as dask arrays, a smaller one is read into memory. Reading
-# costs per chunk: 10^6 points in 1000 blocks (90 MB) take 4.4 s to read, 0.07 s to open lazily.
+# bytes (uncompressed): a larger store opens as dask arrays, a smaller one is read into memory
+# (10^6 points in 1000 blocks, 90 MB: 4.4 s to read, 0.07 s to open lazily)
 LAZY_ABOVE = 2**28
+# store chunks: reading one costs ~0.5 ms however small (10^6 points in blocks of 16, 66 MB, took
+# 145 s to read whole), so a store of more opens lazily and reads only what a computation needs
+EAGER_CHUNKS = 4000
 SHORT_NAME = 28  # characters: a longer long_name loses its formula, longer units move to description
 
 PathLike = str | os.PathLike
@@ -46,7 +51,8 @@ def open(path: PathLike | Sequence[PathLike], *, chunks: Any = None) -> xr.Datas
     """The store at ``path`` as an analyst's dataset (see the module doc).
 
     ``chunks``: ``None`` (default) reads a store of at most :data:`LAZY_ABOVE` bytes (256 MiB)
-    into memory and opens a larger one as dask arrays of about 128 MiB (``chunks="auto"``);
+    and :data:`EAGER_CHUNKS` chunks into memory, and opens a larger one as dask arrays of
+    about 128 MiB (``chunks="auto"``);
     anything else is passed to :func:`xarray.open_zarr` (``{}``: the store's own chunks,
     one per block), always lazily. A list of paths is :func:`open_many`.
     """
@@ -55,13 +61,22 @@ def open(path: PathLike | Sequence[PathLike], *, chunks: Any = None) -> xr.Datas
     Store.open(path, mode="r")  # one clear line if it is not a sweeper store
     with quiet():
         ds = xr.open_zarr(path, chunks=None, decode_times=False)  # finished_at: see tidy
-        in_memory = chunks is None and ds.nbytes <= LAZY_ABOVE
+        in_memory = chunks is None and ds.nbytes <= LAZY_ABOVE and _chunk_count(ds) <= EAGER_CHUNKS
         if chunks is None or chunks == "auto":
             chunks = auto_chunks(ds)
         ds = xr.open_zarr(path, chunks=chunks, decode_times=False)
         if in_memory:
             ds = ds.load()  # through dask: its threads read the chunks concurrently
     return tidy(ds)
+
+
+def _chunk_count(ds: xr.Dataset) -> int:
+    """Store chunks a full read opens (one per block and variable)."""
+    total = 0
+    for var in ds.data_vars.values():
+        chunks = var.encoding.get("chunks") or var.shape
+        total += math.prod(math.ceil(n / max(c, 1)) for n, c in zip(var.shape, chunks))
+    return total
 
 
 def auto_chunks(ds: xr.Dataset, limit: str = "128MiB") -> dict[str, int]:
