@@ -74,7 +74,7 @@ def compare(
     labels = _kernel_labels(th, sim)
     out = xr.Dataset()
     for name in shared:
-        (m_th, e_th), (m_sim, e_sim) = seed_stats(th, name), seed_stats(sim, name)
+        (m_th, e_th), (m_sim, e_sim) = seed_stats(th, name), seed_stats(sim, name, one_seed_error=np.nan)
         out[name] = _side_by_side(m_th, m_sim, labels, th[name].attrs)
         out[f"{name}_error"] = _side_by_side(e_th, e_sim, labels, _error_attrs(name))
         diff = m_th - m_sim
@@ -108,12 +108,16 @@ def compare(
     return out
 
 
-def seed_stats(ds: xr.Dataset, name: str) -> tuple[xr.DataArray, xr.DataArray]:
-    """The seed mean of output ``name`` over ok points, and its error (see the module doc)."""
+def seed_stats(ds: xr.Dataset, name: str, one_seed_error: float = 0.0) -> tuple[xr.DataArray, xr.DataArray]:
+    """The seed mean of output ``name`` over ok points, and its error (see the module doc).
+
+    ``one_seed_error``: the error of a single seed without a declared error: 0 for a
+    theory (deterministic), NaN for a simulation (unknown).
+    """
     values = ds[name].where(ds["ok"]) if "ok" in ds else ds[name]
     declared = f"{name}{ERROR_SUFFIX}"
     if SEED not in values.dims:
-        error = ds[declared] if declared in ds else xr.zeros_like(values)
+        error = ds[declared] if declared in ds else xr.full_like(values, one_seed_error)
         return values, error.where(values.notnull())
     n = values.notnull().sum(SEED)
     mean = values.mean(SEED)
@@ -123,7 +127,7 @@ def seed_stats(ds: xr.Dataset, name: str) -> tuple[xr.DataArray, xr.DataArray]:
     elif values.sizes[SEED] > 1:
         error = values.std(SEED, ddof=1) / np.sqrt(n)
     else:
-        error = xr.zeros_like(mean)
+        error = xr.full_like(mean, one_seed_error)
     return mean, error.where(n > 0)
 
 

@@ -93,6 +93,14 @@ def test_stores_that_do_not_pair_are_refused(relax_pair):
         sweeper.compare(shifted, relax_pair["sim"])
 
 
+def test_a_single_seed_simulation_has_no_sigma(relax_pair):
+    one_seed = sweeper.open(relax_pair["sim"]).isel(seed=[0])
+    ds = sweeper.compare(relax_pair["theory"], one_seed)
+    assert ds.x_deviation_sigma.isel(time=slice(1, None)).isnull().all()  # unknown error, not zero
+    assert ds.x_deviation_relative.notnull().all()
+    assert "sigma n/a" in comparison.describe(ds)
+
+
 def test_no_output_in_common_is_refused(relax_pair):
     theory = sweeper.open(relax_pair["theory"]).rename({"x": "y", "modes": "w", "final": "z"})
     with pytest.raises(SweeperError, match="no output in common"):
