@@ -211,3 +211,8 @@ def test_open_many_one_store_per_width(tmp_path):
     assert not ds.ok.any()  # nothing ran: every point pending
     with pytest.raises(SweeperError, match=r"k2\.zarr and .*k2\.zarr: both hold K=2"):
         sweeper.open([paths[0], paths[1], paths[0]])
+    relax = make_store(tmp_path, "relax.zarr")
+    with pytest.raises(
+        SweeperError, match=r"k2\.zarr and .*relax\.zarr: kernel 'ode' vs 'relaxation'; kernel_version"
+    ):
+        sweeper.open([paths[0], relax])
