@@ -276,30 +276,24 @@ def _declared_outputs(kernel: str) -> Mapping[str, Any]:
 def flag_colors(da: xr.DataArray) -> dict[str, Any]:
     """Keyword arguments for ``da.plot(**flag_colors(da))`` of a categorical output.
 
-    One colour per flag, ticks named by the meanings; a meaning that names a colour
-    (``green``) is drawn in it, the others in matplotlib's cycle.
+    One colour per flag and a colour bar naming them; a meaning that names a colour
+    (``green``) is drawn in it, the others in matplotlib's colour cycle.
     """
     from matplotlib import colors as mcolors
     from matplotlib import rcParams
+    from matplotlib.ticker import FuncFormatter
 
     values = np.asarray(da.attrs["flag_values"], dtype=float)
     meanings = str(da.attrs["flag_meanings"]).split()
-    cycle = rcParams["axes.prop_cycle"].by_key()["color"]
-    chosen = [m if mcolors.is_color_like(m) else "lightgrey" if i == 0 else cycle[i % len(cycle)]
-              for i, m in enumerate(meanings)]  # fmt: skip
+    cycle = iter(rcParams["axes.prop_cycle"].by_key()["color"] * len(meanings))
+    chosen = [m if mcolors.is_color_like(m) else next(cycle) for m in meanings]
     edges = np.concatenate([[values[0] - 0.5], (values[1:] + values[:-1]) / 2, [values[-1] + 0.5]])
+    names = dict(zip(values.tolist(), meanings))
     return {
         "cmap": mcolors.ListedColormap(chosen),
         "norm": mcolors.BoundaryNorm(edges, len(chosen)),
-        "cbar_kwargs": {"ticks": values, "format": mcolors_formatter(values, meanings)},
+        "cbar_kwargs": {"ticks": values, "format": FuncFormatter(lambda x, _pos: names.get(float(x), ""))},
     }
-
-
-def mcolors_formatter(values: np.ndarray, meanings: Sequence[str]):
-    from matplotlib.ticker import FuncFormatter
-
-    names = dict(zip(values.tolist(), meanings))
-    return FuncFormatter(lambda x, _pos: names.get(float(x), ""))
 
 
 # -- attrs ----------------------------------------------------------------------------------

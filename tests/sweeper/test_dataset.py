@@ -164,7 +164,18 @@ def test_older_store_gets_flags_and_short_names(tmp_path):
     assert ds.seed.attrs["long_name"] == "seed of the point"
     assert ds.seed.attrs["description"] == "seed of the point (with grid_seed, its random stream)"
     kwargs = dataset.flag_colors(ds.region)
-    assert kwargs["cmap"].colors[1] == "green"  # the green region is drawn green
+    assert kwargs["cmap"].colors[1:] == ["green", "blue", "orange", "red"]  # each region in its colour
+
+
+def test_flag_colors_plot_a_phase_diagram():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    attrs = {"flag_values": [0.0, 1.0, 2.0], "flag_meanings": "none green red"}
+    codes = xr.DataArray([[1.0, 2.0], [0.0, 1.0]], dims=("kappa", "delta"), attrs=attrs)
+    mesh = codes.plot(**dataset.flag_colors(codes))
+    rgba = mesh.cmap(mesh.norm(np.array([1.0, 2.0])))
+    np.testing.assert_allclose(rgba[:, :3], [[0, 0.5, 0], [1, 0, 0]], atol=0.01)  # green, red
+    assert [t.get_text() for t in mesh.colorbar.ax.get_yticklabels()] == ["none", "green", "red"]
 
 
 # -- several stores -----------------------------------------------------------------------------
