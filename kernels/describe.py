@@ -72,5 +72,20 @@ def describe(kernel_class: type[Kernel]) -> str:
     for name, out in kernel_class.outputs.items():
         units = f" [{out.units}]" if out.units else ""
         when = f"  if {out.when}" if out.when else ""
-        lines.append(f"    {name}({', '.join(out.dims)}): {out.long_name}{units}{when}")
+        formula = _formula(out.description)
+        symbol = out.long_name.split(" ")[-1]
+        if formula.startswith(f"{symbol} = "):  # "overlap Q" and "Q = W W^T / d": "overlap Q = W W^T / d"
+            formula = formula[len(symbol) + 1 :]
+        codes = ", ".join(f"{i} {m}" for i, m in enumerate(out.flags or ()))
+        lines.append(
+            f"    {name}({', '.join(out.dims)}): {out.long_name}"
+            f"{f' {formula}' if formula else ''}{units}{f' (codes: {codes})' if codes else ''}{when}"
+        )
     return "\n".join(lines)
+
+
+def _formula(description: str | None) -> str:
+    """The formula a description opens with ("Q = W W^T / d; ..."), if it is short; else ""."""
+    clause = (description or "").split(";")[0].split(", ")[0].strip()
+    short = 0 < len(clause) <= 32 and clause.count("(") == clause.count(")")
+    return clause if short and any(c in clause for c in "=[^/") else ""

@@ -4,9 +4,11 @@ A kernel declares, as class variables,
 
 - ``dims``: each of its own dims (``time``, ``student``, ...) as a :class:`Dim`, whose
   coordinates (and units) are functions of the parameters;
-- ``outputs``: each output variable as an :class:`Output` with its dims and labels;
-  an output that exists only for some parameter values names in ``when`` the shape
-  parameter that switches it on (``two_time = true``, ``save_particles > 0``);
+- ``outputs``: each output variable as an :class:`Output` with its dims and labels (a
+  short ``long_name`` for plot axes and legends, the detail in ``description``); an
+  output that exists only for some parameter values names in ``when`` the shape
+  parameter that switches it on (``two_time = true``, ``save_particles > 0``); a
+  categorical output (a code per category) names its categories in ``flags``;
 - ``attrs``: dataset attributes (conventions, units, what the risk excludes); a value
   may be a function of the parameters.
 
@@ -34,18 +36,25 @@ class Dim:
     long_name: str
     coords: Callable[[Any], np.ndarray]
     units: str | Callable[[Any], str] | None = None
+    description: str | None = None
 
     def attrs(self, params: Any) -> dict[str, str]:
         out = {"long_name": self.long_name}
         units = self.units(params) if callable(self.units) else self.units
         if units is not None:
             out["units"] = units
+        if self.description is not None:
+            out["description"] = self.description
         return out
 
 
 @dataclass(frozen=True)
 class Output:
-    """A declared output variable: its internal dims and its labels."""
+    """A declared output variable: its internal dims and its labels.
+
+    ``flags``: the meaning of each code of a categorical output (code ``i`` means
+    ``flags[i]``), stored as the CF attributes ``flag_values`` and ``flag_meanings``.
+    """
 
     dims: tuple[str, ...]
     long_name: str
@@ -53,13 +62,17 @@ class Output:
     description: str | None = None
     allow_nan: bool = False  # True if NaN is a legitimate value, not a failure
     when: str | None = None  # a shape parameter: the output exists only where it is true / non-zero
+    flags: tuple[str, ...] | None = None  # a categorical output: code i means flags[i]
 
-    def attrs(self) -> dict[str, str]:
-        out = {"long_name": self.long_name}
+    def attrs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"long_name": self.long_name}
         if self.units is not None:
             out["units"] = self.units
         if self.description is not None:
             out["description"] = self.description
+        if self.flags is not None:
+            out["flag_values"] = [float(i) for i in range(len(self.flags))]  # outputs are stored as float64
+            out["flag_meanings"] = " ".join(m.replace(" ", "_") for m in self.flags)
         return out
 
 

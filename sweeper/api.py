@@ -81,8 +81,8 @@ def submit(
     overwrite: bool = False,
     progress: bool = True,
 ):
-    """Run a grid (only what its store lacks) and return the store as an xarray Dataset."""
-    import xarray as xr
+    """Run a grid (only what its store lacks) and return the store as :func:`sweeper.open` gives it."""
+    from sweeper.dataset import open as open_dataset
 
     spec, summary = sweep(
         spec_or_path,
@@ -95,7 +95,7 @@ def submit(
         overwrite=overwrite,
         progress=progress,
     )
-    return xr.open_zarr(spec.options.store)
+    return open_dataset(spec.options.store)
 
 
 def sweep(

@@ -115,6 +115,30 @@ def show(store: str) -> None:
 
 
 @main.command()
+@click.argument("theory", type=click.Path(path_type=str))
+@click.argument("simulation", type=click.Path(path_type=str))
+@click.option(
+    "--select",
+    "selections",
+    multiple=True,
+    metavar="DIM=VALUE",
+    help="Compare at this value of a dim one store sweeps and the other lacks (e.g. `d=2000`); repeatable.",
+)
+@click.option(
+    "--max-sigma", type=float, default=None, help="Exit 1 if any deviation exceeds this many sigma."
+)
+def compare(theory: str, simulation: str, selections: tuple[str, ...], max_sigma: float | None) -> None:
+    """Theory against simulation, point by point: per output, the worst deviation and where."""
+    from sweeper import comparison
+
+    ds = comparison.compare(theory, simulation, select=comparison.parse_selections(selections))
+    click.echo(comparison.describe(ds))
+    if max_sigma is not None and comparison.worst_sigma(ds) > max_sigma:
+        click.echo(f"deviation above {max_sigma:g} sigma", err=True)
+        sys.exit(1)
+
+
+@main.command()
 def kernels() -> None:
     """Registered kernels with their parameters, defaults and outputs."""
     click.echo(api.describe_kernels())

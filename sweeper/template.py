@@ -86,7 +86,10 @@ def make_template(spec: GridSpec) -> Template:
     case_coords = spec.case_coords()
     coord_attrs = {
         **{dim: _grid_coord_attrs(dim) for dim in spec.dims},
-        **{name: {"long_name": f"{name} of each case"} for name in case_coords},
+        **{
+            name: {"long_name": name, "description": f"the value of {name} in each case"}
+            for name in case_coords
+        },
         **{dim: schema.coord_attrs.get(dim, {}) for dim in schema.coords},
     }
     return Template(
@@ -170,11 +173,12 @@ def git_commit() -> str:
 
 
 def _grid_coord_attrs(dim: str) -> dict[str, str]:
+    """Short labels for plot axes and legends; the detail in ``description``."""
     if dim == "seed":
-        return {"long_name": "seed of the point (with grid_seed, its random stream)"}
+        return {"long_name": "seed", "description": "seed of the point (with grid_seed, its random stream)"}
     if dim == "case":
-        return {"long_name": "index of the explicit case"}
-    return {"long_name": dim}
+        return {"long_name": "case", "description": "index of the explicit case"}
+    return {"long_name": dim, "description": "swept parameter"}
 
 
 def _jsonable(value: Any) -> Any:

@@ -113,7 +113,8 @@ class DMFTKernel(Kernel):
     failing_example = {"alpha": 3.0, "loss": "square", "lr": 2.5, "t_max": 25.0, "n_times": 3, "n_traj": 200}
 
     dims = family.DIMS | {
-        d: dataclasses.replace(family.DIMS[d], units=_TIME_UNITS) for d in ("time", "time2")
+        d: dataclasses.replace(family.DIMS[d], units="step * lr or step * dt", description=_TIME_UNITS)
+        for d in ("time", "time2")
     }
     outputs = (
         pick(family.OUTPUTS, "m", "Q")
@@ -122,7 +123,11 @@ class DMFTKernel(Kernel):
         }
         | pick(family.OUTPUTS, "train_loss", "train_error", "test_error")
         | {
-            "passes": Output((), "causal passes run per block (the most over blocks; at most `iterations`)"),
+            "passes": Output(
+                (),
+                "causal passes",
+                description="causal passes run per block (the most over blocks; at most `iterations`)",
+            ),
             "residual": Output(
                 (),
                 "change between the last two passes",
@@ -130,9 +135,17 @@ class DMFTKernel(Kernel):
                 "NaN after a single pass (which is its own finite-sample fixed point)",
                 allow_nan=True,
             ),
-            "m_mc_error": Output((), "Monte-Carlo standard error of m, max over time (from blocks)"),
-            "train_loss_mc_error": Output((), "Monte-Carlo standard error of train_loss, max over time"),
-            "Q_mc_error": Output((), "Monte-Carlo standard error of Q, max over time"),
+            "m_mc_error": Output(
+                (),
+                "Monte-Carlo standard error of m",
+                description="max over time, from the spread of the blocks",
+            ),
+            "train_loss_mc_error": Output(
+                (), "Monte-Carlo standard error of train_loss", description="max over time, from the blocks"
+            ),
+            "Q_mc_error": Output(
+                (), "Monte-Carlo standard error of Q", description="max over time, from the blocks"
+            ),
             "M_C": Output(("time", "time2"), "noise kernel M_C(t, t')", when="two_time"),
             "M_R": Output(("time", "time2"), "memory kernel M_R(t, t') (t > t')", when="two_time"),
             "C": family.OUTPUTS["C"],

@@ -79,8 +79,12 @@ class MeanFieldKernel(Kernel):
 
     dims = family.DIMS | {
         "time": dataclasses.replace(family.DIMS["time"], units=_time_units),
-        "m_bin": Dim("centre of the m bin (overlap with a teacher unit)", lambda p: _bin_centres(p.hist_m)),
-        "q_bin": Dim("centre of the q bin (|w|^2 / d)", lambda p: _bin_centres(p.hist_q)),
+        "m_bin": Dim(
+            "m",
+            lambda p: _bin_centres(p.hist_m),
+            description="centre of the bin of m, the overlap with a teacher unit",
+        ),
+        "q_bin": Dim("q", lambda p: _bin_centres(p.hist_q), description="centre of the bin of q = |w|^2 / d"),
     }
     outputs = (
         pick(family.OUTPUTS, "risk")

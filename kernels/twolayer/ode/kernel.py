@@ -170,12 +170,7 @@ class ODEKernel(Kernel):
     }
 
     dims = family.DIMS
-    outputs = pick(family.OUTPUTS, "risk", "Q", "M", "P", "v") | {
-        "region": Output(
-            (),
-            "region of the (kappa, delta) phase diagram",
-            description="0 none (no scalings), 1 green, 2 blue, 3 orange, 4 red (Veiga et al. 2022)",
-        ),
+    outputs = pick(family.OUTPUTS, "risk", "Q", "M", "P", "v", "region") | {
         "steps_per_time": Output((), "SGD steps per unit of time", units="steps"),
     }
     attrs = family.ATTRS | {
