@@ -149,7 +149,9 @@ def main():
         old = np.load(HERE / "golden.npz")
         index = {c: e for c, e in json.loads(str(old["index"])).items() if e["kernel"] != args.kernel}
         arrays = {key: old[key] for key in old.files if key != "index" and key.split("|")[0] in index}
-        new_arrays, new_index = record({c: v for c, v in cases.items() if new_name(v[0], v[1])[0] == args.kernel})
+        new_arrays, new_index = record(
+            {c: v for c, v in cases.items() if new_name(v[0], v[1])[0] == args.kernel}
+        )
         arrays |= new_arrays
         index |= new_index
     arrays["index"] = np.asarray(json.dumps(index, sort_keys=True))

@@ -182,7 +182,7 @@ def integrate_adaptive(
                 if diverged(y, blowup):
                     counts[0], counts[1] = accepted, rejected
                     return t, DIVERGED
-                factor = min(MAX_FACTOR, max(MIN_FACTOR, SAFETY * e ** -ALPHA * err_prev**BETA))
+                factor = min(MAX_FACTOR, max(MIN_FACTOR, SAFETY * e**-ALPHA * err_prev**BETA))
                 if just_rejected:
                     factor = min(factor, 1.0)
                 err_prev = max(e, 1e-4)
@@ -194,7 +194,7 @@ def integrate_adaptive(
                 rejected += 1
                 just_rejected = True
                 if e == e:  # finite error: shrink by the controller, at most 5x
-                    h = step * max(MIN_FACTOR, SAFETY * e ** -ALPHA)
+                    h = step * max(MIN_FACTOR, SAFETY * e**-ALPHA)
                 else:  # a stage left the domain (NaN): back off hard
                     h = step * MIN_FACTOR
             if h <= 1e-14 * max(abs(t), 1.0):

@@ -276,9 +276,7 @@ def _failure_message(p: ODEParams, time: float, code: int) -> str:
     """Why a point failed, at which time, and what to change."""
     if code == DIVERGED:
         fix = "lower `lr` or `dt`" if p.integrator == "euler" else "lower `lr`"
-        return (
-            f"overlaps diverged (non-finite or |.| > blowup={p.blowup:g}) at time t = {time:g}; {fix}."
-        )
+        return f"overlaps diverged (non-finite or |.| > blowup={p.blowup:g}) at time t = {time:g}; {fix}."
     if code == TOO_MANY_STEPS:
         return (
             f"the adaptive integrator took max_steps={p.max_steps} steps by time t = {time:g} "
