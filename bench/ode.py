@@ -6,6 +6,7 @@ Usage::
     python bench/ode.py steps                 # us per Euler step, three workloads, median of 3
     python bench/ode.py point                 # one Veiga point, t = 10^4: adaptive vs Euler at dt = 1/2000
     python bench/ode.py point --euler-dt 0.01 # the same with a cheaper Euler, extrapolated to 1/2000
+    python bench/ode.py scipy                 # the same point with scipy's solve_ivp (RK45, DOP853, LSODA)
     python bench/ode.py diagram --n 32        # N x N phase diagram through `sweeper submit`, 2 workers
 
 ``steps`` (erf units, run through :func:`kernels.twolayer.ode.euler.integrate_euler` after one
@@ -178,6 +179,45 @@ def bench_point(args: argparse.Namespace) -> None:
     print(f"{'phdiag_sgd (anchor x steps)':<34} {n:>10.0f} {n * anchor * 1e-6:>8.0f}")
 
 
+# -- a library instead: scipy's solve_ivp on the same right-hand side ------------------------
+
+
+def bench_scipy(args: argparse.Namespace) -> None:
+    from scipy.integrate import solve_ivp
+
+    from kernels.twolayer.ode.equations import derivative, workspace
+
+    print(load())
+    params = ODEKernel.make_params(**VEIGA_POINT)
+    Q, M, P, v, vs = (np.ascontiguousarray(a, dtype=float) for a in initial_state(params, 0))
+    a1, a2, av, wd, wv = rates(params)
+    work = workspace(params.K, params.M, P, vs)
+    z = np.zeros((1, 3))
+    code = activation_code(params)
+
+    def rhs(t, y):
+        dy = np.empty_like(y)
+        derivative(code, params.K, params.M, y, dy, a1, a2, av, wd, wv, params.noise, True, z, work)
+        return dy
+
+    times = saved_times(params)
+    y0 = pack(Q, M, v)
+    rhs(0.0, y0)  # compile
+    reference, _, _ = run_point(rtol=1e-11, atol=1e-14)
+    n_q = params.K * params.K
+    print(f"{'integrator (rtol 1e-8, atol 1e-10)':<36} {'f evals':>8} {'wall s':>8} {'cpu s':>8}  error in Q")
+    for method in ("RK45", "DOP853", "LSODA"):
+        t0, c0 = time.perf_counter(), time.process_time()
+        sol = solve_ivp(rhs, (0.0, times[-1]), y0, method=method, t_eval=times, rtol=1e-8, atol=1e-10)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        err = np.abs(sol.y[:n_q].T.reshape(-1, params.K, params.K) - reference["Q"]).max()
+        print(f"{'scipy solve_ivp ' + method:<36} {sol.nfev:>8d} {wall:>8.2f} {cpu:>8.2f}  {err:.1e}")
+    out, wall, cpu = run_point()
+    evals = 6 * (out["accepted_steps"] + out["rejected_steps"]) + 2
+    print(f"{'ode adaptive (numba loop)':<36} {evals:>8.0f} {wall:>8.2f} {cpu:>8.2f}  "
+          f"{np.abs(out['Q'] - reference['Q']).max():.1e}")  # fmt: skip
+
+
 # -- the phase diagram -----------------------------------------------------------------------
 
 
@@ -227,11 +267,14 @@ def main() -> None:
     point = sub.add_parser("point", help="one Veiga point at the paper's settings")
     point.add_argument("--euler-dt", type=float, default=PAPER_DT, help="Euler step (1/2000: the paper's)")
     point.add_argument("--rtol", type=float, nargs="*", default=[1e-5, 1e-6, 1e-8])
+    sub.add_parser("scipy", help="the Veiga point with scipy's solve_ivp on the same right-hand side")
     diagram = sub.add_parser("diagram", help="N x N phase diagram through sweeper submit")
     diagram.add_argument("--n", type=int, default=32)
     diagram.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    {"steps": bench_steps, "point": bench_point, "diagram": bench_diagram}[args.what](args)
+    {"steps": bench_steps, "point": bench_point, "scipy": bench_scipy, "diagram": bench_diagram}[args.what](
+        args
+    )
 
 
 if __name__ == "__main__":
