@@ -18,6 +18,7 @@ from kernels.timegrid import saved_times
 from kernels.twolayer.meanfield.params import MeanFieldParams, flow_rate, second_layer_rate
 from kernels.twolayer.meanfield.particles import TWO_OVER_PI, relu_pair_terms, velocity
 from kernels.twolayer.meanfield.reduced import angle_nodes, reduced_velocity
+from kernels.twolayer.ode.adaptive import TOO_MANY_STEPS, dormand_prince
 
 
 class Steps:
@@ -39,13 +40,32 @@ class Steps:
         self.temperature = p.temperature / c
         self.rate_a = second_layer_rate(p) if p.train_second_layer else 0.0
         self.flow_rate = c
+        self.flow_times = flow_times
+        self.adaptive = p.integrator == "adaptive"
         stiff = max(self.decay, self.rate_a) * p.dt
-        if stiff > 0.5:
+        if stiff > 0.5 and not self.adaptive:
             which = "weight_decay" if self.decay >= self.rate_a else "the second-layer rate K^2 lr_v / lr"
             raise NumericalFailure(
                 f"explicit Euler is unstable: dt * {which} = {stiff:.3g} in flow time (> 0.5). "
                 "Reduce `dt`, or lr_v (the second layer of committee='mean' moves K^2 lr_v/lr "
                 "times faster than the first; lr_v ~ lr / K^2 balances them)."
+            )
+
+    def solve(self, p: MeanFieldParams, rate, state, record, out):
+        """Dormand-Prince 5(4) on the flat ``state``: ``rate(y)`` is ``dy/dt`` in flow time,
+        ``record(j, y)`` stores saved time ``j``. A failure raises with the outputs so far."""
+        fail, code, _, _ = dormand_prince(rate, state, self.flow_times, p.rtol, p.atol, p.max_steps, record)
+        if code == TOO_MANY_STEPS:
+            raise NumericalFailure(
+                f"the adaptive integrator took max_steps={p.max_steps} steps by flow time {fail:g}; "
+                'raise `max_steps` or `rtol`, or use `integrator = "euler"`.',
+                out,
+            )
+        if code:
+            raise NumericalFailure(
+                f"the adaptive step fell to the round-off of the flow time at {fail:g}: the velocity "
+                "is not finite there; lower `lr_v` or `weight_decay`.",
+                out,
             )
 
     def drive(self, evaluate, advance, record):
@@ -162,7 +182,27 @@ def run_particles(params, seed, steps, W, W_star, a, a_star):
         if not np.isfinite(risk):
             raise NumericalFailure(f"risk is not finite at saved time index {i}", rec.out)
 
-    steps.drive(evaluate, advance, record)
+    if not steps.adaptive:
+        steps.drive(evaluate, advance, record)
+        return rec.out
+    n_w = W.size
+
+    def unpack(y):
+        W[:] = y[:n_w].reshape(W.shape)
+        a[:] = y[n_w:]
+
+    def rate(y):
+        unpack(y)
+        V, Va, _, _ = evaluate(steps.rate_a > 0)
+        force = steps.rate_a * Va if steps.rate_a else 0.0  # Va is not computed without it
+        da = force - steps.decay * a if params.train_second_layer else np.zeros_like(a)
+        return np.concatenate([(V - steps.decay * W).ravel(), da])
+
+    def record_state(i, y):
+        unpack(y)
+        record(i, evaluate(True))
+
+    steps.solve(params, rate, np.concatenate([W.ravel(), a]), record_state, rec.out)
     return rec.out
 
 
@@ -221,5 +261,26 @@ def run_reduced(params, seed, steps, W, W_star, a, a_star):
         if not np.isfinite(risk):
             raise NumericalFailure(f"risk is not finite at saved time index {i}", rec.out)
 
-    steps.drive(evaluate, advance, record)
+    if not steps.adaptive:
+        steps.drive(evaluate, advance, record)
+        return rec.out
+    n_m = m.size
+
+    def unpack(y):
+        m[:] = y[:n_m].reshape(m.shape)
+        qp[:] = y[n_m : n_m + p]
+        a[:] = y[n_m + p :]
+
+    def rate(y):
+        unpack(y)
+        dm, dqp, ua = evaluate(steps.rate_a > 0)
+        force = steps.rate_a * ua if steps.rate_a else 0.0  # ua is not computed without it
+        da = force - decay * a if params.train_second_layer else np.zeros_like(a)
+        return np.concatenate([(dm - decay * m).ravel(), dqp - 2.0 * decay * qp, da])
+
+    def record_state(i, y):
+        unpack(y)
+        record(i, evaluate(True))
+
+    steps.solve(params, rate, np.concatenate([m.ravel(), qp, a]), record_state, rec.out)
     return rec.out

@@ -203,3 +203,74 @@ def integrate_adaptive(
         save(code, K, Mt, y, P, vs, j, out_Q, out_M, out_v, out_risk)
     counts[0], counts[1] = accepted, rejected
     return -1.0, 0
+
+
+def dormand_prince(f, y, times, rtol, atol, max_steps, save):
+    """The same method and controller as :func:`integrate_adaptive`, driven from Python.
+
+    For right-hand sides that are already compiled and costly per call (the `meanfield`
+    velocities, O(K^2) a call), where the Python around them is negligible.
+
+    Parameters
+    ----------
+    f
+        ``f(y) -> dy/dt`` (a new array).
+    y
+        Initial state (1-D), overwritten with the final state.
+    times
+        Saved times, ``times[0]`` the initial state; exact stops as in :func:`integrate_adaptive`.
+    rtol, atol, max_steps
+        As :func:`integrate_adaptive`.
+    save
+        ``save(j, y)`` records saved time ``j``.
+
+    Returns
+    -------
+    (float, int, int, int)
+        ``(time, code, accepted, rejected)``: ``time = -1`` and ``code = 0`` on success, else
+        the time reached and :data:`TOO_MANY_STEPS` or :data:`STEP_UNDERFLOW` (non-finite
+        states are rejected steps; one that stays so ends in an underflow).
+    """
+    n_stages = DP5_A.shape[0]
+    k = [f(y)]
+    save(0, y)
+    t = times[0]
+    span = times[-1] - t
+    h0 = _trial_step(y, k[0], span, rtol, atol)
+    h = _initial_step(y, k[0], f(y + h0 * k[0]), h0, span, rtol, atol)
+    err_prev, accepted, rejected, just_rejected = 1e-4, 0, 0, False
+    for j in range(1, len(times)):
+        t_end = times[j]
+        while t < t_end:
+            if accepted + rejected >= max_steps:
+                return t, TOO_MANY_STEPS, accepted, rejected
+            last = t + 1.01 * h >= t_end
+            step = t_end - t if last else h
+            k = k[:1]
+            for s in range(1, n_stages):
+                y_stage = y + step * sum(DP5_A[s, m] * k[m] for m in range(s) if DP5_A[s, m] != 0.0)
+                k.append(f(y_stage))
+            err = step * sum(DP5_E[m] * k[m] for m in range(n_stages) if DP5_E[m] != 0.0)
+            scale = atol + rtol * np.maximum(np.abs(y), np.abs(y_stage))
+            with np.errstate(invalid="ignore", over="ignore"):
+                e = float(np.sqrt(np.mean((err / scale) ** 2)))
+            if e <= 1.0:
+                accepted += 1
+                t = t_end if last else t + step
+                y[:] = y_stage
+                k = [k[-1]]
+                growth = max(e, 1e-16) ** -ALPHA  # an exact step (e = 0) grows by MAX_FACTOR
+                factor = min(MAX_FACTOR, max(MIN_FACTOR, SAFETY * growth * err_prev**BETA))
+                if just_rejected:
+                    factor = min(factor, 1.0)
+                err_prev, just_rejected = max(e, 1e-4), False
+                proposed = step * factor
+                h = max(proposed, h) if (last and step < h and factor >= 1.0) else proposed
+            else:
+                rejected += 1
+                just_rejected = True
+                h = step * (max(MIN_FACTOR, SAFETY * e**-ALPHA) if e == e else MIN_FACTOR)
+            if h <= 1e-14 * max(abs(t), 1.0):
+                return t, STEP_UNDERFLOW, accepted, rejected
+        save(j, y)
+    return -1.0, 0, accepted, rejected
