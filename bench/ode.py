@@ -230,7 +230,7 @@ def bench_diagram(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "grid.toml"
         path.write_text(grid)
-        store = Path(tmp) / "diagram.zarr"
+        store = Path(args.store) if args.store else Path(tmp) / "diagram.zarr"
         command = [sys.executable, "-m", "sweeper.cli", "submit", str(path), "--store", str(store),
                    "--workers", str(args.workers), "--quiet"]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -271,6 +271,7 @@ def main() -> None:
     diagram = sub.add_parser("diagram", help="N x N phase diagram through sweeper submit")
     diagram.add_argument("--n", type=int, default=32)
     diagram.add_argument("--workers", type=int, default=2)
+    diagram.add_argument("--store", help="keep the store here (for the figure script); must not exist")
     args = parser.parse_args()
     {"steps": bench_steps, "point": bench_point, "scipy": bench_scipy, "diagram": bench_diagram}[args.what](
         args
