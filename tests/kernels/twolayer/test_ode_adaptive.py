@@ -154,3 +154,18 @@ def test_i4_and_noise_switches():
     # nothing left of the quadratic term: its rate is 0, so the integrators skip it
     assert rates(ODEKernel.make_params(i4_term=False, noise_term=False, **base))[1] == 0.0
     assert rates(ODEKernel.make_params(i4_term=False, **{**base, "noise": 0.0}))[1] == 0.0
+
+
+@pytest.mark.slow
+def test_veiga_blue_line_through_the_escape():
+    # The whole blue-line trajectory of Veiga et al.'s p = 8, k = 4 through the second plateau
+    # and its escape (t ~ 500-1000) to the noise floor, on a log grid: the same Richardson
+    # criterion as above, Euler at dt = 0.02, 0.01, 0.005 (3.5e5 steps at ~5 us a step).
+    common = dict(TRAJECTORIES["veiga_blue"], t_max=1500.0, n_times=31, time_spacing="log", t_min=0.1)
+    euler = [run(integrator="euler", dt=dt, **common) for dt in (0.02, 0.01, 0.005)]
+    adaptive = run(rtol=1e-10, atol=1e-12, **common)
+    assert adaptive["risk"][-1] < 2e-4 < adaptive["risk"][15]  # escaped from the plateau
+    for name in ("risk", "Q", "M"):
+        r1 = 2 * euler[1][name] - euler[0][name]
+        r2 = 2 * euler[2][name] - euler[1][name]
+        assert np.abs(adaptive[name] - r2).max() <= 0.5 * np.abs(r1 - r2).max() + 1e-12, name
