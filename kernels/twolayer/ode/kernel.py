@@ -87,10 +87,10 @@ class ODEParams(TwoLayerParams):
         Keep the learning-rate-squared term ``a2 v_i v_k (I4 + noise J2)`` of ``dQ/dt``
         (``False`` drops both of its parts: the small-learning-rate limit).
     i4_term
-        Keep the ``I4`` part of that term (``False`` with the noise part kept is Arnaboldi
-        et al.'s setting).
+        Keep the ``I4`` part of the learning-rate-squared term (``False`` with the noise part
+        kept is Arnaboldi et al.'s setting).
     noise_term
-        Keep the label-noise part ``noise J2`` of that term.
+        Keep the label-noise part ``noise J2`` of the learning-rate-squared term.
     region_terms
         With ``kappa``/``delta`` set, keep only the terms of the leading order in each region
         (Veiga et al.); ``False`` keeps every term with its finite-d prefactor.
