@@ -4,7 +4,7 @@ at the paper's settings, and a (kappa, delta) phase diagram at that accuracy.
 Usage::
 
     python bench/ode.py steps                 # us per Euler step, three workloads, median of 3
-    python bench/ode.py point                 # one Veiga point, t = 10^4: adaptive vs Euler at dt = 1/2000
+    python bench/ode.py point                 # one Veiga point to t = 10^4, adaptive vs Euler (2e7 steps)
     python bench/ode.py point --euler-dt 0.01 # the same with a cheaper Euler, extrapolated to 1/2000
     python bench/ode.py scipy                 # the same point with scipy's solve_ivp (RK45, DOP853, LSODA)
     python bench/ode.py diagram --n 32        # N x N phase diagram through `sweeper submit`, 2 workers
