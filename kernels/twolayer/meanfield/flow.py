@@ -51,10 +51,32 @@ class Steps:
                 "times faster than the first; lr_v ~ lr / K^2 balances them)."
             )
 
-    def solve(self, p: MeanFieldParams, rate, state, record, out):
-        """Dormand-Prince 5(4) on the flat ``state``: ``rate(y)`` is ``dy/dt`` in flow time,
-        ``record(j, y)`` stores saved time ``j``. A failure raises with the outputs so far."""
-        fail, code, _, _ = dormand_prince(rate, state, self.flow_times, p.rtol, p.atol, p.max_steps, record)
+    def second_layer_rate(self, p: MeanFieldParams, force, a: np.ndarray) -> np.ndarray:
+        """``da/dt`` in flow time from the second-layer ``force`` (not computed when its rate is 0)."""
+        if not p.train_second_layer:
+            return np.zeros_like(a)
+        return (self.rate_a * force if self.rate_a else 0.0) - self.decay * a
+
+    def solve(self, p: MeanFieldParams, arrays, rates, record, out):
+        """Dormand-Prince 5(4) on the state ``arrays`` (updated in place): ``rates()`` returns
+        their time derivatives in flow time at the current values, ``record(j)`` stores saved
+        time ``j``. A failure raises with the outputs so far."""
+        bounds = np.cumsum([0] + [x.size for x in arrays])
+
+        def unpack(y):
+            for x, lo, hi in zip(arrays, bounds[:-1], bounds[1:], strict=True):
+                x[...] = y[lo:hi].reshape(x.shape)
+
+        def rate(y):
+            unpack(y)
+            return np.concatenate([np.ravel(r) for r in rates()])
+
+        def save(j, y):
+            unpack(y)
+            record(j)
+
+        state = np.concatenate([x.ravel() for x in arrays])
+        fail, code, _, _ = dormand_prince(rate, state, self.flow_times, p.rtol, p.atol, p.max_steps, save)
         if code == TOO_MANY_STEPS:
             raise NumericalFailure(
                 f"the adaptive integrator took max_steps={p.max_steps} steps by flow time {fail:g}; "
@@ -185,24 +207,12 @@ def run_particles(params, seed, steps, W, W_star, a, a_star):
     if not steps.adaptive:
         steps.drive(evaluate, advance, record)
         return rec.out
-    n_w = W.size
 
-    def unpack(y):
-        W[:] = y[:n_w].reshape(W.shape)
-        a[:] = y[n_w:]
-
-    def rate(y):
-        unpack(y)
+    def rates():
         V, Va, _, _ = evaluate(steps.rate_a > 0)
-        force = steps.rate_a * Va if steps.rate_a else 0.0  # Va is not computed without it
-        da = force - steps.decay * a if params.train_second_layer else np.zeros_like(a)
-        return np.concatenate([(V - steps.decay * W).ravel(), da])
+        return V - steps.decay * W, steps.second_layer_rate(params, Va, a)
 
-    def record_state(i, y):
-        unpack(y)
-        record(i, evaluate(True))
-
-    steps.solve(params, rate, np.concatenate([W.ravel(), a]), record_state, rec.out)
+    steps.solve(params, [W, a], rates, lambda i: record(i, evaluate(True)), rec.out)
     return rec.out
 
 
@@ -264,23 +274,10 @@ def run_reduced(params, seed, steps, W, W_star, a, a_star):
     if not steps.adaptive:
         steps.drive(evaluate, advance, record)
         return rec.out
-    n_m = m.size
 
-    def unpack(y):
-        m[:] = y[:n_m].reshape(m.shape)
-        qp[:] = y[n_m : n_m + p]
-        a[:] = y[n_m + p :]
-
-    def rate(y):
-        unpack(y)
+    def rates():
         dm, dqp, ua = evaluate(steps.rate_a > 0)
-        force = steps.rate_a * ua if steps.rate_a else 0.0  # ua is not computed without it
-        da = force - decay * a if params.train_second_layer else np.zeros_like(a)
-        return np.concatenate([(dm - decay * m).ravel(), dqp - 2.0 * decay * qp, da])
+        return dm - decay * m, dqp - 2.0 * decay * qp, steps.second_layer_rate(params, ua, a)
 
-    def record_state(i, y):
-        unpack(y)
-        record(i, evaluate(True))
-
-    steps.solve(params, rate, np.concatenate([m.ravel(), qp, a]), record_state, rec.out)
+    steps.solve(params, [m, qp, a], rates, lambda i: record(i, evaluate(True)), rec.out)
     return rec.out
