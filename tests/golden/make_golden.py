@@ -4,8 +4,14 @@ Run once, on the code *before* the move:  python tests/golden/make_golden.py
 It writes ``tests/golden/golden.npz``: for each case, the parameters (JSON, under the
 kernel names of the new layout) and every output. ``test_golden.py`` reruns the cases
 with the moved code and requires bit-equal results.
+
+A kernel whose numbers change on purpose (its ``version`` goes up) re-records its own cases
+only, copying every other entry bit for bit:  python tests/golden/make_golden.py --kernel ode
+Every `ode` case also has an ``_euler`` twin (``integrator = "euler"``): the Euler numbers
+recorded before the adaptive integrator became the default, which Euler must still give.
 """
 
+import argparse
 import json
 import time
 from pathlib import Path
@@ -92,6 +98,15 @@ def grid_cases():
     return out
 
 
+def euler_twins(cases):
+    """An ``integrator = "euler"`` twin of every `ode` case (ode 3 made "adaptive" the default)."""
+    return {
+        f"{case}_euler": (kernel, {**params, "integrator": "euler"}, seed)
+        for case, (kernel, params, seed) in cases.items()
+        if kernel == "ode"
+    }
+
+
 def new_name(kernel, params):
     if kernel != "sgd":
         return kernel, params
@@ -99,9 +114,10 @@ def new_name(kernel, params):
     return f"sgd_{params.pop('mode')}", params
 
 
-def main():
+def record(cases):
+    """Run each case; the arrays and the index entries of ``golden.npz``."""
     arrays, index = {}, {}
-    for case, (kernel, params, seed) in {**CASES, **grid_cases()}.items():
+    for case, (kernel, params, seed) in cases.items():
         k = get_kernel(kernel)()
         start = time.perf_counter()
         result = k.run(k.make_params(**params), seed=seed)
@@ -118,6 +134,26 @@ def main():
         for out, value in result.outputs.items():
             arrays[f"{case}|{out}"] = value
         print(f"{case:45s} {name:14s} {seconds:6.2f} s ok={result.ok}")
+    return arrays, index
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kernel", help="re-record only this kernel's cases, keeping every other entry")
+    args = parser.parse_args()
+    cases = {**CASES, **grid_cases()}
+    cases |= euler_twins(cases)
+    if args.kernel is None:
+        arrays, index = record(cases)
+    else:
+        old = np.load(HERE / "golden.npz")
+        index = {c: e for c, e in json.loads(str(old["index"])).items() if e["kernel"] != args.kernel}
+        arrays = {key: old[key] for key in old.files if key != "index" and key.split("|")[0] in index}
+        new_arrays, new_index = record(
+            {c: v for c, v in cases.items() if new_name(v[0], v[1])[0] == args.kernel}
+        )
+        arrays |= new_arrays
+        index |= new_index
     arrays["index"] = np.asarray(json.dumps(index, sort_keys=True))
     np.savez_compressed(HERE / "golden.npz", **arrays)
 

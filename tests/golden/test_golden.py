@@ -3,7 +3,9 @@
 ``golden.npz`` holds every output of a set of points (each kernel's example and the first
 and last points of shipped grids, both simulators included), recorded by
 ``make_golden.py`` on the code before the move. Each is rerun here and must be bit-equal.
-A kernel whose numbers change on purpose bumps its ``version`` and records the case again.
+A kernel whose numbers change on purpose bumps its ``version`` and records its cases again
+(``make_golden.py --kernel NAME``). The ``*_euler`` cases of `ode` hold the Euler numbers recorded
+before `ode` 3 made the adaptive integrator the default: Euler must still give them bit for bit.
 """
 
 import json

@@ -18,6 +18,7 @@ from kernels.timegrid import saved_times
 from kernels.twolayer.meanfield.params import MeanFieldParams, flow_rate, second_layer_rate
 from kernels.twolayer.meanfield.particles import TWO_OVER_PI, relu_pair_terms, velocity
 from kernels.twolayer.meanfield.reduced import angle_nodes, reduced_velocity
+from kernels.twolayer.ode.adaptive import TOO_MANY_STEPS, dormand_prince
 
 
 class Steps:
@@ -39,13 +40,54 @@ class Steps:
         self.temperature = p.temperature / c
         self.rate_a = second_layer_rate(p) if p.train_second_layer else 0.0
         self.flow_rate = c
+        self.flow_times = flow_times
+        self.adaptive = p.integrator == "adaptive"
         stiff = max(self.decay, self.rate_a) * p.dt
-        if stiff > 0.5:
+        if stiff > 0.5 and not self.adaptive:
             which = "weight_decay" if self.decay >= self.rate_a else "the second-layer rate K^2 lr_v / lr"
             raise NumericalFailure(
                 f"explicit Euler is unstable: dt * {which} = {stiff:.3g} in flow time (> 0.5). "
                 "Reduce `dt`, or lr_v (the second layer of committee='mean' moves K^2 lr_v/lr "
                 "times faster than the first; lr_v ~ lr / K^2 balances them)."
+            )
+
+    def second_layer_rate(self, p: MeanFieldParams, force, a: np.ndarray) -> np.ndarray:
+        """``da/dt`` in flow time from the second-layer ``force`` (not computed when its rate is 0)."""
+        if not p.train_second_layer:
+            return np.zeros_like(a)
+        return (self.rate_a * force if self.rate_a else 0.0) - self.decay * a
+
+    def solve(self, p: MeanFieldParams, arrays, rates, record, out):
+        """Dormand-Prince 5(4) on the state ``arrays`` (updated in place): ``rates()`` returns
+        their time derivatives in flow time at the current values, ``record(j)`` stores saved
+        time ``j``. A failure raises with the outputs so far."""
+        bounds = np.cumsum([0] + [x.size for x in arrays])
+
+        def unpack(y):
+            for x, lo, hi in zip(arrays, bounds[:-1], bounds[1:], strict=True):
+                x[...] = y[lo:hi].reshape(x.shape)
+
+        def rate(y):
+            unpack(y)
+            return np.concatenate([np.ravel(r) for r in rates()])
+
+        def save(j, y):
+            unpack(y)
+            record(j)
+
+        state = np.concatenate([x.ravel() for x in arrays])
+        fail, code, _, _ = dormand_prince(rate, state, self.flow_times, p.rtol, p.atol, p.max_steps, save)
+        if code == TOO_MANY_STEPS:
+            raise NumericalFailure(
+                f"the adaptive integrator took max_steps={p.max_steps} steps by flow time {fail:g}; "
+                'raise `max_steps` or `rtol`, or use `integrator = "euler"`.',
+                out,
+            )
+        if code:
+            raise NumericalFailure(
+                f"the adaptive step fell to the round-off of the flow time at {fail:g}: the velocity "
+                "is not finite there; lower `lr_v` or `weight_decay`.",
+                out,
             )
 
     def drive(self, evaluate, advance, record):
@@ -162,7 +204,15 @@ def run_particles(params, seed, steps, W, W_star, a, a_star):
         if not np.isfinite(risk):
             raise NumericalFailure(f"risk is not finite at saved time index {i}", rec.out)
 
-    steps.drive(evaluate, advance, record)
+    if not steps.adaptive:
+        steps.drive(evaluate, advance, record)
+        return rec.out
+
+    def rates():
+        V, Va, _, _ = evaluate(steps.rate_a > 0)
+        return V - steps.decay * W, steps.second_layer_rate(params, Va, a)
+
+    steps.solve(params, [W, a], rates, lambda i: record(i, evaluate(True)), rec.out)
     return rec.out
 
 
@@ -221,5 +271,13 @@ def run_reduced(params, seed, steps, W, W_star, a, a_star):
         if not np.isfinite(risk):
             raise NumericalFailure(f"risk is not finite at saved time index {i}", rec.out)
 
-    steps.drive(evaluate, advance, record)
+    if not steps.adaptive:
+        steps.drive(evaluate, advance, record)
+        return rec.out
+
+    def rates():
+        dm, dqp, ua = evaluate(steps.rate_a > 0)
+        return dm - decay * m, dqp - 2.0 * decay * qp, steps.second_layer_rate(params, ua, a)
+
+    steps.solve(params, [m, qp, a], rates, lambda i: record(i, evaluate(True)), rec.out)
     return rec.out

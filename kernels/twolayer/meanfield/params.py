@@ -38,6 +38,12 @@ class MeanFieldParams(TwoLayerParams):
         scalings), in which the mean-field flow runs at rate ``lr / K``; ``flow``: the
         mean-field time ``t = steps lr_eff / (K d)`` of Arnaboldi et al. 2023, in which the
         flow does not depend on K or lr (use it to compare K). A shape parameter.
+    integrator
+        ``euler``: explicit Euler at step ``dt``; ``adaptive``: Dormand-Prince 5(4) with error
+        control to ``rtol``/``atol`` (the `ode` kernel's, docs/ode.md §4.2), for the
+        deterministic flow (``temperature = 0``).
+    rtol, atol, max_steps
+        Tolerances and step budget of ``adaptive``.
     dt
         Euler step in *flow* time whatever ``time_unit`` (its stability limit does not depend
         on K or lr; 0.02-0.1 is stable for erf, docs/meanfield.md §3).
@@ -60,6 +66,10 @@ class MeanFieldParams(TwoLayerParams):
     committee: Literal["saad_solla", "mean"] = "mean"
     method: Literal["particles", "reduced", "reduced_dinf"] = "particles"
     time_unit: Literal["sgd", "flow"] = "sgd"
+    integrator: Literal["euler", "adaptive"] = "euler"
+    rtol: float = 1e-8
+    atol: float = 1e-10
+    max_steps: int = 1_000_000
     dt: float = 0.05
     temperature: float = 0.0
     n_angle: int = 12
@@ -81,6 +91,15 @@ class MeanFieldParams(TwoLayerParams):
             self.t_max * flow_rate(self) / self.dt, "dt", "the flow time / dt", "raise `dt` or lower `t_max`"
         )
         check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature!r}.")
+        check(
+            self.integrator == "euler" or self.temperature == 0,
+            "integrator",
+            f'"adaptive" integrates the deterministic flow; with temperature={self.temperature!r} '
+            '(Langevin noise) use `integrator = "euler"`.',
+        )
+        check(1e-13 <= self.rtol < 1, "rtol", f"must be in [1e-13, 1), got {self.rtol!r}.")
+        check(self.atol > 0, "atol", f"must be positive, got {self.atol!r}.")
+        check(self.max_steps >= 1, "max_steps", f"must be a positive integer, got {self.max_steps!r}.")
         check(self.n_angle >= 1, "n_angle", f"must be positive, got {self.n_angle!r}.")
         check(
             0 <= self.save_particles <= self.K,

@@ -1,9 +1,13 @@
-"""The right-hand side of the overlap ODEs and their Euler integration (numba).
+"""The right-hand side of the overlap ODEs (numba), shared by every integrator.
 
 The equations are those of :mod:`kernels.twolayer.ode.kernel` (``docs/ode.md``): the
 learning terms ``I3`` (closed form for erf, generic otherwise), the quadratic terms
-``I4`` (closed form for erf, quadrature for ReLU) and the noise term ``J2``, integrated
-with explicit Euler sub-steps between saved times by :func:`integrate`.
+``I4`` (closed form for erf, quadrature for ReLU) and the noise term ``J2``.
+
+The state is one flat vector ``y = [Q (K*K, row-major), M (K*Mt, row-major), v (K)]``;
+:func:`derivative` writes ``dy/dt`` for it, using scratch arrays made once per point by
+:func:`workspace`. Both integrators (:mod:`kernels.twolayer.ode.euler`,
+:mod:`kernels.twolayer.ode.adaptive`) call exactly this function.
 """
 
 from __future__ import annotations
@@ -175,127 +179,137 @@ def _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol):
 
 
 @njit(cache=True)
-def integrate(
-    code, Q, M, P, v, vs, a1, a2, av, wd, wv, noise, times, n_sub, z, out_Q, out_M, out_v, out_risk, blowup
-):
-    """Explicit Euler of the overlap ODEs, landing exactly on every saved time.
+def _noise_only(code, K, Om, noise, G):
+    """``G[i, k] = noise J2(i, k)``: the label-noise part of the quadratic term without ``I4``."""
+    for i in range(K):
+        for k in range(i, K):
+            G[i, k] = noise * j2(code, Om[i, i], Om[i, k], Om[k, k])
+            G[k, i] = G[i, k]
+
+
+@njit(cache=True)
+def workspace(K, Mt, P, vs):
+    """Scratch arrays of :func:`derivative` for ``K`` students and ``Mt`` teachers.
+
+    ``Om`` and ``c`` carry the fixed teacher block ``P`` and ``v*`` from here on.
+    """
+    n = K + Mt
+    n_pairs = K * (K + 1) // 2
+    Om = np.empty((n, n))
+    c = np.empty(n)
+    for p in range(Mt):
+        for q in range(Mt):
+            Om[K + p, K + q] = P[p, q]
+        c[K + p] = vs[p]
+    return (
+        Om, c, np.zeros((K, n)), np.zeros((K, K)), np.zeros(K),
+        np.empty(n), np.empty(K), np.empty(n), np.empty(n), np.empty(n),
+        np.empty(n * (n + 1) // 2), np.empty(n * (n + 1) // 2),
+        np.empty((n, n_pairs)), np.empty((n, n_pairs)), np.empty((n, n_pairs)),
+        np.empty((n, n_pairs)), np.empty((n, n_pairs)), np.empty(n_pairs), np.empty(n_pairs),
+        np.empty((4, 4)), np.zeros((4, 4)),
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def derivative(code, K, Mt, y, dy, a1, a2, av, wd, wv, noise, i4, z, work):
+    """``dy/dt`` of the overlap ODEs at the state ``y`` (layout in the module doc).
 
     Parameters
     ----------
     code
         Activation code (:mod:`kernels.twolayer.gaussian`).
-    Q, M, P, v, vs
-        Initial ``Q (K, K)``, ``M (K, Mt)``, fixed ``P (Mt, Mt)``, ``v (K,)``, fixed ``v* (Mt,)``;
-        ``Q``, ``M``, ``v`` are overwritten with the final state.
+    K, Mt
+        Student and teacher widths.
+    y, dy
+        State and its time derivative (written).
     a1, a2, av, wd, wv
-        Rates of the learning (``I3``), quadratic (``I4 + noise J2``), second-layer, weight-decay
-        (of ``Q``, ``M``) and second-layer decay terms (zero switches a term off).
+        Rates of the learning (``I3``), quadratic (``I4`` and noise ``J2``), second-layer,
+        weight-decay (of ``Q``, ``M``) and second-layer decay terms (zero switches a term off).
     noise
-        Label-noise variance.
-    times, n_sub
-        Sorted saved times (``times[0]`` is the initial state) and the number of equal Euler
-        steps from ``times[j-1]`` to ``times[j]`` (:func:`kernels.timegrid.substeps`).
+        Label-noise variance of the ``J2`` term (0 drops it).
+    i4
+        Keep the ``I4`` part of the quadratic term.
     z
         ``(n, 3)`` normal points for the ReLU ``I4`` (unused otherwise).
-    out_Q, out_M, out_v, out_risk
-        Records, one row per saved time.
-    blowup
-        Divergence threshold on ``|Q|``, ``|M|``, ``|v|``.
+    work
+        :func:`workspace`.
 
-    Returns
-    -------
-    float
-        ``-1.0`` on success, else the time at which the state became non-finite or exceeded
-        ``blowup`` (the records hold what was saved before).
+    Every entry of ``dy`` is computed from ``y`` alone (no entry sees a partly updated
+    state); ``dQ`` is computed on ``i <= k`` and mirrored, so a symmetric ``Q`` stays so.
     """
-    K = Q.shape[0]
-    Mt = P.shape[0]
+    Om, c, F, G, h, r, s, w, x, yy, buf, coef, wX, wY, wXa, wYa, wW, wl4, wacc, cov, chol = work
     n = K + Mt
-    Om = np.empty((n, n))
-    c = np.empty(n)
-    F = np.zeros((K, n))
-    G = np.zeros((K, K))
-    h = np.zeros(K)
-    r = np.empty(n)
-    s = np.empty(K)
-    w = np.empty(n)
-    x = np.empty(n)
-    y = np.empty(n)
-    buf = np.empty(n * (n + 1) // 2)
-    coef = np.empty(n * (n + 1) // 2)
-    n_pairs = K * (K + 1) // 2
-    wX = np.empty((n, n_pairs))
-    wY = np.empty((n, n_pairs))
-    wXa = np.empty((n, n_pairs))
-    wYa = np.empty((n, n_pairs))
-    wW = np.empty((n, n_pairs))
-    wl4 = np.empty(n_pairs)
-    wacc = np.empty(n_pairs)
-    cov = np.empty((4, 4))
-    chol = np.zeros((4, 4))
-    for p in range(Mt):
+    oM = K * K
+    ov = oM + K * Mt
+    for p in range(K):
+        c[p] = -y[ov + p]
+        for q in range(K):
+            Om[p, q] = y[p * K + q]
         for q in range(Mt):
-            Om[K + p, K + q] = P[p, q]
-        c[K + p] = vs[p]
-    move_v = av != 0.0 or wv != 0.0
-    dt = 0.0
-    for j in range(times.shape[0]):
-        if j > 0 and n_sub[j] > 0:
-            dt = (times[j] - times[j - 1]) / n_sub[j]
-        for step in range(n_sub[j] if j > 0 else 0):
-            for p in range(K):
-                c[p] = -v[p]
-                for q in range(K):
-                    Om[p, q] = Q[p, q]
-                for q in range(Mt):
-                    Om[p, K + q] = M[p, q]
-                    Om[K + q, p] = M[p, q]
-            if a1 != 0.0:
-                if code == ERF:
-                    _learning_erf(K, n, Om, c, F, r, s)
-                else:
-                    _learning_generic(code, K, n, Om, c, F)
-            if a2 != 0.0:
-                if code == ERF and K >= 3:
-                    _quadratic_erf_wide(K, n, Om, c, noise, G, wX, wY, wXa, wYa, wW, wl4, wacc)
-                elif code == ERF:
-                    _quadratic_erf(K, n, Om, c, noise, G, w, x, y, buf, coef)
-                else:
-                    _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol)
-            if av != 0.0:  # otherwise h stays 0
-                for p in range(K):
-                    acc = 0.0
-                    for a in range(n):
-                        acc += c[a] * i2(code, Om[p, p], Om[p, a], Om[a, a])
-                    h[p] = acc
-            # every increment above used the old state; now apply them
-            bad = False
-            for p in range(K):
-                for q in range(p, K):
-                    dq = (
-                        a1 * (v[p] * F[p, q] + v[q] * F[q, p])
-                        + a2 * v[p] * v[q] * G[p, q]
-                        - 2.0 * wd * Q[p, q]
-                    )
-                    new = Q[p, q] + dt * dq
-                    Q[p, q] = new
-                    Q[q, p] = new
-                    if not abs(new) <= blowup:  # also catches NaN
-                        bad = True
-                for q in range(Mt):
-                    new = M[p, q] + dt * (a1 * v[p] * F[p, K + q] - wd * M[p, q])
-                    M[p, q] = new
-                    if not abs(new) <= blowup:
-                        bad = True
-            if move_v:
-                for p in range(K):
-                    v[p] += dt * (av * h[p] - wv * v[p])
-                    if not abs(v[p]) <= blowup:
-                        bad = True
-            if bad:
-                return times[j - 1] + (step + 1) * dt
-        out_Q[j] = Q
-        out_M[j] = M
-        out_v[j] = v
-        out_risk[j] = risk_overlaps(code, Q, M, P, v, vs)
-    return -1.0
+            Om[p, K + q] = y[oM + p * Mt + q]
+            Om[K + q, p] = y[oM + p * Mt + q]
+    if a1 != 0.0:
+        if code == ERF:
+            _learning_erf(K, n, Om, c, F, r, s)
+        else:
+            _learning_generic(code, K, n, Om, c, F)
+    if a2 != 0.0:
+        if not i4:
+            _noise_only(code, K, Om, noise, G)
+        elif code == ERF and K >= 3:
+            _quadratic_erf_wide(K, n, Om, c, noise, G, wX, wY, wXa, wYa, wW, wl4, wacc)
+        elif code == ERF:
+            _quadratic_erf(K, n, Om, c, noise, G, w, x, yy, buf, coef)
+        else:
+            _quadratic_generic(code, K, n, Om, c, noise, G, z, cov, chol)
+    if av != 0.0:  # otherwise h stays 0
+        for p in range(K):
+            acc = 0.0
+            for a in range(n):
+                acc += c[a] * i2(code, Om[p, p], Om[p, a], Om[a, a])
+            h[p] = acc
+    for p in range(K):
+        vp = y[ov + p]
+        for q in range(p, K):
+            vq = y[ov + q]
+            dq = a1 * (vp * F[p, q] + vq * F[q, p]) + a2 * vp * vq * G[p, q] - 2.0 * wd * y[p * K + q]
+            dy[p * K + q] = dq
+            dy[q * K + p] = dq
+        for q in range(Mt):
+            dy[oM + p * Mt + q] = a1 * vp * F[p, K + q] - wd * y[oM + p * Mt + q]
+        dy[ov + p] = av * h[p] - wv * vp
+
+
+@njit(cache=True)
+def pack(Q, M, v):
+    """The flat state ``[Q, M, v]`` of :func:`derivative`."""
+    K, Mt = M.shape
+    y = np.empty(K * K + K * Mt + K)
+    y[: K * K] = Q.ravel()
+    y[K * K : K * K + K * Mt] = M.ravel()
+    y[K * K + K * Mt :] = v
+    return y
+
+
+@njit(cache=True)
+def save(code, K, Mt, y, P, vs, j, out_Q, out_M, out_v, out_risk):
+    """Record the state ``y`` as saved time ``j`` (overlaps and the risk from them)."""
+    oM = K * K
+    ov = oM + K * Mt
+    for p in range(K):
+        for q in range(K):
+            out_Q[j, p, q] = y[p * K + q]
+        for q in range(Mt):
+            out_M[j, p, q] = y[oM + p * Mt + q]
+        out_v[j, p] = y[ov + p]
+    out_risk[j] = risk_overlaps(code, out_Q[j], out_M[j], P, out_v[j], vs)
+
+
+@njit(cache=True)
+def diverged(y, blowup):
+    """An entry of the state is non-finite or beyond ``blowup`` in absolute value."""
+    for i in range(y.shape[0]):
+        if not abs(y[i]) <= blowup:  # also catches NaN
+            return True
+    return False

@@ -21,11 +21,12 @@ terms are those of Veiga et al.'s regions (docs/twolayer.md §2.3, docs/ode.md �
 ``train_second_layer``, and then it decays (``- wd v_i``) even where ``av = 0`` (``lr_v = 0``,
 orange, red), as in the `sgd_online` kernel.
 
-Explicit Euler (as every public code, docs/ode.md §4) with all increments computed
-from the same old state; between consecutive saved times it takes equal steps of at most
-``dt`` (:func:`kernels.timegrid.substeps`), so every saved state is at its ``time``
-coordinate, also on a log grid with ``t_min < dt``. The whole time loop runs in numba
-(:func:`integrate`).
+Two integrators of the same right-hand side (:func:`kernels.twolayer.ode.equations.derivative`,
+docs/ode.md §4): ``integrator = "adaptive"`` (default), Dormand-Prince 5(4) with error
+control (:mod:`kernels.twolayer.ode.adaptive`), and ``"euler"``, explicit Euler as every
+public code, with equal steps of at most ``dt`` between consecutive saved times
+(:mod:`kernels.twolayer.ode.euler`). Both stop exactly at every saved ``time`` coordinate,
+also on a log grid with ``t_min < dt``, and run the whole time loop in numba.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -57,7 +58,9 @@ from kernels.twolayer.model import (
     second_layers,
     steps_per_time,
 )
-from kernels.twolayer.ode.equations import integrate
+from kernels.twolayer.ode.adaptive import DIVERGED, STEP_UNDERFLOW, TOO_MANY_STEPS, integrate_adaptive
+from kernels.twolayer.ode.equations import pack
+from kernels.twolayer.ode.euler import integrate_euler
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,12 +72,25 @@ class ODEParams(TwoLayerParams):
 
     Parameters
     ----------
+    integrator
+        ``adaptive``: Dormand-Prince 5(4) with step-size control to ``rtol``/``atol``;
+        ``euler``: explicit Euler at fixed step ``dt`` (the public codes' scheme).
+    rtol, atol
+        Local error tolerances of the ``adaptive`` integrator (relative, absolute); the
+        error of the saved overlaps tracks ``rtol`` (docs/ode.md §4.2).
+    max_steps
+        Steps (accepted and rejected) an ``adaptive`` point may take before it fails.
     dt
-        Largest Euler step, in units of ``time``: between consecutive saved times the
-        integration takes ``ceil(interval / dt)`` equal steps.
+        Largest Euler step, in units of ``time`` (``euler`` only): between consecutive saved
+        times the integration takes ``ceil(interval / dt)`` equal steps.
     quadratic_terms
         Keep the learning-rate-squared term ``a2 v_i v_k (I4 + noise J2)`` of ``dQ/dt``
-        (``False`` is the small-learning-rate limit, Arnaboldi's default).
+        (``False`` drops both of its parts: the small-learning-rate limit).
+    i4_term
+        Keep the ``I4`` part of the learning-rate-squared term (``False`` with the noise part
+        kept is Arnaboldi et al.'s setting).
+    noise_term
+        Keep the label-noise part ``noise J2`` of the learning-rate-squared term.
     region_terms
         With ``kappa``/``delta`` set, keep only the terms of the leading order in each region
         (Veiga et al.); ``False`` keeps every term with its finite-d prefactor.
@@ -85,8 +101,14 @@ class ODEParams(TwoLayerParams):
         diverging integration.
     """
 
+    integrator: Literal["adaptive", "euler"] = "adaptive"
+    rtol: float = 1e-8
+    atol: float = 1e-10
+    max_steps: int = 10_000_000
     dt: float = 0.01
     quadratic_terms: bool = True
+    i4_term: bool = True
+    noise_term: bool = True
     region_terms: bool = True
     n_quad: int = 1024
     blowup: float = BLOWUP
@@ -102,9 +124,9 @@ class ODEParams(TwoLayerParams):
             f"must be a power of two >= 16 (Sobol points), got {self.n_quad!r}.",
         )
         check(self.blowup > 0, "blowup", f"must be positive, got {self.blowup!r}.")
-
-
-# -- the hot loop ----------------------------------------------------------------------------
+        check(1e-13 <= self.rtol < 1, "rtol", f"must be in [1e-13, 1), got {self.rtol!r}.")
+        check(self.atol > 0, "atol", f"must be positive, got {self.atol!r}.")
+        check(self.max_steps >= 1, "max_steps", f"must be a positive integer, got {self.max_steps!r}.")
 
 
 # -- the kernel ------------------------------------------------------------------------------
@@ -145,7 +167,7 @@ def rates(p: ODEParams) -> tuple[float, float, float, float, float]:
         a2 = 0.0
     if p.region_terms and r in ("orange", "red"):
         a1, av = 0.0, 0.0
-    if not p.quadratic_terms:
+    if not p.quadratic_terms or not (p.i4_term or (p.noise_term and p.noise != 0.0)):
         a2 = 0.0
     wv = wd if p.train_second_layer else 0.0
     return a1, a2, av, wd, wv
@@ -155,7 +177,7 @@ class ODEKernel(Kernel):
     """Overlap ODEs of online SGD in a two-layer teacher-student network (see module doc)."""
 
     name = "ode"
-    version = "2"
+    version = "3"
     Params = ODEParams
     shape_params = frozenset({"K", "M"} | TIME_GRID_PARAMS)
     example: dict[str, Any] = {"K": 2, "M": 2, "d": 100, "lr": 0.5, "t_max": 5.0, "n_times": 11}
@@ -172,9 +194,18 @@ class ODEKernel(Kernel):
     dims = family.DIMS
     outputs = pick(family.OUTPUTS, "risk", "Q", "M", "P", "v", "region") | {
         "steps_per_time": Output((), "SGD steps per unit of time", units="steps"),
+        "accepted_steps": Output(
+            (), "integration steps taken", description="Euler steps, or accepted adaptive steps"
+        ),
+        "rejected_steps": Output(
+            (), "adaptive steps rejected by the error control", description="always 0 for Euler"
+        ),
     }
     attrs = family.ATTRS | {
-        "equations": "overlap ODEs of docs/ode.md (Goldt et al. 2019 eqs. 7-9), explicit Euler",
+        "equations": (
+            "overlap ODEs of docs/ode.md (Goldt et al. 2019 eqs. 7-9); integrator per point "
+            "(`integrator`): Dormand-Prince 5(4) with error control, or explicit Euler"
+        ),
         "time_units": (
             "t = steps / d without scalings; with (kappa, delta): t = steps / d^(1+kappa+delta) "
             "where kappa + delta >= 0 (green, blue) and t = steps / d^(1+2(kappa+delta)) where "
@@ -195,19 +226,30 @@ class ODEKernel(Kernel):
     def _run(self, params: ODEParams, seed: Seed) -> Mapping[str, np.ndarray]:
         code = activation_code(params)
         Q, M, P, v, vs = (np.ascontiguousarray(a, dtype=float) for a in initial_state(params, seed))
+        y = pack(Q, M, v)
         a1, a2, av, wd, wv = rates(params)
+        noise = params.noise if params.noise_term else 0.0
         times = saved_times(params)
-        n_sub = substeps(times, params.dt)
-        z = sobol_normals(params.n_quad) if params.activation == "relu" and a2 != 0.0 else np.zeros((1, 3))
+        relu_i4 = params.activation == "relu" and a2 != 0.0 and params.i4_term
+        z = sobol_normals(params.n_quad) if relu_i4 else np.zeros((1, 3))
         nt, K, Mt = len(times), params.K, params.M
         out_Q = np.full((nt, K, K), np.nan)
         out_M = np.full((nt, K, Mt), np.nan)
         out_v = np.full((nt, K), np.nan)
         out_risk = np.full(nt, np.nan)
-        fail = integrate(
-            code, Q, M, P, v, vs, a1, a2, av, wd, wv, params.noise, times, n_sub, z,
-            out_Q, out_M, out_v, out_risk, params.blowup,
-        )  # fmt: skip
+        terms = (a1, a2, av, wd, wv, noise, params.i4_term, z, times)
+        records = (out_Q, out_M, out_v, out_risk, params.blowup)
+        if params.integrator == "euler":
+            n_sub = substeps(times, params.dt)
+            fail = integrate_euler(code, y, P, vs, *terms, n_sub, *records)
+            code_fail = DIVERGED if fail >= 0 else 0
+            counts = (int(n_sub.sum()) if fail < 0 else -1, 0)
+        else:
+            steps = np.zeros(2, dtype=np.int64)
+            fail, code_fail = integrate_adaptive(
+                code, y, P, vs, *terms, params.rtol, params.atol, params.max_steps, *records, steps
+            )
+            counts = (int(steps[0]), int(steps[1]))
         outputs = {
             "risk": out_risk,
             "Q": out_Q,
@@ -217,10 +259,27 @@ class ODEKernel(Kernel):
             "region": np.float64(REGIONS[region(params)]),
             "steps_per_time": np.float64(steps_per_time(params)),
         }
-        if fail >= 0:
-            raise NumericalFailure(
-                f"overlaps diverged (non-finite or |.| > blowup={params.blowup:g}) at time "
-                f"t = {fail:g}; lower `lr` or `dt`.",
-                outputs,
-            )
+        if counts[0] >= 0:
+            outputs["accepted_steps"] = np.float64(counts[0])
+            outputs["rejected_steps"] = np.float64(counts[1])
+        if code_fail:
+            raise NumericalFailure(_failure_message(params, fail, code_fail), outputs)
         return outputs
+
+
+def _failure_message(p: ODEParams, time: float, code: int) -> str:
+    """Why a point failed, at which time, and what to change."""
+    if code == DIVERGED:
+        fix = "lower `lr` or `dt`" if p.integrator == "euler" else "lower `lr`"
+        return f"overlaps diverged (non-finite or |.| > blowup={p.blowup:g}) at time t = {time:g}; {fix}."
+    if code == TOO_MANY_STEPS:
+        return (
+            f"the adaptive integrator took max_steps={p.max_steps} steps by time t = {time:g} "
+            "(a stiff or very fast trajectory); raise `max_steps` or `rtol`, or use "
+            '`integrator = "euler"`.'
+        )
+    assert code == STEP_UNDERFLOW
+    return (
+        f"the adaptive step fell to the round-off of t at time t = {time:g}: the right-hand side "
+        "is singular or diverging there (overlaps leaving the positive-definite cone); lower `lr`."
+    )

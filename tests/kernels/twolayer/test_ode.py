@@ -101,7 +101,8 @@ def test_small_noise_asymptotic_error(Mt, L, rtol):
 def test_euler_first_order_in_dt():
     # Explicit Euler: the global error is c dt + O(dt^2), so successive differences at
     # dt, dt/2, dt/4 shrink by 2 (1.9-2.1 leaves room for the O(dt^2) part).
-    common = {"K": 3, "M": 2, "d": 100, "lr": 0.8, "noise": 0.1, "t_max": 10.0, "n_times": 11}
+    common = {"K": 3, "M": 2, "d": 100, "lr": 0.8, "noise": 0.1, "t_max": 10.0, "n_times": 11,
+              "integrator": "euler"}  # fmt: skip
     outs = [run(dt=dt, **common)[1].outputs for dt in (0.04, 0.02, 0.01)]
     for name in ("risk", "Q", "M"):
         d1 = np.abs(outs[0][name] - outs[1][name]).max()
@@ -131,8 +132,9 @@ def test_log_grid_saves_at_its_times_pure_decay():
     # off their time: a deviation ~2 wd dt/2, 40x this bound at t = t_min.
     wd, dt = 0.5, 0.05
     params, result = run(
-        K=2, M=2, lr=1e-12, weight_decay=wd, dt=dt, time_spacing="log", t_min=0.01, t_max=2.0, n_times=21
-    )
+        K=2, M=2, lr=1e-12, weight_decay=wd, dt=dt, time_spacing="log", t_min=0.01, t_max=2.0, n_times=21,
+        integrator="euler",
+    )  # fmt: skip
     t = KERNEL.schema(params).coords["time"]
     q = result.outputs["Q"][:, 0, 0]
     deviation = np.abs(np.log(q / q[0]) + 2 * wd * t)
@@ -145,7 +147,7 @@ def test_log_grid_saves_at_its_times_against_small_dt():
     # <= 0.11 here. Saving at the nearest step made it ~11 at the first saved times (the
     # state at t = 0 stored as t = 0.01, ...), so 0.5 separates the two by 5x and 20x.
     common = {"K": 3, "M": 2, "d": 100, "lr": 0.8, "noise": 0.1, "time_spacing": "log",
-              "t_min": 0.01, "t_max": 2.0, "n_times": 21}  # fmt: skip
+              "t_min": 0.01, "t_max": 2.0, "n_times": 21, "integrator": "euler"}  # fmt: skip
     dt = 0.05
     (params, coarse), (_, fine) = run(dt=dt, **common), run(dt=dt / 64, **common)
     t = KERNEL.schema(params).coords["time"]
@@ -165,7 +167,8 @@ def test_trained_second_layer_decays_without_learning_term(scaling):
     # zero (lr_v = 0, or dropped in the orange region): v(t) = v0 exp(-wd t). Euler with
     # steps h: log v/v0 = -wd t - wd^2 h t / 2 (1 + O(wd h)), hence the bound.
     wd, dt = 0.3, 0.01
-    values = {"K": 2, "M": 2, "d": 100, "weight_decay": wd, "dt": dt, "t_max": 5.0, "n_times": 11, **scaling}
+    values = {"K": 2, "M": 2, "d": 100, "weight_decay": wd, "dt": dt, "t_max": 5.0, "n_times": 11,
+              "integrator": "euler", **scaling}  # fmt: skip
     params, result = run(train_second_layer=True, **values)
     assert rates(params)[2] == 0.0  # no learning term for v
     t = KERNEL.schema(params).coords["time"]
