@@ -30,7 +30,9 @@ How to add a kernel
 7. Add one line to ``kernels/registry.py`` and a page (or a section) to ``docs/``.
 8. Versions: a kernel's ``version`` goes up whenever its numbers change for the same
    parameters and seed (the store refuses to mix results of two versions); record the
-   change in ``CHANGELOG.md`` and re-record its cases in ``tests/golden/``.
+   change in ``CHANGELOG.md`` and re-record its cases in ``tests/golden/``. A new
+   parameter keeps the version only if its default gives the numbers of before: stores
+   made before it existed then resume under grids that leave it at its default.
 
 :meth:`Kernel.run` does the bookkeeping: it calls ``_run``, checks every output
 against the declared schema, turns non-finite values and :class:`NumericalFailure`

@@ -17,6 +17,7 @@ from sweeper.creation import StoreTaken, is_url, store_exists
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor
+from sweeper.fingerprint import fingerprint
 from sweeper.grid_file import load_spec
 from sweeper.lease import Lease, read_holder
 from sweeper.parser import MAX_POINTS
@@ -236,8 +237,12 @@ def _nothing_to_do(spec: GridSpec, retry_failed: bool) -> Summary | None:
         return None
     start = time.perf_counter()
     store = Store.open(spec.options.store, mode="r")
-    if store.layout.shape != spec.shape or store.attrs.get("grid_fingerprint") != spec.fingerprint():
-        return None  # the grid grows the store
+    if (
+        store.layout.shape != spec.shape
+        or "fingerprint" not in store.attrs
+        or fingerprint(store.recorded(spec)) != spec.fingerprint()
+    ):
+        return None  # the grid grows the store, or is another grid: the full path says which
     todo = scheduler.plan(store, retry_failed)
     if todo.n_todo or checks.check(store, full=None):  # damage found: the full path repairs it
         return None

@@ -69,6 +69,31 @@ def fingerprint(components: Mapping[str, Any]) -> str:
     return _digest(components)[:16]
 
 
+def with_new_defaults(
+    old: Mapping[str, Any], new: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``old`` (stored components) completed with the parameters its kernel gained since, at their defaults.
+
+    The version rule (kernels/base.py, item 8) lets a kernel gain a parameter without a
+    version bump only if the parameter's default gives the numbers it gave before. So, at
+    the same kernel and version, a record without a parameter is the record with it at its
+    ``defaults`` value: a store made before the parameter existed resumes and grows under a
+    grid that leaves it at its default (and is refused under one that sets another value).
+    """
+    old = dict(old)
+    if old.get("kernel") != new["kernel"] or old.get("kernel_version") != new["kernel_version"]:
+        return old
+    stored = old.get("params", {})
+    gained = {
+        k: v
+        for k, v in new["params"].items()
+        if k not in stored and k in defaults and canonical(defaults[k]) == v
+    }
+    if gained:
+        old["params"] = {**stored, **gained}
+    return old
+
+
 def same_frame(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Do ``old`` and ``new`` differ at most in the values of their axes and cases?
 

@@ -124,6 +124,16 @@ class GridSpec:
         """A short hash of :meth:`components`: equal fingerprints, interchangeable results."""
         return fp.fingerprint(self.components())
 
+    def defaults(self) -> dict[str, Any]:
+        """The kernel's parameter defaults, as declared (a parameter without one is left out)."""
+        out = {}
+        for f in dataclasses.fields(self.kernel_class().Params):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+        return out
+
     def swept_names(self) -> set[str]:
         """The parameters set per point: axes and the keys of the cases."""
         return {a.name for a in self.axes} | (set(self.cases[0]) if self.cases else set())

@@ -28,7 +28,7 @@ from sweeper.checks import Damage
 from sweeper.creation import BOOKKEEPING, is_url, quiet, store_exists
 from sweeper.disk import check_writable
 from sweeper.errors import StoreError
-from sweeper.fingerprint import same_frame
+from sweeper.fingerprint import fingerprint, same_frame, with_new_defaults
 from sweeper.growth import Growth
 from sweeper.layout import Layout
 from sweeper.lease import Lease
@@ -146,8 +146,8 @@ class Store:
                 f"determines its numbers (kernel version, resolved defaults), so it cannot be "
                 f"resumed safely; {how}."
             )
-        old = json.loads(stored)
-        edited = self.attrs.get("grid_fingerprint") != spec.fingerprint()
+        old = self.recorded(spec)
+        edited = fingerprint(old) != spec.fingerprint()
         if edited and (not same_frame(old, spec.components()) or spec.shape == self.layout.shape):
             changes = spec.changes_from(old, self.attrs.get("grid_text", ""))
             raise StoreError(
@@ -163,6 +163,11 @@ class Store:
                 f"use `--overwrite`."
             )
         return found
+
+    def recorded(self, spec: GridSpec) -> dict[str, Any]:
+        """The components the store recorded, with the parameters ``spec``'s kernel gained since
+        at their defaults (:func:`sweeper.fingerprint.with_new_defaults`)."""
+        return with_new_defaults(json.loads(self.attrs["fingerprint"]), spec.components(), spec.defaults())
 
     def _follow_grid(self, spec: GridSpec) -> None:
         """Rewrite the grid attrs (text, title, ...) to ``spec``'s, if they differ."""
