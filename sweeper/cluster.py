@@ -1,40 +1,118 @@
-"""Connecting to Ray: a private local Ray by default, or a cluster at an address."""
+"""Connecting to Ray: a private local Ray by default, or a cluster at an address.
+
+Quiet and tidy: Ray's own lines (its token-authentication warning, "Started a
+local Ray instance", ...) go to a log file in a private folder, not to the
+terminal (``verbose=True`` shows them, and the workers' output); the folder is
+also the private Ray's temp dir. :meth:`RaySession.close` shuts down what this
+process started and removes the folder, unless something failed: then it is
+kept and its path is returned, for the user to read.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import tempfile
+import time
+from pathlib import Path
 
 from sweeper.errors import SweeperError
 
+FOLDER_PREFIX = "sweeper-ray-"
 
-def connect_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
-    """Start a private local Ray (no address) or join a cluster; returns (workers, started).
 
-    A private local Ray never joins a cluster someone else runs on this machine:
-    it uses ``address="local"``, its own temp dir and a capped object store.
+class RaySession:
+    """A Ray this process started (``started``) or joined, with its private folder and log.
+
+    The folder is made by this process (``tempfile.mkdtemp``), used by no other driver
+    (a private local Ray is reachable only through it), and removed only by this process.
+    """
+
+    def __init__(self, verbose: bool = False):
+        self.folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+        self.owner = os.getpid()
+        self.log = self.folder / "driver.log"
+        self.started = False
+        self._logger = logging.getLogger("ray")
+        self._handler = logging.FileHandler(self.log, delay=True)
+        self._saved = list(self._logger.handlers)
+        if not verbose:  # Ray's lines go to the file only
+            for handler in self._saved:
+                self._logger.removeHandler(handler)
+        self._logger.addHandler(self._handler)
+
+    def close(self, failed: bool = False) -> Path | None:
+        """Shut down the Ray this process started; remove the folder, or keep it if ``failed``.
+
+        Returns the folder when it is kept (it holds ``driver.log`` and, for a private Ray,
+        ``session_*/logs``), else None.
+        """
+        import ray
+
+        if self.started:
+            ray.shutdown()  # stops the processes this driver started, and waits for them
+        self._logger.removeHandler(self._handler)
+        self._handler.close()
+        for handler in self._saved:
+            if handler not in self._logger.handlers:
+                self._logger.addHandler(handler)
+        if failed:
+            return self.folder
+        if os.getpid() == self.owner:  # a forked child never removes its parent's folder
+            remove_folder(self.folder)
+        return None
+
+
+def remove_folder(folder: Path, patience: float = 5.0) -> bool:
+    """Remove ``folder``, again while a Ray process that is still exiting writes into it."""
+    deadline = time.monotonic() + patience
+    while True:
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def connect_ray(
+    address: str | None, workers: int | None, verbose: bool = False
+) -> tuple[int, RaySession | None]:
+    """Start a private local Ray (no address) or join a cluster; returns (workers, session).
+
+    A private local Ray never joins a cluster someone else runs on this machine: it
+    uses ``address="local"``, its own temp dir and a capped object store. The session
+    is None when Ray was already running in this process (its owner shuts it down).
     """
     import ray
 
     if ray.is_initialized():
-        return workers or int(ray.cluster_resources().get("CPU", 1)), False
-    if address is None:
-        num_cpus = workers or os.cpu_count() or 1
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            _temp_dir=tempfile.mkdtemp(prefix="sweeper-ray-"),
-            object_store_memory=min(2 * 1024**3, 256 * 1024**2 * max(1, num_cpus)),
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-    else:
-        _probe(address)
-        try:
-            ray.init(address=address, log_to_driver=False)
-        except ConnectionError as exc:
-            raise SweeperError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
-    return workers or int(ray.cluster_resources().get("CPU", 1)), True
+        return workers or int(ray.cluster_resources().get("CPU", 1)), None
+    session = RaySession(verbose)
+    try:
+        if address is None:
+            num_cpus = workers or os.cpu_count() or 1
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                _temp_dir=str(session.folder),
+                object_store_memory=min(2 * 1024**3, 256 * 1024**2 * max(1, num_cpus)),
+                include_dashboard=False,
+                log_to_driver=verbose,
+            )
+        else:
+            _probe(address)
+            try:
+                ray.init(address=address, log_to_driver=verbose)
+            except ConnectionError as exc:
+                raise SweeperError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
+    except BaseException:
+        session.started = ray.is_initialized()
+        session.close()
+        raise
+    session.started = True
+    return workers or int(ray.cluster_resources().get("CPU", 1)), session
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:
