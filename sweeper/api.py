@@ -476,14 +476,17 @@ def in_jupyter() -> bool:
 
 
 def _format_seconds(seconds: float | None) -> str:
+    """``"?"``, ``"0.22 s"``, ``"14 s"``, ``"3:05"``, ``"1:02:03"``."""
     if seconds is None or not math.isfinite(seconds):
         return "?"
-    seconds = int(round(seconds))
-    return (
-        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60:02d}:{seconds % 60:02d}"
-    )
+    if seconds < 10:
+        return f"{seconds:.2g} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    whole = int(round(seconds))
+    if whole < 3600:
+        return f"{whole // 60}:{whole % 60:02d}"
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 # -- descriptions for the CLI ---------------------------------------------------------------
@@ -662,7 +665,7 @@ def _rate_and_eta(status: np.ndarray, wall: np.ndarray, finished: np.ndarray, no
     eta = costs.time_left(cost, costs.throughput(times, wall[recent], now))
     return [
         f"rate      {times.size / span:.3g} points/s over the last {span:.0f} s; "
-        f"ETA {'?' if eta is None else f'{eta:.0f} s'} (pending points weighted by what their values cost)"
+        f"ETA {_format_seconds(eta)} (pending points weighted by what their values cost)"
     ]
 
 

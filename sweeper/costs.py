@@ -8,8 +8,10 @@ weighted by what is known of their cost:
 
 - for each grid axis, the median cost of the finished points at each of its
   values (a value not seen yet takes its nearest seen neighbour's);
-- the axis whose medians spread most (largest max / min) is the one that sets
-  the cost; each remaining point is charged the median of its value on that axis;
+- the axis whose medians explain most of the spread of the costs (the largest
+  sum over its values of count x (median - mean of the medians)^2, a one-way
+  analysis of variance on medians) is the one that sets the cost; each remaining
+  point is charged the median of its value on that axis;
 - with no axis seen at two values, every remaining point costs the overall median.
 
 The time left is that cost over the throughput (compute seconds done per
@@ -74,14 +76,17 @@ def remaining_cost(indices: np.ndarray, costs: np.ndarray, remaining: Sequence[n
     if costs.size > SAMPLE:  # the medians of an even sample: a 10^7-point store costs no more than 10^5
         pick = np.linspace(0, costs.size - 1, SAMPLE).astype(np.int64)
         indices, costs = indices[pick], costs[pick]
-    best, spread = None, 1.0
+    best, spread = None, 0.0
     for axis, counts in enumerate(remaining):
         medians = value_medians(indices[:, axis], costs, len(counts))
-        seen = medians[np.isfinite(medians)]
-        if seen.size < 2 or seen.min() <= 0:
+        seen = np.flatnonzero(np.isfinite(medians))
+        if seen.size < 2:
             continue
-        if seen.max() / seen.min() > spread:
-            best, spread = (axis, fill_nearest(medians)), seen.max() / seen.min()
+        n = np.bincount(indices[:, axis], minlength=len(counts))[seen]
+        mean = np.dot(n, medians[seen]) / n.sum()
+        explained = float(np.dot(n, (medians[seen] - mean) ** 2))
+        if explained > spread:
+            best, spread = (axis, fill_nearest(medians)), explained
     if best is None:
         return float(total * np.median(costs))
     axis, medians = best
