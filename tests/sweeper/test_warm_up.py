@@ -1,7 +1,13 @@
 """Honest costs without Ray: the warm-up is kept out of `wall_time`, a small grid runs in
 this process after a pilot, and `--dry-run --estimate` prints a wall time."""
 
+import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +20,7 @@ from sweeper import api
 from sweeper.cli import main
 from sweeper.executors import InProcessExecutor
 from sweeper.grid_file import parse_spec
+from sweeper.lease import LEASE
 from sweeper.runner import BlockRunner
 from tests.sweeper.relaxation import Relaxation, RelaxationParams
 
@@ -235,3 +242,55 @@ def test_estimate_reads_the_finished_points_of_the_store(tmp_path, grid_file):
     assert "estimate  0 s of compute for 0 points, from the 4 finished points of the store" in result.output
     refused = CliRunner().invoke(main, ["submit", path, "--estimate"])
     assert refused.exit_code == 1 and "--estimate goes with --dry-run" in refused.output
+
+
+STATUS_GRID = """
+kernel = "relaxation"
+name = "status"
+seeds = 2
+[params]
+n_times = 3
+[sweep]
+delay = [0.0, 0.05, 0.1]
+[run]
+block_size = 2
+store = "{store}"
+"""
+
+
+def write_lease(store, pid: int) -> None:
+    now = time.time()
+    holder = {"host": socket.gethostname(), "pid": pid, "started": None, "since": now, "heartbeat": now}
+    (store / LEASE).write_text(json.dumps({**holder, "grid": "status", "token": "0123456789abcdef"}))
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_status_gives_a_weighted_eta_only_while_a_driver_runs(tmp_path, monkeypatch):
+    store = tmp_path / "status.zarr"
+    spec, template = api.prepare(parse_spec(STATUS_GRID.format(store=store)), workers=0)
+    target = api.open_store(spec, template)
+    plan = api.scheduler.plan(target)
+    cheap = np.argwhere(np.ones(spec.shape, dtype=bool))[:4]  # delay 0 and 0.05, both seeds
+    runner = InProcessExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs)
+    api.scheduler.sweep(spec, target, runner, todo=plan.only(cheap))
+    write_lease(store, os.getpid())  # this process: a live driver on this host
+    running = api.describe_status(store)
+    assert "driver    running (host " in running
+    assert re.search(
+        r"^rate      \S+ points/s over the last \d+ s; ETA \S+ s \(pending points weighted", running, re.M
+    )
+    # The 2 points of delay 0.1 left are charged the nearest seen value's median, 0.05 s (the
+    # overall median, ~0.025 s, would say 0.05 s in all); at 1 compute s per s, the ETA is 0.1 s.
+    monkeypatch.setattr(api.costs, "throughput", lambda *args, **kwargs: 1.0)
+    assert re.search(
+        r"; ETA 0\.1\d? s \(pending points weighted", api.describe_status(store)
+    )  # sleeps overrun
+    write_lease(store, dead_pid())
+    gone = api.describe_status(store)
+    assert "driver    not running (its last driver is gone: pid " in gone
+    assert "rate" not in gone and "ETA" not in gone
