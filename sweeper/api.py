@@ -12,7 +12,7 @@ import numpy as np
 
 from sweeper import checks, costs, rawread, scheduler
 from sweeper.blocks import FAILED, OK, PENDING
-from sweeper.cluster import connect_ray
+from sweeper.cluster import connect_ray, keep_warm
 from sweeper.creation import StoreTaken, is_url, store_exists
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
@@ -246,8 +246,11 @@ class _Run:
             self.bar.close()
             self.bar = None
         if self.session is not None:
-            kept = self.session.close(failed=failed)
-            self.session = None
+            session, self.session = self.session, None
+            if session.local and not failed and interactive():  # a notebook: the next submit starts at once
+                keep_warm(session)
+                return
+            kept = session.close(failed=failed)
             if kept is not None:
                 _note(f"Ray's logs are kept in {kept} (driver.log, session_*/logs); remove it when done.")
 
@@ -466,6 +469,13 @@ def progress_class():
     from tqdm.std import tqdm
 
     return tqdm
+
+
+def interactive() -> bool:
+    """Whether this is an interactive session (a notebook, IPython, the Python prompt)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None or hasattr(sys, "ps1")
 
 
 def in_jupyter() -> bool:

@@ -6,10 +6,15 @@ terminal (``verbose=True`` shows them, and the workers' output); the folder is
 also the private Ray's temp dir. :meth:`RaySession.close` shuts down what this
 process started and removes the folder, unless something failed: then it is
 kept and its path is returned, for the user to read.
+
+In an interactive session (a notebook) the private Ray is kept warm between
+submissions instead (:func:`keep_warm`): starting one takes seconds; it is shut
+down, and its folder removed, when the session ends.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -34,6 +39,7 @@ class RaySession:
         self.owner = os.getpid()
         self.log = self.folder / "driver.log"
         self.started = False
+        self.local = False  # a private local Ray (not a cluster joined at an address)
         self._logger = logging.getLogger("ray")
         self._handler = logging.FileHandler(self.log, delay=True)
         self._saved = list(self._logger.handlers)
@@ -64,6 +70,25 @@ class RaySession:
         return None
 
 
+_warm: RaySession | None = None  # the private Ray kept warm for this interactive session
+
+
+def keep_warm(session: RaySession) -> None:
+    """Leave ``session``'s private Ray running for the next submission; close it at exit."""
+    global _warm
+    if _warm is None:
+        atexit.register(close_warm)
+    _warm = session
+
+
+def close_warm() -> None:
+    """Shut down the private Ray kept warm (if any) and remove its folder."""
+    global _warm
+    session, _warm = _warm, None
+    if session is not None:
+        session.close()
+
+
 def remove_folder(folder: Path, patience: float = 5.0) -> bool:
     """Remove ``folder``, again while a Ray process that is still exiting writes into it."""
     deadline = time.monotonic() + patience
@@ -87,8 +112,11 @@ def connect_ray(
     """
     import ray
 
-    if ray.is_initialized():
+    if ray.is_initialized():  # a Ray kept warm, or one the caller started (and shuts down)
         return workers or int(ray.cluster_resources().get("CPU", 1)), None
+    if _warm is not None:  # its Ray was shut down by someone else: only its folder is left
+        _warm.started = False
+        close_warm()
     session = RaySession(verbose)
     try:
         if address is None:
@@ -112,6 +140,7 @@ def connect_ray(
         session.close()
         raise
     session.started = True
+    session.local = address is None
     return workers or int(ray.cluster_resources().get("CPU", 1)), session
 
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,23 @@ def test_a_finished_store_is_answered_without_importing_ray(tmp_path):
     imported, ok, seconds = done.stdout.split()
     assert (imported, ok) == ("False", "4"), done.stdout  # status 1 (ok) at each of the 4 points
     print(f"\nfinished store resubmitted from a fresh interpreter in {seconds} s (imports included)")
+
+
+@pytest.mark.slow
+def test_a_notebook_keeps_its_private_ray_warm_between_submits(ray_with_test_kernel, tmp_path, monkeypatch):
+    ray = ray_with_test_kernel
+    if ray.is_initialized():
+        ray.shutdown()
+    monkeypatch.setattr(api, "interactive", lambda: True)
+    spec = parse_spec(GRID.format(store=tmp_path / "first.zarr")).with_options(workers=1)
+    try:
+        api.sweep(spec, progress=False)
+        warm = cluster._warm
+        assert ray.is_initialized() and warm is not None and warm.folder.exists()
+        start = time.perf_counter()
+        _, summary = api.sweep(spec.with_options(store=str(tmp_path / "second.zarr")), progress=False)
+        print(f"\nsecond submit on the warm Ray: {time.perf_counter() - start:.1f} s")
+        assert summary.ok == 4 and cluster._warm is warm and ray.is_initialized()
+    finally:
+        cluster.close_warm()
+    assert not ray.is_initialized() and not warm.folder.exists()
