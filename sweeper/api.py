@@ -12,7 +12,7 @@ import numpy as np
 
 from sweeper import checks, costs, rawread, scheduler
 from sweeper.blocks import FAILED, OK, PENDING
-from sweeper.cluster import connect_ray, keep_warm
+from sweeper.cluster import close_warm, connect_ray, keep_warm
 from sweeper.creation import StoreTaken, is_url, store_exists
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
@@ -249,6 +249,7 @@ class _Run:
             session, self.session = self.session, None
             if session.local and not failed and interactive():  # a notebook: the next submit starts at once
                 keep_warm(session)
+                _close_before_the_kernel()
                 return
             kept = session.close(failed=failed)
             if kept is not None:
@@ -476,6 +477,27 @@ def interactive() -> bool:
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
     return shell is not None or hasattr(sys, "ps1")
+
+
+def _close_before_the_kernel() -> None:
+    """In a Jupyter kernel, shut the warm Ray down when the kernel is asked to shut down.
+
+    At exit is too late there: ipykernel first sends SIGTERM to its child processes (Ray's
+    own among them), and the Ray shutdown that follows can outlast the grace Jupyter gives.
+    """
+    if not in_jupyter():
+        return
+    kernel = getattr(sys.modules["IPython"].get_ipython(), "kernel", None)
+    shutdown = getattr(kernel, "do_shutdown", None)
+    if shutdown is None or getattr(shutdown, "closes_warm_ray", False):
+        return
+
+    def do_shutdown(restart):
+        close_warm()
+        return shutdown(restart)
+
+    do_shutdown.closes_warm_ray = True
+    kernel.do_shutdown = do_shutdown
 
 
 def in_jupyter() -> bool:

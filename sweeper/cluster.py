@@ -15,11 +15,15 @@ down, and its folder removed, when the session ends.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from sweeper.errors import SweeperError
@@ -34,8 +38,8 @@ class RaySession:
     (a private local Ray is reachable only through it), and removed only by this process.
     """
 
-    def __init__(self, verbose: bool = False):
-        self.folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    def __init__(self, verbose: bool = False, said: str = ""):
+        self.folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=_short_temp_dir()))
         self.owner = os.getpid()
         self.log = self.folder / "driver.log"
         self.started = False
@@ -47,6 +51,10 @@ class RaySession:
             for handler in self._saved:
                 self._logger.removeHandler(handler)
         self._logger.addHandler(self._handler)
+        if said:  # what importing Ray said (see `import_ray`)
+            self.log.write_text(said)
+            if verbose:
+                sys.stderr.write(said)
 
     def close(self, failed: bool = False) -> Path | None:
         """Shut down the Ray this process started; remove the folder, or keep it if ``failed``.
@@ -68,6 +76,16 @@ class RaySession:
         if os.getpid() == self.owner:  # a forked child never removes its parent's folder
             remove_folder(self.folder)
         return None
+
+
+def _short_temp_dir() -> str | None:
+    """The temp dir, or ``/tmp`` if its path is too long for the sockets Ray puts in it.
+
+    A Unix socket path has at most 107 bytes; Ray's is ``FOLDER/session_<date>_<pid>/sockets/
+    plasma_store``, 85 bytes past a temp dir of 20 (Ray's own default is ``/tmp/ray``).
+    """
+    base = tempfile.gettempdir()
+    return "/tmp" if len(base) > 20 and os.path.isdir("/tmp") else None
 
 
 _warm: RaySession | None = None  # the private Ray kept warm for this interactive session
@@ -101,6 +119,24 @@ def remove_folder(folder: Path, patience: float = 5.0) -> bool:
         time.sleep(0.1)
 
 
+def import_ray() -> tuple[object, str]:
+    """Import Ray, with what it says while it does: (ray, its words) or (ray, "") if already imported.
+
+    In a notebook without ipywidgets, importing Ray logs "Missing packages: ['ipywidgets']"
+    and lets `tqdm.auto` warn "IProgress not found": both to ``sys.stderr``, held here.
+    """
+    if "ray" in sys.modules:
+        return sys.modules["ray"], ""
+    held = io.StringIO()
+    with contextlib.redirect_stderr(held), warnings.catch_warnings():
+        warnings.simplefilter("always")  # shown (into `held`), not remembered as already shown
+        import ray
+    for handler in logging.getLogger("ray").handlers:  # made during the import: they took `held`
+        if isinstance(handler, logging.StreamHandler) and handler.stream is held:
+            handler.setStream(sys.stderr)
+    return ray, held.getvalue()
+
+
 def connect_ray(
     address: str | None, workers: int | None, verbose: bool = False
 ) -> tuple[int, RaySession | None]:
@@ -110,14 +146,13 @@ def connect_ray(
     uses ``address="local"``, its own temp dir and a capped object store. The session
     is None when Ray was already running in this process (its owner shuts it down).
     """
-    import ray
-
+    ray, said = import_ray()
     if ray.is_initialized():  # a Ray kept warm, or one the caller started (and shuts down)
         return workers or int(ray.cluster_resources().get("CPU", 1)), None
     if _warm is not None:  # its Ray was shut down by someone else: only its folder is left
         _warm.started = False
         close_warm()
-    session = RaySession(verbose)
+    session = RaySession(verbose, said)
     try:
         if address is None:
             num_cpus = workers or os.cpu_count() or 1

@@ -52,7 +52,7 @@ def sweeper(*args: str, tmpdir: Path, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture
 def short_tmpdir():
     """A temp dir with a short path: Ray's socket paths must stay under 107 characters."""
-    path = Path(tempfile.mkdtemp(prefix="swq-"))
+    path = Path(tempfile.mkdtemp(prefix="swq-", dir="/tmp" if os.path.isdir("/tmp") else None))
     yield path
     cluster.remove_folder(path)
 
