@@ -6,20 +6,21 @@ import math
 import os
 import sys
 import time
-from typing import Any
 
 import numpy as np
 
 from sweeper import checks, costs, rawread, scheduler
 from sweeper.blocks import FAILED, OK, PENDING
-from sweeper.cluster import close_warm, connect_ray, keep_warm
 from sweeper.creation import StoreTaken, is_url, store_exists
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
-from sweeper.executors import Executor, InProcessExecutor, RayExecutor
+from sweeper.estimate import describe_estimate
+from sweeper.execution import Execution, in_process_first
+from sweeper.executors import Executor, InProcessExecutor, RayExecutor  # noqa: F401 - reached as api.*
 from sweeper.grid_file import load_spec
 from sweeper.lease import Lease, read_holder
 from sweeper.parser import MAX_POINTS
+from sweeper.progress import ProgressBar, format_seconds
 from sweeper.scheduler import Summary
 from sweeper.spec import GridSpec
 from sweeper.store import Store
@@ -118,7 +119,8 @@ def sweep(
     """Run a grid (only what its store lacks): what `sweeper submit` does; returns (spec, summary).
 
     Ray's own lines go to a log file (``verbose`` shows them); its path is printed only
-    if the submission fails. A small grid may run in this process (:func:`in_process_first`).
+    if the submission fails. A small grid may run in this process
+    (:func:`sweeper.execution.in_process_first`).
     """
     spec, template = prepare(
         spec_or_path, store=store, workers=workers, block_size=block_size, time_limit=time_limit
@@ -131,7 +133,7 @@ def sweep(
         if done is not None:  # a finished, undamaged store: answered without the lease or Ray
             return spec, done
     resumed = store_exists(spec.options.store) and not overwrite
-    run = _Run(spec, address, verbose)
+    run = Execution(spec, address, verbose, note=_note)
     start = time.perf_counter()
     try:  # the lease is given back on any way out, Ctrl-C included; a killed driver's is taken over
         took_over = lease.take() if store_exists(spec.options.store) else None
@@ -143,7 +145,7 @@ def sweep(
         if resumed:
             repair_damage(target)
         todo = scheduler.plan(target, retry_failed)
-        run.bar = _progress_bar(spec, todo, workers=spec.options.workers) if progress else None
+        run.bar = ProgressBar(spec, todo, workers=spec.options.workers) if progress else None
         summary = run.small_or_ray(target, todo) if auto else run.sweep(target, todo)
         summary.seconds = time.perf_counter() - start  # the whole submission: Ray's start-up included
         _record_warm_up(target, summary)
@@ -157,119 +159,6 @@ def sweep(
         lease.release()
     run.close(failed=False)
     return spec, summary
-
-
-IN_PROCESS_BELOW = (
-    5.0  # seconds of compute: a smaller grid runs in this process (a private Ray takes 7 s to start)
-)
-
-
-def in_process_first(spec: GridSpec, address: str | None, took_over: str | None) -> bool:
-    """Whether a pilot in this process decides between this process and Ray (see ``_Run.small_or_ray``).
-
-    Only when that is safe and Ray is not free: no worker count, address or time limit
-    asked for (in-process has no time limit), no Ray already running in this process, and
-    the store's last driver did not die (it may have been killed by a point: then the
-    points run in Ray workers, where a crash is a worker's, not the driver's).
-    """
-    ray = sys.modules.get("ray")
-    return (
-        spec.options.workers is None
-        and address is None
-        and spec.options.time_limit is None
-        and took_over is None
-        and not (ray is not None and ray.is_initialized())
-    )
-
-
-class _Run:
-    """The executors of one submission, its private Ray (if any) and its progress bar."""
-
-    def __init__(self, spec: GridSpec, address: str | None, verbose: bool):
-        self.spec, self.address, self.verbose = spec, address, verbose
-        self.executors: list[Executor] = []
-        self.session = None
-        self.bar = None
-
-    def start_ray(self) -> Executor:
-        executor, self.session = make_executor(self.spec, self.address, self.verbose)
-        self.executors.append(executor)
-        return executor
-
-    def sweep(self, target: Store, todo: scheduler.Plan, executor: Executor | None = None) -> Summary:
-        executor = executor or self.executors[-1]
-        summary = scheduler.sweep(
-            self.spec,
-            target,
-            executor,
-            on_result=None if self.bar is None else self.bar.update_block,
-            todo=todo,
-        )
-        summary.warm_up = tuple(getattr(executor, "warm_ups", list)())
-        return summary
-
-    def small_or_ray(self, target: Store, todo: scheduler.Plan) -> Summary:
-        """A pilot (the first and last points to do) in this process, then the rest here or on Ray.
-
-        The rest stays here if it would take less than ``IN_PROCESS_BELOW`` seconds at the
-        pilot's dearest point (a pessimistic guess: a wrong "here" costs parallelism).
-        """
-        spec = self.spec
-        here = InProcessExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs)
-        self.executors.append(here)
-        pilot = todo.ends()
-        costs: list[float] = []
-        bar = self.bar
-        self.bar = _Tee(bar, lambda result: costs.extend(result.wall_time.tolist()))
-        summary = self.sweep(target, todo.only(pilot), here)
-        summary.skipped = todo.skipped
-        self.bar = bar
-        rest = todo.without(pilot)
-        if rest.n_todo == 0:
-            summary.note = "in this process"
-            return summary
-        estimate = rest.n_todo * float(np.nanmax(costs)) if np.isfinite(costs).any() else math.inf
-        if estimate < IN_PROCESS_BELOW:
-            summary.add(self.sweep(target, rest, here))
-            summary.note = (
-                f"in this process: about {estimate:.1f} s of work, less than a private Ray's start-up"
-            )
-            return summary
-        summary.add(self.sweep(target, rest, self.start_ray()))
-        return summary
-
-    def close(self, failed: bool) -> None:
-        for executor in self.executors:
-            executor.close()
-        self.executors = []
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if self.session is not None:
-            session, self.session = self.session, None
-            if session.local and not failed and interactive():  # a notebook: the next submit starts at once
-                keep_warm(session)
-                _close_before_the_kernel()
-                return
-            kept = session.close(failed=failed)
-            if kept is not None:
-                _note(f"Ray's logs are kept in {kept} (driver.log, session_*/logs); remove it when done.")
-
-
-class _Tee:
-    """A progress bar that also hands every result to ``also``."""
-
-    def __init__(self, bar, also):
-        self.bar, self.also = bar, also
-
-    def update_block(self, result) -> None:
-        self.also(result)
-        if self.bar is not None:
-            self.bar.update_block(result)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _record_warm_up(target: Store, summary: Summary) -> None:
@@ -377,150 +266,6 @@ def _nothing_to_do(spec: GridSpec, retry_failed: bool) -> Summary | None:
     return Summary(skipped=todo.skipped, seconds=time.perf_counter() - start)
 
 
-def make_executor(spec: GridSpec, address: str | None, verbose: bool = False) -> tuple[Executor, Any]:
-    """In-process for ``workers = 0``, else warm Ray actors; returns (executor, Ray session or None)."""
-    kernel_class = spec.kernel_class()
-    if spec.options.workers == 0:
-        if address is not None:
-            raise SweeperError("--workers 0 runs in this process; it cannot be combined with --address.")
-        return InProcessExecutor(kernel_class, spec.fixed, spec.options.outputs), None
-    workers, session = connect_ray(address, spec.options.workers, verbose)
-    try:
-        executor = RayExecutor(
-            kernel_class,
-            spec.fixed,
-            spec.options.outputs,
-            workers=workers,
-            max_attempts=spec.options.max_attempts,
-            time_limit=spec.options.time_limit,
-            grow=address is not None and spec.options.workers is None,  # follow an autoscaling cluster
-        )
-    except BaseException:
-        if session is not None:
-            session.close(failed=True)
-        raise
-    return executor, session
-
-
-class _progress_bar:
-    """A bar over points: done, failed, and an ETA weighted by what the points cost (:mod:`sweeper.costs`).
-
-    tqdm's own ETA assumes every point costs the same; here the remaining points are
-    charged what finished points at their values cost, over the measured throughput.
-    """
-
-    REFRESH = 0.5  # seconds between ETA estimates, at least (and ten times what one takes)
-
-    def __init__(self, spec: GridSpec, todo: scheduler.Plan, workers: int | None = None):
-        tqdm = progress_class()
-        self.failed = 0
-        self.remaining = costs.per_axis(todo.mask())
-        self.indices: list[np.ndarray] = []
-        self.walls: list[np.ndarray] = []
-        self.finished: list[np.ndarray] = []
-        self.at_most = workers or os.cpu_count() or 1
-        self.next_estimate = 0.0
-        self.eta = "?"
-        self.bar = tqdm(
-            total=todo.n_todo,
-            unit="pt",
-            desc=spec.name,
-            dynamic_ncols=True,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} pt [{elapsed}{postfix}]",
-        )
-
-    def update_block(self, result) -> None:
-        self.failed += int((result.status == FAILED).sum())
-        for axis, counts in enumerate(self.remaining):
-            np.subtract.at(counts, result.indices[:, axis], 1)
-        self.indices.append(result.indices)
-        self.walls.append(result.wall_time)
-        self.finished.append(np.full(len(result.status), result.finished_at))
-        now = time.monotonic()
-        if now >= self.next_estimate:
-            start = time.perf_counter()
-            self.eta = _format_seconds(self.time_left(time.time()))
-            self.next_estimate = now + max(self.REFRESH, 10 * (time.perf_counter() - start))
-        self.bar.set_postfix_str(f"ETA {self.eta}, failed {self.failed}", refresh=False)
-        self.bar.update(len(result.status))
-
-    def time_left(self, now: float) -> float | None:
-        walls = np.concatenate(self.walls)
-        cost = costs.remaining_cost(np.concatenate(self.indices), walls, self.remaining)
-        rate = costs.throughput(np.concatenate(self.finished), walls, now, at_most=self.at_most)
-        return costs.time_left(cost, rate)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def progress_class():
-    """The tqdm class for where we run: a widget in Jupyter with ipywidgets, text anywhere else.
-
-    (`tqdm.auto` warns in Jupyter when ipywidgets is missing; this falls back to text quietly.)
-    """
-    if in_jupyter():
-        try:
-            from tqdm.notebook import IProgress, tqdm
-
-            if IProgress is not None:
-                return tqdm
-        except ImportError:
-            pass
-    from tqdm.std import tqdm
-
-    return tqdm
-
-
-def interactive() -> bool:
-    """Whether this is an interactive session (a notebook, IPython, the Python prompt)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    return shell is not None or hasattr(sys, "ps1")
-
-
-def _close_before_the_kernel() -> None:
-    """In a Jupyter kernel, shut the warm Ray down when the kernel is asked to shut down.
-
-    At exit is too late there: ipykernel first sends SIGTERM to its child processes (Ray's
-    own among them), and the Ray shutdown that follows can outlast the grace Jupyter gives.
-    """
-    if not in_jupyter():
-        return
-    kernel = getattr(sys.modules["IPython"].get_ipython(), "kernel", None)
-    shutdown = getattr(kernel, "do_shutdown", None)
-    if shutdown is None or getattr(shutdown, "closes_warm_ray", False):
-        return
-
-    def do_shutdown(restart):
-        close_warm()
-        return shutdown(restart)
-
-    do_shutdown.closes_warm_ray = True
-    kernel.do_shutdown = do_shutdown
-
-
-def in_jupyter() -> bool:
-    """Whether this process is a Jupyter kernel (IPython is imported there before any of this)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def _format_seconds(seconds: float | None) -> str:
-    """``"?"``, ``"0.22 s"``, ``"14 s"``, ``"3:05"``, ``"1:02:03"``."""
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    if seconds < 10:
-        return f"{seconds:.2g} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    whole = int(round(seconds))
-    if whole < 3600:
-        return f"{whole // 60}:{whole % 60:02d}"
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
-
-
 # -- descriptions for the CLI ---------------------------------------------------------------
 
 
@@ -552,79 +297,6 @@ def describe_plan(spec: GridSpec, template: Template, estimate: bool = False) ->
     if estimate:
         lines.extend(describe_estimate(spec))
     return "\n".join(lines)
-
-
-RAY_START = (
-    7.0  # seconds to start and stop a private local Ray (measured: 5.5-6.3 s init, 1.3-1.5 s shutdown)
-)
-PILOT_POINTS = 3  # the first, middle and last points of the grid
-
-
-def describe_estimate(spec: GridSpec) -> list[str]:
-    """`--dry-run --estimate`: the grid's wall time on its workers, from the costs of finished
-    points of its store, or else of a few pilot points run here (written nowhere)."""
-    known = _store_costs(spec)
-    if known is not None:
-        indices, walls, pending, warm_up = known
-        source = f"the {len(walls)} finished points of the store"
-    else:
-        indices, walls, warm_up = _pilot(spec)
-        pending = np.ones(spec.shape, dtype=bool)
-        source = f"{len(walls)} pilot points run here ({_spread(walls)} each)"
-    n_todo = int(pending.sum())
-    cost = costs.remaining_cost(indices, walls, costs.per_axis(pending))
-    if cost is None:
-        return [f"estimate  none: no point finished ({source})"]
-    workers = spec.options.workers
-    lines = [f"estimate  {_format_seconds(cost)} of compute for {n_todo} points, from {source}"]
-    warm = f"warm-up {warm_up:.1f} s" if warm_up is not None else "warm-up unknown"
-    if workers == 0 or (workers is None and spec.options.time_limit is None and cost < IN_PROCESS_BELOW):
-        lines.append(f"          about {_format_seconds(cost + (warm_up or 0))} in this process ({warm})")
-    else:
-        workers = workers or os.cpu_count() or 1
-        total = cost / workers + (warm_up or 0) + RAY_START
-        lines.append(
-            f"          about {_format_seconds(total)} on {workers} workers ({warm} per worker, "
-            f"and about {RAY_START:.0f} s to start a private Ray)"
-        )
-    return lines
-
-
-def _store_costs(spec: GridSpec):
-    """(indices, wall times, pending mask, warm-up) of the grid's own store's finished points, or None."""
-    if not store_exists(spec.options.store):
-        return None
-    try:
-        store = Store.open(spec.options.store, mode="r")
-    except SweeperError:
-        return None
-    if store.layout.shape != spec.shape:
-        return None
-    status = rawread.read_lenient(store, "status")
-    wall = rawread.read_lenient(store, "wall_time")
-    done = (status != PENDING) & np.isfinite(wall)
-    if not done.any():
-        return None
-    return np.argwhere(done), wall[done], status == PENDING, store.attrs.get("warm_up_seconds")
-
-
-def _pilot(spec: GridSpec) -> tuple[np.ndarray, np.ndarray, float]:
-    """Run the first, middle and last points here (the kernel warmed up first): their indices and costs."""
-    from sweeper.blocks import BlockTask
-    from sweeper.runner import BlockRunner
-
-    runner = BlockRunner(spec.kernel_class(), spec.fixed, spec.options.outputs)
-    warm_up = runner.warm_up()
-    flat = np.unique(np.linspace(0, spec.n_points - 1, PILOT_POINTS).astype(np.int64))
-    indices = np.stack(np.unravel_index(flat, spec.shape), axis=-1)
-    points = [spec.point(tuple(int(i) for i in index)) for index in indices]
-    result = runner.run(BlockTask((), indices, [p[0] for p in points], [p[1] for p in points]))
-    return indices, result.wall_time, warm_up
-
-
-def _spread(walls: np.ndarray) -> str:
-    low, high = float(np.nanmin(walls)), float(np.nanmax(walls))
-    return f"{low:.3g} s" if math.isclose(low, high, rel_tol=0.05) else f"{low:.3g}-{high:.3g} s"
 
 
 def describe_driver(path: str | os.PathLike) -> str:
@@ -697,7 +369,7 @@ def _rate_and_eta(status: np.ndarray, wall: np.ndarray, finished: np.ndarray, no
     eta = costs.time_left(cost, costs.throughput(times, wall[recent], now))
     return [
         f"rate      {times.size / span:.3g} points/s over the last {span:.0f} s; "
-        f"ETA {_format_seconds(eta)} (pending points weighted by what their values cost)"
+        f"ETA {format_seconds(eta)} (pending points weighted by what their values cost)"
     ]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeper import api, cluster
+from sweeper import api, cluster, execution
 from sweeper.errors import SweeperError
 from sweeper.grid_file import parse_spec
 
@@ -143,7 +143,7 @@ def test_a_notebook_keeps_its_private_ray_warm_between_submits(ray_with_test_ker
     ray = ray_with_test_kernel
     if ray.is_initialized():
         ray.shutdown()
-    monkeypatch.setattr(api, "interactive", lambda: True)
+    monkeypatch.setattr(execution, "interactive", lambda: True)
     spec = parse_spec(GRID.format(store=tmp_path / "first.zarr")).with_options(workers=1)
     try:
         api.sweep(spec, progress=False)

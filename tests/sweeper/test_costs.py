@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from sweeper import api, costs
+from sweeper import costs, progress
 from sweeper.layout import Layout, chunk_shape
 from sweeper.scheduler import Plan
 
@@ -85,7 +85,7 @@ def test_plan_mask_only_and_without_round_trip():
 
 
 def test_format_seconds():
-    assert [api._format_seconds(s) for s in (None, 0.2234, 14.4, 185, 3723)] == [
+    assert [progress.format_seconds(s) for s in (None, 0.2234, 14.4, 185, 3723)] == [
         "?",
         "0.22 s",
         "14 s",
@@ -103,15 +103,15 @@ def test_progress_class_is_text_outside_jupyter_and_in_jupyter_without_ipywidget
     from tqdm.std import tqdm as text
 
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
-    assert api.progress_class() is text
+    assert progress.progress_class() is text
     fake_ipython(monkeypatch, "TerminalInteractiveShell")  # plain IPython: a terminal
-    assert api.progress_class() is text
+    assert progress.progress_class() is text
     fake_ipython(monkeypatch, "ZMQInteractiveShell")  # a Jupyter kernel
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # not installed
     monkeypatch.delitem(sys.modules, "tqdm.notebook", raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # tqdm.auto would warn "IProgress not found" here
-        chosen = api.progress_class()
+        chosen = progress.progress_class()
         bar = chosen(total=3, disable=True)
         bar.update(3)
         bar.close()
@@ -123,4 +123,4 @@ def test_progress_class_in_jupyter_with_ipywidgets_is_the_widget(monkeypatch):
     from tqdm.notebook import tqdm as widget
 
     fake_ipython(monkeypatch, "ZMQInteractiveShell")
-    assert api.progress_class() is widget
+    assert progress.progress_class() is widget

@@ -16,7 +16,8 @@ import xarray as xr
 from click.testing import CliRunner
 
 from kernels import registry
-from sweeper import api
+from sweeper import api, execution
+from sweeper.blocks import BlockTask
 from sweeper.cli import main
 from sweeper.executors import InProcessExecutor
 from sweeper.grid_file import parse_spec
@@ -97,7 +98,7 @@ def no_ray(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("Ray was started")
 
-    monkeypatch.setattr(api, "connect_ray", refuse)
+    monkeypatch.setattr(execution, "connect_ray", refuse)
 
 
 def test_the_first_calls_cost_is_the_warm_up_not_a_points_wall_time(kernels, tmp_path):
@@ -117,7 +118,7 @@ def test_the_first_calls_cost_is_the_warm_up_not_a_points_wall_time(kernels, tmp
 def test_without_the_warm_up_the_first_point_would_carry_the_compilation(kernels):
     """The control: what the test above guards against does happen without a warm-up."""
     runner = BlockRunner(SlowStart, {"n_times": 3}, ["x"])
-    task = api.scheduler.BlockTask((0,), np.zeros((2, 1), int), [{}, {}], [(0, 0), (0, 1)])
+    task = BlockTask((0,), np.zeros((2, 1), int), [{}, {}], [(0, 0), (0, 1)])
     walls = runner.run(task).wall_time
     assert walls[0] >= FIRST_CALL and walls[1] < FIRST_CALL / 2
 
@@ -135,7 +136,7 @@ def test_numba_compiling_inside_a_point_is_kept_out_of_its_wall_time(kernels, mo
     monkeypatch.setattr(Jitted, "function", total)
     runner = BlockRunner(Jitted, {"n_times": 3}, ["x", "final"])
     runner.warm_up()  # the example does not set `jit`: `total` is not compiled yet
-    task = api.scheduler.BlockTask((0,), np.zeros((2, 1), int), [{"jit": True}] * 2, [(0, 0), (0, 1)])
+    task = BlockTask((0,), np.zeros((2, 1), int), [{"jit": True}] * 2, [(0, 0), (0, 1)])
     result = runner.run(task)
     assert result.status.tolist() == [1, 1]
     # Compiling even this function takes tens of ms, the point itself a fraction of a ms: with
@@ -146,7 +147,7 @@ def test_numba_compiling_inside_a_point_is_kept_out_of_its_wall_time(kernels, mo
 
 def test_a_small_grid_runs_in_this_process_after_a_pilot(kernels, no_ray, tmp_path):
     spec = parse_spec(GRID.format(kernel="relaxation", store=tmp_path / "small.zarr"))
-    assert api.in_process_first(spec, None, None)
+    assert execution.in_process_first(spec, None, None)
     _, summary = api.sweep(spec, progress=False)
     assert (summary.computed, summary.ok, summary.skipped) == (6, 6, 0)
     assert summary.note.startswith("in this process: about ") and "less than a private Ray's start-up" in (
@@ -158,7 +159,7 @@ def test_a_small_grid_runs_in_this_process_after_a_pilot(kernels, no_ray, tmp_pa
 def test_a_grid_the_pilot_finds_large_goes_to_ray(kernels, tmp_path, monkeypatch):
     """Above the threshold the rest runs on the Ray executor (here a stand-in), the pilot's points kept."""
     spec = parse_spec(GRID.format(kernel="relaxation", store=tmp_path / "large.zarr"))
-    monkeypatch.setattr(api, "IN_PROCESS_BELOW", 0.0)
+    monkeypatch.setattr(execution, "IN_PROCESS_BELOW", 0.0)
     started = []
 
     def start_ray(run):
@@ -166,9 +167,9 @@ def test_a_grid_the_pilot_finds_large_goes_to_ray(kernels, tmp_path, monkeypatch
         run.executors.append(started[-1])
         return started[-1]
 
-    monkeypatch.setattr(api._Run, "start_ray", start_ray)
+    monkeypatch.setattr(execution.Execution, "start_ray", start_ray)
     seen = []
-    monkeypatch.setattr(api._Run, "sweep", _recording(api._Run.sweep, seen))
+    monkeypatch.setattr(execution.Execution, "sweep", _recording(execution.Execution.sweep, seen))
     _, summary = api.sweep(spec, progress=False)
     assert len(started) == 1 and summary.note == ""
     assert (summary.computed, summary.ok, summary.skipped) == (6, 6, 0)
@@ -197,7 +198,7 @@ def test_in_process_only_when_nothing_asks_otherwise(change, tmp_path):
     spec = parse_spec(GRID.format(kernel="relaxation", store=tmp_path / "x.zarr"))
     options = {k: v for k, v in change.items() if k in ("workers", "time_limit")}
     spec = spec.with_options(**options) if options else spec
-    assert not api.in_process_first(spec, change.get("address"), change.get("took_over"))
+    assert not execution.in_process_first(spec, change.get("address"), change.get("took_over"))
 
 
 ESTIMATE_GRID = """
