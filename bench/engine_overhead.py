@@ -140,12 +140,11 @@ def xyzpy_per_point(n: int) -> float:
 
 
 def main() -> None:
-    import ray
 
     from sweeper.cluster import connect_ray
 
     tmp = tempfile.mkdtemp(prefix="bench-engine-")
-    connect_ray(None, 2)
+    _, session = connect_ray(None, 2)  # a private Ray: its temp folder is removed at the end
     rows = []
     compute = pure_compute_per_point()
 
@@ -186,7 +185,7 @@ def main() -> None:
         print(f"  Ray Tune: skipped ({type(exc).__name__}: {exc})")
     for label, per_point in others:
         print(f"  {label:52s} {per_point * 1e3:9.3f} ms/pt  = {per_point / ours:8.0f} x sweeper's overhead")
-    ray.shutdown()
+    session.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
 

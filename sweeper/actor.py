@@ -17,5 +17,6 @@ class BlockActor:
         return self.runner.run(task)
 
     def ready(self) -> dict:
-        """Returns once the actor (and its warm kernel) is constructed: where it runs."""
-        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+        """Returns once the actor is up and its kernel warm: where it runs, and the warm-up's seconds."""
+        warm_up = self.runner.warm_up()  # before any block: calls run one at a time, in order
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "warm_up": warm_up}

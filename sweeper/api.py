@@ -6,21 +6,22 @@ import math
 import os
 import sys
 import time
-from typing import Any
 
 import numpy as np
 
-from sweeper import checks, rawread, scheduler
+from sweeper import checks, costs, rawread, scheduler
 from sweeper.blocks import FAILED, OK, PENDING
-from sweeper.cluster import connect_ray
 from sweeper.creation import StoreTaken, is_url, store_exists
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
-from sweeper.executors import Executor, InProcessExecutor, RayExecutor
+from sweeper.estimate import describe_estimate
+from sweeper.execution import Execution, in_process_first
+from sweeper.executors import Executor, InProcessExecutor, RayExecutor  # noqa: F401 - reached as api.*
 from sweeper.fingerprint import fingerprint
 from sweeper.grid_file import load_spec
 from sweeper.lease import Lease, read_holder
 from sweeper.parser import MAX_POINTS
+from sweeper.progress import ProgressBar, format_seconds
 from sweeper.scheduler import Summary
 from sweeper.spec import GridSpec
 from sweeper.store import Store
@@ -81,6 +82,7 @@ def submit(
     retry_failed: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    verbose: bool = False,
 ):
     """Run a grid (only what its store lacks) and return the store as :func:`sweeper.open` gives it."""
     from sweeper.dataset import open as open_dataset
@@ -95,6 +97,7 @@ def submit(
         retry_failed=retry_failed,
         overwrite=overwrite,
         progress=progress,
+        verbose=verbose,
     )
     return open_dataset(spec.options.store)
 
@@ -110,8 +113,14 @@ def sweep(
     retry_failed: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    verbose: bool = False,
 ) -> tuple[GridSpec, Summary]:
-    """Run a grid (only what its store lacks): what `sweeper submit` does; returns (spec, summary)."""
+    """Run a grid (only what its store lacks): what `sweeper submit` does; returns (spec, summary).
+
+    Ray's own lines go to a log file (``verbose`` shows them); its path is printed only
+    if the submission fails. A small grid may run in this process
+    (:func:`sweeper.execution.in_process_first`).
+    """
     spec, template = prepare(
         spec_or_path, store=store, workers=workers, block_size=block_size, time_limit=time_limit
     )
@@ -123,48 +132,59 @@ def sweep(
         if done is not None:  # a finished, undamaged store: answered without the lease or Ray
             return spec, done
     resumed = store_exists(spec.options.store) and not overwrite
+    run = Execution(spec, address, verbose, note=_note)
+    start = time.perf_counter()
     try:  # the lease is given back on any way out, Ctrl-C included; a killed driver's is taken over
-        if store_exists(spec.options.store):
-            _note(lease.take())  # before Ray starts, too
-        executor, shutdown = make_executor(spec, address)  # before the store: a bad address writes nothing
-    except BaseException:
-        lease.release()
-        raise
-    try:
+        took_over = lease.take() if store_exists(spec.options.store) else None
+        _note(took_over)  # before Ray starts, too
+        auto = in_process_first(spec, address, took_over)
+        if not auto:
+            run.start_ray()  # before the store: a bad address writes nothing
         target = open_store(spec, template, overwrite=overwrite, lease=lease)
         if resumed:
             repair_damage(target)
-    except BaseException:
-        executor.close()
-        lease.release()
-        if shutdown is not None:
-            shutdown()
-        raise
-    try:
         todo = scheduler.plan(target, retry_failed)
-    except BaseException:
-        executor.close()
-        if shutdown is not None:
-            shutdown()
+        run.bar = ProgressBar(spec, todo, workers=spec.options.workers) if progress else None
+        summary = run.small_or_ray(target, todo) if auto else run.sweep(target, todo)
+        summary.seconds = time.perf_counter() - start  # the whole submission: Ray's start-up included
+        _record_warm_up(target, summary)
+    except KeyboardInterrupt:
+        run.close(failed=False)
         raise
-    bar = _progress_bar(spec, todo.n_todo) if progress else None
-    try:
-        summary = scheduler.sweep(
-            spec,
-            target,
-            executor,
-            retry_failed=retry_failed,
-            on_result=None if bar is None else bar.update_block,
-            todo=todo,
-        )
+    except BaseException:
+        run.close(failed=True)
+        raise
     finally:
         lease.release()
-        executor.close()
-        if bar is not None:
-            bar.close()
-        if shutdown is not None:
-            shutdown()
+    run.close(failed=False)
     return spec, summary
+
+
+def _record_warm_up(target: Store, summary: Summary) -> None:
+    """The warm-up per worker goes in the store's attrs, where `sweeper status` reads it."""
+    if summary.warm_up:
+        target.group.attrs.update(
+            {
+                "warm_up_seconds": round(float(np.median(summary.warm_up)), 3),
+                "warm_up_workers": len(summary.warm_up),
+            }
+        )
+
+
+def describe_summary(spec: GridSpec, summary: Summary) -> str:
+    """The line `sweeper submit` ends with: what was computed, how long, the warm-up apart."""
+    line = (
+        f"{spec.options.store}: computed {summary.computed} points "
+        f"(ok {summary.ok}, failed {summary.failed}), "
+        f"{summary.skipped} already done, in {summary.seconds:.1f} s"
+    )
+    if summary.warm_up:
+        line += f"; warm-up {np.median(summary.warm_up):.1f} s per worker (compilation, not in wall_time)"
+    if summary.compile_time >= 0.05:
+        line += f", {summary.compile_time:.1f} s compiling inside points"
+    if summary.note:
+        line += f" ({summary.note})"
+    return line
 
 
 def verify(path: str | os.PathLike, repair: bool = True) -> checks.Damage:
@@ -249,51 +269,11 @@ def _nothing_to_do(spec: GridSpec, retry_failed: bool) -> Summary | None:
     return Summary(skipped=todo.skipped, seconds=time.perf_counter() - start)
 
 
-def make_executor(spec: GridSpec, address: str | None) -> tuple[Executor, Any]:
-    """In-process for ``workers = 0``, else warm Ray actors; returns (executor, shutdown)."""
-    kernel_class = spec.kernel_class()
-    if spec.options.workers == 0:
-        if address is not None:
-            raise SweeperError("--workers 0 runs in this process; it cannot be combined with --address.")
-        return InProcessExecutor(kernel_class, spec.fixed, spec.options.outputs), None
-    import ray
-
-    workers, started = connect_ray(address, spec.options.workers)
-    executor = RayExecutor(
-        kernel_class,
-        spec.fixed,
-        spec.options.outputs,
-        workers=workers,
-        max_attempts=spec.options.max_attempts,
-        time_limit=spec.options.time_limit,
-        grow=address is not None and spec.options.workers is None,  # follow an autoscaling cluster
-    )
-    return executor, (ray.shutdown if started else None)
-
-
-class _progress_bar:
-    """tqdm bar over points: done / failed, rate and ETA."""
-
-    def __init__(self, spec: GridSpec, todo: int):
-        from tqdm.auto import tqdm
-
-        self.failed = 0
-        self.bar = tqdm(total=todo, unit="pt", desc=spec.name, dynamic_ncols=True, smoothing=0.05)
-
-    def update_block(self, result) -> None:
-        self.failed += int((result.status == FAILED).sum())
-        self.bar.set_postfix(failed=self.failed, refresh=False)
-        self.bar.update(len(result.status))
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 # -- descriptions for the CLI ---------------------------------------------------------------
 
 
-def describe_plan(spec: GridSpec, template: Template) -> str:
-    """What `submit --dry-run` prints: dims, points, blocks, outputs, store size."""
+def describe_plan(spec: GridSpec, template: Template, estimate: bool = False) -> str:
+    """What `submit --dry-run` prints: dims, points, blocks, outputs, store size (and ``estimate``)."""
     layout = spec.layout
     lines = [
         f"grid      {spec.name} ({spec.source})",
@@ -320,6 +300,8 @@ def describe_plan(spec: GridSpec, template: Template) -> str:
         except SweeperError as exc:
             lines.append(f"existing  {exc}")
         lines.append(f"driver    {describe_driver(spec.options.store)}")
+    if estimate:
+        lines.extend(describe_estimate(spec))
     return "\n".join(lines)
 
 
@@ -352,16 +334,15 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     finished = rawread.read_lenient(store, "finished_at")
     done_times = np.sort(finished[np.isfinite(finished)])
     if done_times.size:
-        now = time.time()
-        window = done_times[done_times > now - 600]
-        if driver.startswith("running") and counts["pending"] and window.size >= 2:
-            rate = window.size / max(now - window[0], 1e-9)
-            lines.append(
-                f"rate      {rate:.3g} points/s over the last {now - window[0]:.0f} s; "
-                f"ETA {counts['pending'] / rate:.0f} s"
-            )
         wall = rawread.read_lenient(store, "wall_time")
+        if driver.startswith("running") and counts["pending"]:
+            lines.extend(_rate_and_eta(status, wall, finished, time.time()))
         lines.append(f"compute   {np.nansum(wall):.3g} s in points, median {np.nanmedian(wall):.3g} s/point")
+    warm_up = store.attrs.get("warm_up_seconds")
+    if warm_up is not None:
+        lines.append(
+            f"warm-up   {warm_up:.3g} s per worker (compilation, on the kernel's example; not in wall_time)"
+        )
     if counts["failed"]:
         messages = rawread.read_lenient(store, "message")
         dims = store.dims
@@ -377,6 +358,25 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     elif counts["ok"] == total:
         lines.append("complete")
     return "\n".join(lines)
+
+
+RATE_WINDOW = 600.0  # seconds: the rate is measured over the points finished this recently
+
+
+def _rate_and_eta(status: np.ndarray, wall: np.ndarray, finished: np.ndarray, now: float) -> list[str]:
+    """The rate of the last minutes, and the ETA with the pending points weighted by their cost."""
+    recent = np.isfinite(finished) & (finished > now - RATE_WINDOW)
+    times = finished[recent]
+    if np.unique(times).size < 2:
+        return []
+    span = max(now - times.min(), 1e-9)
+    done = np.isfinite(wall) & (status != PENDING)
+    cost = costs.remaining_cost(np.argwhere(done), wall[done], costs.per_axis(status == PENDING))
+    eta = costs.time_left(cost, costs.throughput(times, wall[recent], now))
+    return [
+        f"rate      {times.size / span:.3g} points/s over the last {span:.0f} s; "
+        f"ETA {format_seconds(eta)} (pending points weighted by what their values cost)"
+    ]
 
 
 def describe_kernels() -> str:

@@ -35,8 +35,9 @@ class BlockResult:
     outputs: dict[str, np.ndarray]  # name -> (n, *shape), NaN where missing
     status: np.ndarray  # (n,) int8
     messages: list[str]
-    wall_time: np.ndarray  # (n,) seconds
+    wall_time: np.ndarray  # (n,) seconds, compilation excluded
     finished_at: float = field(default_factory=time.time)
+    compile_time: float = 0.0  # seconds the worker spent compiling inside these points (not in wall_time)
 
 
 def failed_block(task: BlockTask, message: str) -> BlockResult:

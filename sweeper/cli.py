@@ -47,17 +47,36 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--retry-failed", is_flag=True, help="Also rerun points that failed before.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming it.")
 @click.option("--dry-run", is_flag=True, help="Print dims, points, blocks and store size, then exit.")
+@click.option(
+    "--estimate",
+    is_flag=True,
+    help="With --dry-run: estimate the wall time, from the store's finished points or 3 pilot points.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--verbose", is_flag=True, help="Show Ray's log lines and the workers' output.")
 def submit(
-    grid, address, workers, store, block_size, time_limit, retry_failed, overwrite, dry_run, quiet
+    grid,
+    address,
+    workers,
+    store,
+    block_size,
+    time_limit,
+    retry_failed,
+    overwrite,
+    dry_run,
+    estimate,
+    quiet,
+    verbose,
 ) -> None:
     """Run GRID (a grid.toml), computing only the points its store lacks."""
     api.refuse_volatile(grid, store)  # a `memory://` store would vanish with this command
+    if estimate and not dry_run:
+        raise SweeperError("--estimate goes with --dry-run: `sweeper submit GRID --dry-run --estimate`.")
     if dry_run:
         spec, template = api.prepare(
             grid, store=store, workers=workers, block_size=block_size, time_limit=time_limit
         )
-        click.echo(api.describe_plan(spec, template))
+        click.echo(api.describe_plan(spec, template, estimate=estimate))
         return
     spec, summary = api.sweep(
         grid,
@@ -69,12 +88,9 @@ def submit(
         retry_failed=retry_failed,
         overwrite=overwrite,
         progress=not quiet,
+        verbose=verbose,
     )
-    click.echo(
-        f"{spec.options.store}: computed {summary.computed} points "
-        f"(ok {summary.ok}, failed {summary.failed}), "
-        f"{summary.skipped} already done, in {summary.seconds:.1f} s"
-    )
+    click.echo(api.describe_summary(spec, summary))
 
 
 @main.command()

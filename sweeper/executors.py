@@ -40,8 +40,12 @@ class PoolExecutor:
 
     @property
     def placement(self) -> dict[int, Any]:
-        """Worker index -> where it runs (``{"pid", "node"}``), for every worker seen ready."""
+        """Worker index -> where it runs (``{"pid", "node", "warm_up"}``), for every worker seen ready."""
         return self.dispatch.placement
+
+    def warm_ups(self) -> list[float]:
+        """Seconds each worker seen ready spent warming its kernel up (compilation), apart from any point."""
+        return [p["warm_up"] for p in self.placement.values() if isinstance(p, dict) and "warm_up" in p]
 
     def map(self, tasks: Iterable[BlockTask]) -> Iterator[BlockResult]:
         return self.dispatch.map(tasks)
@@ -120,7 +124,8 @@ class InProcessPool:
 
     def ping(self, worker: int) -> Hashable:
         handle = next(self._handles)
-        self._done[handle] = ({"pid": os.getpid(), "node": "this process"}, None)
+        warm_up = self.runner.warm_up()  # at the first map, before the first block, as a Ray worker's
+        self._done[handle] = ({"pid": os.getpid(), "node": "this process", "warm_up": warm_up}, None)
         return handle
 
     def wait(self, handles: Sequence[Hashable], timeout: float | None) -> Hashable | None:

@@ -34,6 +34,18 @@ class Summary:
     failed: int = 0
     skipped: int = 0  # already done before this submission
     seconds: float = 0.0
+    warm_up: tuple[float, ...] = ()  # seconds each worker spent warming its kernel up (compilation)
+    compile_time: float = 0.0  # seconds compiling inside points (switches the example did not take)
+    note: str = ""  # how it ran, when that is not the default (e.g. in this process, and why)
+
+    def add(self, other: Summary) -> None:
+        """Fold in a later part of the same submission (e.g. the rest after a pilot); keeps ``skipped``."""
+        self.computed += other.computed
+        self.ok += other.ok
+        self.failed += other.failed
+        self.seconds += other.seconds
+        self.warm_up = self.warm_up + other.warm_up
+        self.compile_time += other.compile_time
 
 
 def wanted(status: np.ndarray, retry_failed: bool = False) -> np.ndarray:
@@ -63,6 +75,54 @@ class Plan:
     @property
     def skipped(self) -> int:
         return self.layout.n_points - self.n_todo
+
+    def mask(self) -> np.ndarray:
+        """Grid-shaped: True at every point to compute (vectorised over blocks)."""
+        layout = self.layout
+        rows = layout.per_block(np.ones(layout.shape, dtype=bool), fill=False)  # real points, not padding
+        chosen = np.zeros(layout.n_blocks, dtype=bool)
+        chosen[self.todo] = True
+        rows &= chosen[:, None]
+        rows[self.read] &= self.wanted.astype(bool)
+        ndim = len(layout.shape)
+        grid = rows.reshape(*layout.grid, *layout.chunks)
+        order = [k for axis in range(ndim) for k in (axis, ndim + axis)]  # the inverse of per_block
+        padded = grid.transpose(order).reshape([g * c for g, c in zip(layout.grid, layout.chunks)])
+        return padded[tuple(slice(0, n) for n in layout.shape)]
+
+    @classmethod
+    def from_mask(cls, layout: Layout, mask: np.ndarray) -> Plan:
+        """The plan computing the points where the grid-shaped ``mask`` is True."""
+        rows = layout.per_block(mask, fill=False)
+        counts = rows.sum(axis=1)
+        todo = np.flatnonzero(counts)
+        return cls(layout, todo, counts[todo], todo, rows[todo])
+
+    def without(self, points: np.ndarray) -> Plan:
+        """This plan less ``points`` (grid indices, (n, ndim)): what is left after a pilot."""
+        mask = self.mask()
+        mask[tuple(np.asarray(points).T)] = False
+        return Plan.from_mask(self.layout, mask)
+
+    def ends(self) -> np.ndarray:
+        """The first and the last point to compute (grid indices, (n, ndim), n <= 2): a pilot."""
+        if self.todo.size == 0:
+            return np.zeros((0, len(self.layout.shape)), dtype=np.int64)
+        first = self.points(int(self.todo[0]))[:1]
+        last = self.points(int(self.todo[-1]))[-1:]
+        return first if self.n_todo == 1 else np.concatenate([first, last])
+
+    def only(self, points: np.ndarray) -> Plan:
+        """The plan of just ``points`` (grid indices, (n, ndim), all to compute): a pilot."""
+        layout = self.layout
+        chunks = np.asarray(layout.chunks)
+        blocks = np.asarray(points) // chunks
+        flats = np.ravel_multi_index(tuple(blocks.T), layout.grid)
+        where = np.ravel_multi_index(tuple((np.asarray(points) % chunks).T), layout.chunks)
+        todo = np.unique(flats)
+        wanted = np.zeros((todo.size, int(np.prod(chunks))), dtype=bool)
+        wanted[np.searchsorted(todo, flats), where] = True
+        return Plan(layout, todo, wanted.sum(axis=1), todo, wanted)
 
     def points(self, flat: int) -> np.ndarray:
         """Grid indices of the points to compute in block ``flat``, shape (n, ndim)."""
@@ -151,5 +211,6 @@ def _run(
         summary.computed += len(result.status)
         summary.ok += int((result.status == OK).sum())
         summary.failed += int((result.status == FAILED).sum())
+        summary.compile_time += result.compile_time
         if on_result is not None:
             on_result(result)

@@ -1,8 +1,10 @@
 import tempfile
+from pathlib import Path
 
 import pytest
 
 from kernels.registry import register
+from sweeper.cluster import remove_folder
 from tests.sweeper import relaxation
 
 
@@ -31,16 +33,18 @@ def local_ray(ray_with_test_kernel):
 
     if ray.is_initialized():
         ray.shutdown()
+    folder = tempfile.mkdtemp(prefix="sweeper-test-ray-")
     ray.init(
         address="local",
         num_cpus=2,
-        _temp_dir=tempfile.mkdtemp(prefix="sweeper-test-ray-"),
+        _temp_dir=folder,
         object_store_memory=256 * 1024**2,
         include_dashboard=False,
         log_to_driver=False,
     )
     yield ray
     ray.shutdown()
+    remove_folder(Path(folder))  # as a submit removes its private Ray's
 
 
 @pytest.fixture
