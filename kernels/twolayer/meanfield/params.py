@@ -69,7 +69,7 @@ class MeanFieldParams(TwoLayerParams):
     integrator: Literal["euler", "adaptive"] = "euler"
     rtol: float = 1e-8
     atol: float = 1e-10
-    max_steps: int = 1_000_000
+    max_steps: int = 10_000_000
     dt: float = 0.05
     temperature: float = 0.0
     n_angle: int = 12
