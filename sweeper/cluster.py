@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 
 from sweeper.errors import SweeperError
 
@@ -34,7 +36,24 @@ def connect_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
             ray.init(address=address, log_to_driver=False)
         except ConnectionError as exc:
             raise SweeperError(f"cannot reach a Ray cluster at {address!r}: {exc}") from None
+    _stop_on_sigterm()
     return workers or int(ray.cluster_resources().get("CPU", 1)), True
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (`kill`, `scancel`, a batch system's time limit) stops the driver as Ctrl-C does.
+
+    ``ray.init`` leaves a handler that aborts the process: no lease given back, so a driver
+    started elsewhere (the next SLURM job on another node) is refused for a minute.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set a handler
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup run
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:
