@@ -206,20 +206,45 @@ def wait_for_head(address_file: Path, timeout: float, pid: int | None = None) ->
     )
 
 
+def wait_for_nodes(address: str, nodes: int, timeout: float) -> str:
+    """Wait until ``nodes`` Ray nodes are alive (or ``timeout``); returns a line saying what joined.
+
+    The sweep starts either way: its pool grows as late nodes join.
+    """
+    import ray
+
+    ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = [n for n in ray.nodes() if n["Alive"]]
+            if len(alive) >= nodes or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        cpus = sum(int(n["Resources"].get("CPU", 0)) for n in alive)
+        late = "" if len(alive) >= nodes else f" after {timeout:.0f} s (the others join as they come)"
+        return f"Ray has {len(alive)} of {nodes} nodes, {cpus} CPUs{late}"
+    finally:
+        ray.shutdown()
+
+
 def run_node(command: list[str], temp_dir: str) -> int:
     """Run one node's ``ray start --block`` until it ends or is signalled; remove ``temp_dir``."""
     # Nothing to drain when sweeper stops (its driver stopped first, and the store keeps
     # every finished point): Ray's 30 s drain on SIGTERM would only eat SLURM's KillWait.
     env = {**os.environ, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     ray = subprocess.Popen(command, env=env)
+    stopped = []
 
     def pass_on(signum, frame):
+        stopped.append(signum)
         ray.send_signal(signal.SIGTERM)  # Ray's own handler stops every Ray process of the node
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, pass_on)
     try:
-        return ray.wait()
+        code = ray.wait()
+        return 0 if stopped else code  # Ray exits 1 on the SIGTERM it was asked to stop by
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
@@ -253,10 +278,17 @@ def main(argv: list[str] | None = None) -> None:
     wait.add_argument("--address-file", type=Path, required=True)
     wait.add_argument("--timeout", type=float, default=120.0)
     wait.add_argument("--pid", type=int, default=None, help="the head's pid: fail at once if it exits")
+    nodes = commands.add_parser("nodes", help="wait until this many nodes joined the head (or a timeout)")
+    nodes.add_argument("--address", required=True, help="the head's HOST:PORT")
+    nodes.add_argument("--nodes", type=int, required=True)
+    nodes.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     try:
         if args.command == "wait":
             print(wait_for_head(args.address_file, args.timeout, args.pid))
+            return
+        if args.command == "nodes":
+            print(wait_for_nodes(args.address, args.nodes, args.timeout))
             return
         if args.command == "head":
             node_ip = head_address(args.interface)

@@ -1,15 +1,22 @@
-"""A real single-node SLURM on this machine, for tests: munged, slurmctld and slurmd.
+"""A real SLURM on this machine, for tests: munged, slurmctld and one or two slurmd.
 
 Everything lives in one private folder (config, keys, state, logs, sockets, spool) and
 listens on ports picked free, so it neither needs nor touches a SLURM or munge the machine
 runs. The daemons run in the foreground as children of the test process and are stopped
-by their pids. The node is this machine under its hostname, declared with 2 CPUs whatever
-it has (``config_overrides``), so two 1-CPU jobs share it as on a real cluster node.
+by their pids. The first node is this machine under its hostname, declared with 3 CPUs
+whatever it has (``config_overrides``), so several 1-CPU jobs share it as on a real cluster node.
+
+A second node, if asked for, is this machine again seen through a network namespace
+(its own address on a veth pair, as another host on the cluster's network) and a mount
+namespace in which ``node/`` is another folder (its own node-local disk: slurmd's spool,
+pid file and log, and ``node/tmp``, the Ray temp dir the tests give jobs). Both nodes see
+the rest of the filesystem, as cluster nodes see a shared one.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol", "scancel")
-CPUS = 2
+SECOND_HOST = ("ip", "nsenter", "unshare")  # for a second node: iproute2 and util-linux
+CPUS = 3  # two one-CPU jobs and a job across both nodes fit on the first node at once
 
 
 def missing() -> list[str]:
@@ -45,11 +53,18 @@ def _free_ports(count: int) -> list[int]:
 
 @dataclass
 class Slurm:
-    """A running single-node SLURM; :meth:`env` is what its clients (sbatch, ...) need."""
+    """A running SLURM; :meth:`env` is what its clients (sbatch, ...) need."""
 
     root: Path
-    node: str
+    node: str  # the first node: this machine, where the tests look for leftovers
+    second: str | None = None  # the second node's name, if any
+    netns: str | None = None
     daemons: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def tmp(self) -> Path:
+        """The first node's node-local temp dir (the second's is ``node2/tmp`` seen from here)."""
+        return self.root / "node" / "tmp"
 
     @property
     def conf(self) -> Path:
@@ -101,7 +116,8 @@ class Slurm:
 
     def logs(self) -> str:
         return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.root.glob("*.log"))
+            f"--- {p.relative_to(self.root)}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted([*self.root.glob("*.log"), *self.root.glob("node*/*.log")])
         )
 
     def stop(self) -> None:
@@ -123,25 +139,38 @@ class Slurm:
                 except subprocess.TimeoutExpired:
                     daemon.kill()
                     daemon.wait()
+        if self.netns:  # deleting the namespace deletes its veth pair
+            subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True)
 
 
-def start(root: Path) -> Slurm:
-    """Write a config into ``root`` and start munged, slurmctld and slurmd; returns when idle."""
+def start(root: Path, two_nodes: bool = False) -> Slurm:
+    """Write a config into ``root`` and start munged, slurmctld and the slurmd; returns when idle."""
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)  # munged refuses keys and sockets in group- or world-writable folders
     node = socket.gethostname().split(".")[0]
     slurm = Slurm(root=root, node=node)
+    address = "127.0.0.1"
+    if two_nodes:
+        slurm.second, slurm.netns = f"{node}-b", f"sweeper-{secrets.token_hex(3)}"
+        address, second_address = _make_second_host(slurm.netns)
     key = root / "munge.key"
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
     munge_socket = root / "munge.sock"
     ctld_port, slurmd_port = _free_ports(2)
-    for folder in ("state", "spool"):
-        (root / folder).mkdir(exist_ok=True)
+    (root / "state").mkdir(exist_ok=True)
+    for local in ("node", "node2") if two_nodes else ("node",):
+        (root / local / "spool").mkdir(parents=True, exist_ok=True)
+        (root / local / "tmp").mkdir(exist_ok=True)
+    second = (
+        f"NodeName={slurm.second} NodeAddr={second_address} CPUs={CPUS} RealMemory=2000 State=UNKNOWN\n"
+        if two_nodes
+        else ""
+    )
     slurm.conf.write_text(
         f"""\
 ClusterName=sweepertest
-SlurmctldHost={node}(127.0.0.1)
+SlurmctldHost={node}({address})
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
 SlurmUser=root
@@ -150,11 +179,11 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={munge_socket}
 StateSaveLocation={root / "state"}
-SlurmdSpoolDir={root / "spool"}
+SlurmdSpoolDir={root / "node" / "spool"}
 SlurmctldPidFile={root / "slurmctld.pid"}
-SlurmdPidFile={root / "slurmd.pid"}
+SlurmdPidFile={root / "node" / "slurmd.pid"}
 SlurmctldLogFile={root / "slurmctld.log"}
-SlurmdLogFile={root / "slurmd.log"}
+SlurmdLogFile={root / "node" / "slurmd.log"}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SchedulerType=sched/builtin
@@ -171,8 +200,8 @@ MailProg=/bin/true
 KillWait=15
 MinJobAge=3600
 InactiveLimit=0
-NodeName={node} NodeAddr=127.0.0.1 CPUs={CPUS} RealMemory=2000 State=UNKNOWN
-PartitionName=test Nodes={node} Default=YES MaxTime=INFINITE State=UP
+NodeName={node} NodeAddr={address} CPUs={CPUS} RealMemory=2000 State=UNKNOWN
+{second}PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
     )
     env = slurm.env()
@@ -190,8 +219,15 @@ PartitionName=test Nodes={node} Default=YES MaxTime=INFINITE State=UP
         [_which("slurmctld"), "-D", "-c", "-i", "-f", str(slurm.conf)],
         [_which("slurmd"), "-D", "-f", str(slurm.conf), "-N", node],
     ]
+    # The second host: its network (nsenter, not `ip netns exec`, which hides /sys/fs/cgroup
+    # that slurmd needs), and its own `node/`; nsenter, unshare and sh exec, keeping the pid.
+    if two_nodes:
+        mount = f"mount --bind {root / 'node2'} {root / 'node'} && exec {_which('slurmd')} -D -f {slurm.conf} -N {slurm.second}"
+        commands.append(
+            ["nsenter", f"--net=/run/netns/{slurm.netns}", "unshare", "--mount", "sh", "-c", mount]
+        )
     try:
-        for command, ready in zip(commands, (munge_socket, None, None), strict=True):
+        for command, ready in zip(commands, (munge_socket, None, None, None), strict=False):
             out = open(root / f"{Path(command[0]).name}.out", "w")  # noqa: SIM115 (the daemon keeps it)
             slurm.daemons.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
             if ready is not None:
@@ -207,9 +243,47 @@ PartitionName=test Nodes={node} Default=YES MaxTime=INFINITE State=UP
 
 def _node_idle(slurm: Slurm) -> bool:
     try:
-        return slurm.run("sinfo", "--noheader", "--format=%t").strip() == "idle"
+        return set(slurm.run("sinfo", "--noheader", "--Node", "--format=%t").split()) == {"idle"}
     except (RuntimeError, subprocess.TimeoutExpired):
         return False
+
+
+def _make_second_host(netns: str) -> tuple[str, str]:
+    """A network namespace joined to this one by a veth pair; returns (our address, its address).
+
+    Both ends of the pair have one name, :func:`host_interface`, as a cluster's nodes all have
+    an ``ib0``: a job names one interface for every node.
+    """
+    subnet = f"10.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 1}"
+    ours, theirs = f"{subnet}.1", f"{subnet}.2"
+    name, peer = _interface(netns), "swp-" + netns[-6:]
+    inside = ["ip", "netns", "exec", netns, "ip"]
+    steps = [
+        ["ip", "netns", "add", netns],
+        ["ip", "link", "add", name, "type", "veth", "peer", "name", peer],
+        ["ip", "link", "set", peer, "netns", netns],
+        [*inside, "link", "set", peer, "name", name],
+        ["ip", "addr", "add", f"{ours}/24", "dev", name],
+        ["ip", "link", "set", name, "up"],
+        [*inside, "addr", "add", f"{theirs}/24", "dev", name],
+        [*inside, "link", "set", name, "up"],
+        [*inside, "link", "set", "lo", "up"],
+    ]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode:
+            subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
+            raise RuntimeError(f"cannot make a second host ({' '.join(step)}): {done.stderr.strip()}")
+    return ours, theirs
+
+
+def _interface(netns: str) -> str:
+    return "swv-" + netns[-6:]
+
+
+def host_interface(slurm: Slurm) -> str:
+    """The interface joining the two nodes, under one name on both: where Ray must listen."""
+    return _interface(slurm.netns)
 
 
 def _until(check, timeout: float, message: str) -> None:

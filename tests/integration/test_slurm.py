@@ -12,6 +12,7 @@ Where SLURM is not installed the tests skip, saying so; CI installs it and sets
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -67,7 +68,7 @@ GRIDS = {
 
 @pytest.fixture(scope="module")
 def slurm():
-    """A single-node SLURM for this module, stopped by the pids of its daemons."""
+    """A SLURM for this module, two nodes if this machine can simulate a second host (else one)."""
     absent = slurm_cluster.missing()
     reason = None
     if absent:
@@ -81,7 +82,14 @@ def slurm():
             pytest.fail(f"SWEEPER_REQUIRE_SLURM is set but {reason}")
         pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="sw-slurm-"))  # short: munge's and Ray's socket paths
-    cluster = slurm_cluster.start(root)
+    try:
+        cluster = slurm_cluster.start(root, two_nodes=True)
+        cluster.one_node_only = None
+    except RuntimeError as exc:  # no network namespaces here: one node, and the reason
+        shutil.rmtree(root, ignore_errors=True)
+        root = Path(tempfile.mkdtemp(prefix="sw-slurm-"))
+        cluster = slurm_cluster.start(root)
+        cluster.one_node_only = str(exc).splitlines()[0]
     yield cluster
     cluster.stop()
     shutil.rmtree(root, ignore_errors=True)
@@ -101,18 +109,33 @@ def grids(tmp_path_factory):
     return made
 
 
-def submit(slurm, grid: Path, store: Path, cpus: int = 1) -> int:
-    """``sbatch slurm/sweeper.sbatch GRID --store STORE``, as a user would, from the grid's folder."""
+def submit(slurm, grid: Path, store: Path, nodes: int = 1) -> int:
+    """``sbatch slurm/sweeper.sbatch GRID --store STORE``, as a user would, from the grid's folder.
+
+    One CPU per node; a one-node job runs on the first node, where the test looks for leftovers.
+    """
+    where = (
+        ["--nodes=2", f"--nodelist={slurm.node},{slurm.second}"]
+        if nodes == 2
+        else [f"--nodelist={slurm.node}"]
+    )
     return slurm.sbatch(
-        f"--cpus-per-task={cpus}",
+        *where,
+        "--cpus-per-task=1",
         f"--output={store.parent / (store.stem + '-%j.out')}",
         str(SCRIPT),
         str(grid),
         "--store",
         str(store),
         cwd=grid.parent,
-        # This checkout's code on the node; Ray's temp dirs where the test can look for leftovers.
-        env={"PYTHONPATH": str(REPO), "SWEEPER_RAY_TMP": str(slurm.root)},
+        env={
+            "PYTHONPATH": str(REPO),  # this checkout's code on every node
+            "SWEEPER_RAY_TMP": str(slurm.tmp),  # node-local: `node/tmp`, another folder on the second
+            # With a second host, this machine has two interfaces besides the loopback its hostname
+            # resolves to: name the one the nodes share (both ends of the veth pair, as a real
+            # cluster's nodes all have an ib0). Without, the job finds the only one itself.
+            "SWEEPER_IFACE": slurm_cluster.host_interface(slurm) if slurm.second else "",
+        },
     )
 
 
@@ -121,13 +144,14 @@ def output(store: Path, job: int) -> str:
 
 
 def assert_ran_and_left_nothing(slurm, store: Path, job: int, state: str = "COMPLETED") -> str:
-    """The job ended in ``state``; no process of its Ray is left, nor its temp dir; returns its output."""
+    """The job ended in ``state``; no process of its Rays is left, nor their temp dirs; returns its output."""
     log = output(store, job)
     assert slurm.state(job) == state, log
-    job_dir = slurm.root / f"sweeper-{job}"
+    job_dir = slurm.tmp / f"sweeper-{job}"  # on the second node, the same path names its own disk
     leftovers = _pids_mentioning(str(job_dir))
     assert not leftovers, f"processes of job {job} left behind: {leftovers}\n{log}"
-    assert not job_dir.exists(), f"{job_dir} left behind\n{log}"
+    for node_dir in (job_dir, slurm.root / "node2" / "tmp" / f"sweeper-{job}"):
+        assert not node_dir.exists(), f"{node_dir} left behind\n{log}"
     return log
 
 
@@ -207,25 +231,43 @@ def _wait_for_points(store: Path, at_least: int, timeout: float, job: int, slurm
     raise TimeoutError(f"no {at_least} points in {store} after {timeout} s\n{output(store, job)}")
 
 
-def test_two_jobs_at_once_on_one_node_each_write_what_a_local_run_writes(slurm, grids, tmp_path):
-    (grid_a, reference_a), (grid_b, reference_b) = grids["short"], grids["other"]
-    store_a, store_b = tmp_path / "a.zarr", tmp_path / "b.zarr"
-    job_a, job_b = submit(slurm, grid_a, store_a), submit(slurm, grid_b, store_b)
-    for job in (job_a, job_b):
+def test_jobs_sharing_nodes_at_once_each_write_what_a_local_run_writes(slurm, grids, tmp_path):
+    """Two one-node jobs on the first node, and (where namespaces allow) one across both nodes."""
+    jobs = {name: tmp_path / f"{name}.zarr" for name in ("short", "other")}
+    if slurm.second:
+        jobs["long"] = tmp_path / "long.zarr"
+    ids = {
+        name: submit(slurm, grids[name][0], store, nodes=2 if name == "long" else 1)
+        for name, store in jobs.items()
+    }
+    for job in ids.values():
         slurm.wait(job, JOB_TIMEOUT)
-    logs = [
-        assert_ran_and_left_nothing(slurm, store, job) for store, job in ((store_a, job_a), (store_b, job_b))
-    ]
-    a, b = slurm.job(job_a), slurm.job(job_b)
-    assert a["ExitCode"] == b["ExitCode"] == "0:0", logs
+    logs = {name: assert_ran_and_left_nothing(slurm, store, ids[name]) for name, store in jobs.items()}
+    info = {name: slurm.job(job) for name, job in ids.items()}
+    for name, store in jobs.items():
+        assert info[name]["ExitCode"] == "0:0", logs[name]
+        assert_same_as(store, grids[name][1])
+        points = grids[name][1].status.size
+        assert f"computed {points} points (ok {points}, failed 0), 0 already done" in logs[name]
+        # Ray took exactly the CPUs SLURM granted (1 of each node's 3), on an address other
+        # nodes can reach: this machine's hostname resolves to a loopback, which is refused.
+        assert "--num-cpus=1 " in logs[name], logs[name]
+        assert not ray_head(logs[name])[0].startswith("127."), logs[name]
+    a, b = info["short"], info["other"]
     assert a["NodeList"] == b["NodeList"] == slurm.node
-    assert a["StartTime"] < b["EndTime"] and b["StartTime"] < a["EndTime"], "the jobs did not overlap"
-    assert_same_as(store_a, reference_a)
-    assert_same_as(store_b, reference_b)
-    for log in logs:
-        assert "computed 12 points (ok 12, failed 0), 0 already done" in log
-        # Ray took exactly the CPUs SLURM granted (1 of the node's 2), on an address other
-        # nodes could reach: this machine's hostname resolves to a loopback, which is refused.
-        assert "--num-cpus=1 " in log, log
-        assert not ray_head(log)[0].startswith("127."), log
-    assert ray_head(logs[0]) != ray_head(logs[1])  # two Rays, each on ports of its own
+    for one, other in itertools.combinations(info.values(), 2):
+        assert one["StartTime"] < other["EndTime"] and other["StartTime"] < one["EndTime"], (
+            "jobs did not overlap"
+        )
+    heads = [ray_head(log) for log in logs.values()]
+    assert len(set(heads)) == len(heads)  # a Ray per job, each on ports of its own
+    if not slurm.second:
+        pytest.skip(f"only the one-node jobs ran: no second node here ({slurm.one_node_only})")
+    # The job across both nodes: the second joined the head over the named interface, with an
+    # address of its own, before the sweep started; both nodes' Rays stopped, and left nothing.
+    assert info["long"]["NodeList"] == f"{slurm.node},{slurm.second}"
+    assert "sweeper: Ray has 2 of 2 nodes, 2 CPUs" in logs["long"], logs["long"]
+    worker = re.search(r"start --block --address=([\d.]+:\d+) --node-ip-address=([\d.]+)", logs["long"])
+    assert worker, logs["long"]
+    assert worker.group(1) == "{}:{}".format(*ray_head(logs["long"]))
+    assert worker.group(2) != ray_head(logs["long"])[0]
