@@ -1,13 +1,15 @@
 """The shipped job script, ``slurm/sweeper.sbatch``, under a real SLURM on this machine.
 
-A single-node SLURM (munged, slurmctld, slurmd: ``tests/integration/slurm_cluster.py``) runs
-the job script as a user would: ``sbatch slurm/sweeper.sbatch GRID --store ...``. The store
-a job writes is bit-identical to a local run; a job cancelled mid-sweep loses nothing and the
-same line submitted again computes only the rest; two jobs sharing the node at once neither
-collide nor leave a process behind.
+A two-node SLURM (munged, slurmctld, two slurmd, the second in a network and mount namespace:
+``tests/integration/slurm_cluster.py``) runs the job script as a user would: ``sbatch
+slurm/sweeper.sbatch GRID --store ...``. The store a job writes is bit-identical to a local
+run; jobs stopped mid-sweep lose nothing and the same line submitted again computes only the
+rest; jobs sharing a node at once, one of them across both nodes, neither collide nor leave a
+process behind.
 
-Where SLURM is not installed the tests skip, saying so; CI installs it and sets
-``SWEEPER_REQUIRE_SLURM=1``, which turns that skip into a failure.
+Where SLURM is not installed the tests skip, saying so (where namespaces are not allowed, the
+two-node job is skipped); CI installs SLURM and sets ``SWEEPER_REQUIRE_SLURM=1``, which turns
+those skips into failures.
 """
 
 from __future__ import annotations
@@ -197,6 +199,8 @@ def test_stopped_jobs_lose_nothing_and_the_same_line_computes_the_rest(slurm, gr
         slurm.wait(job, JOB_TIMEOUT)
         log = assert_ran_and_left_nothing(slurm, store, job, state=state)
         assert read_holder(str(store)) is None, f"the stopped driver kept the store's lease\n{log}"
+        # ... because it stopped as on Ctrl-C: Ray's handler would have aborted it, with a dump.
+        assert "SIGTERM received" not in log, log
         kept = xr.open_zarr(store).load()
         ok = kept.status.values == OK
         assert done + 1 <= ok.sum() < n, "the job finished before it was stopped: lengthen the grid"
@@ -262,7 +266,10 @@ def test_jobs_sharing_nodes_at_once_each_write_what_a_local_run_writes(slurm, gr
     heads = [ray_head(log) for log in logs.values()]
     assert len(set(heads)) == len(heads)  # a Ray per job, each on ports of its own
     if not slurm.second:
-        pytest.skip(f"only the one-node jobs ran: no second node here ({slurm.one_node_only})")
+        reason = f"only the one-node jobs ran: no second node here ({slurm.one_node_only})"
+        if os.environ.get("SWEEPER_REQUIRE_SLURM"):
+            pytest.fail(f"SWEEPER_REQUIRE_SLURM is set but {reason}")
+        pytest.skip(reason)
     # The job across both nodes: the second joined the head over the named interface, with an
     # address of its own, before the sweep started; both nodes' Rays stopped, and left nothing.
     assert info["long"]["NodeList"] == f"{slurm.node},{slurm.second}"
