@@ -59,6 +59,7 @@ class Slurm:
     node: str  # the first node: this machine, where the tests look for leftovers
     second: str | None = None  # the second node's name, if any
     netns: str | None = None
+    one_node_only: str | None = None  # why there is no second node, when there is none
     daemons: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -151,6 +152,9 @@ def start(root: Path, two_nodes: bool = False) -> Slurm:
     slurm = Slurm(root=root, node=node)
     address = "127.0.0.1"
     if two_nodes:
+        absent = [name for name in SECOND_HOST if _which(name) is None]
+        if absent:
+            raise RuntimeError(f"no second host without {', '.join(absent)} (iproute2, util-linux)")
         slurm.second, slurm.netns = f"{node}-b", f"sweeper-{secrets.token_hex(3)}"
         address, second_address = _make_second_host(slurm.netns)
     key = root / "munge.key"

@@ -86,7 +86,6 @@ def slurm():
     root = Path(tempfile.mkdtemp(prefix="sw-slurm-"))  # short: munge's and Ray's socket paths
     try:
         cluster = slurm_cluster.start(root, two_nodes=True)
-        cluster.one_node_only = None
     except RuntimeError as exc:  # no network namespaces here: one node, and the reason
         shutil.rmtree(root, ignore_errors=True)
         root = Path(tempfile.mkdtemp(prefix="sw-slurm-"))
