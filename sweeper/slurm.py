@@ -9,8 +9,10 @@ script stops a node's Ray by signalling one pid it started, and leaves nothing b
 - **CPUs**: exactly the CPUs SLURM granted on the node (``--num-cpus``); one actor per CPU.
 - **Ports**: every port a Ray node binds is picked free on that node when it starts (the
   operating system's choice, as for ``bind(0)``), and workers bind random ports: two jobs
-  sharing a node never collide, where Ray's fixed defaults (6379, 10001, 52365, workers from
-  10002) would. Only the head's GCS port travels, inside the address workers join.
+  sharing a node do not collide, where Ray's fixed defaults (6379, 10001, 52365, workers from
+  10002) would. (A port is free when picked and bound by Ray a second later: another process
+  taking it in between fails the start, with Ray's error in the job's output.) Only the
+  head's GCS port travels, inside the address workers join.
 - **Address**: the head listens on the interface the user names; by default on the address
   its hostname resolves to, and if that is a loopback (Debian maps the hostname to
   127.0.1.1), on the machine's only other interface; several candidates are an error that
