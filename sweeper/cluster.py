@@ -20,8 +20,10 @@ import io
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -176,7 +178,24 @@ def connect_ray(
         raise
     session.started = True
     session.local = address is None
+    _stop_on_sigterm()
     return workers or int(ray.cluster_resources().get("CPU", 1)), session
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (`kill`, `scancel`, a batch system's time limit) stops the driver as Ctrl-C does.
+
+    ``ray.init`` leaves a handler that aborts the process: no lease given back, so a driver
+    started elsewhere (the next SLURM job on another node) is refused for a minute.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set a handler
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup run
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:
