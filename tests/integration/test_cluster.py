@@ -80,13 +80,16 @@ def test_node_removed_mid_sweep_loses_nothing(cluster, tmp_path):
 
 def test_node_joining_mid_sweep_gets_work(cluster, tmp_path, monkeypatch):
     monkeypatch.setattr(Dispatch, "GROWTH_PERIOD", 0.2)
-    spec = fault_spec(tmp_path, "join", delay=0.1)
+    # 48 points of 0.2 s on one worker: ~10 s, long enough for a node started under load
+    # (several seconds) and its warm actor to take a quarter of them
+    spec = fault_spec(tmp_path, "join", delay=0.2)
     executor = RayExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs, workers=1, grow=True)
     joined = []
 
     def add_a_node(result):
         if not joined:
             joined.append(cluster.add_node(**NODE))
+            cluster.wait_for_nodes()  # registered with the head: the pool's next growth check sees it
 
     summary = sweep(spec, executor, add_a_node)
     assert summary.ok == N_POINTS

@@ -49,6 +49,7 @@ d = 1000
 committee = "saad_solla"
 init = "small"
 init_scale = 0.1
+integrator = "euler"  # fixed steps: the point costs what the comment below says
 dt = 0.01
 t_max = {t_max}
 n_times = 11
