@@ -189,6 +189,8 @@ class DMFTKernel(Kernel):
             n_resp=p.n_resp or p.n_traj,
             moment_matching=p.moment_matching,
             semi_implicit=p.integrator == "semi-implicit",
+            # a lag shorter than one step would drop the whole memory: keep at least one step
+            memory_lag=max(1, int(round(p.memory_lag / step))) if p.memory_lag > 0 else 0,
         )
 
     def _run(self, params: DMFTParams, seed) -> dict[str, np.ndarray]:
