@@ -79,6 +79,7 @@ import json
 import multiprocessing
 import os
 import pickle
+import re
 import resource
 import shutil
 import subprocess
@@ -175,13 +176,15 @@ def reference_runs(checkout: str) -> list[tuple[str, float, np.ndarray]]:
         with open(os.path.join(scratch, "warm_driver.py"), "w") as fh:
             fh.write(REFERENCE_WARM)
         env = dict(os.environ, PYTHONPATH=scratch, OPENBLAS_NUM_THREADS="1")
-        last = os.path.join(scratch, "data", "iterM0.2A3.0B1.0L0.5I30.pkl")
         for label, script in (("whole process", "main.py"), ("warm (after 1 iteration)", "warm_driver.py")):
             os.makedirs(os.path.join(scratch, "data"), exist_ok=True)
             wall, stdout = _process([sys.executable, script], scratch, env)
             if script != "main.py":
                 wall = json.loads(stdout.strip().splitlines()[-1])["warm"]
-            with open(last, "rb") as fh:
+            data = os.path.join(scratch, "data")
+            done = {int(h[1]): name for name in os.listdir(data) if (h := re.search(r"I(\d+)\.pkl$", name))}
+            last = done[max(done)]
+            with open(os.path.join(data, last), "rb") as fh:  # the last iteration's kernels and m
                 out.append((label, wall, np.asarray(pickle.load(fh)["m"])))
             shutil.rmtree(os.path.join(scratch, "data"))
     return out
@@ -194,16 +197,16 @@ def ridge(repeat: int, reference: str | None) -> None:
     exact = _exact_m()
     print("ridge reference setting: alpha=3, lambda=0.5, GD, eta=0.1, 50 steps, 20,000 trajectories")
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'solver':52s} {'wall s':>8s} {'max|m-exact|':>13s} {'|m(49)-exact|':>14s}")
+    print(f"{'solver':56s} {'wall s':>8s} {'max|m-exact|':>13s} {'|m(49)-exact|':>14s}")
     rows: dict[str, list[float]] = {}
     if reference:
         for label, wall, m in reference_runs(reference):
             err, err49 = _accuracy(m, exact)
             rows.setdefault(label, []).append(wall)
-            print(f"{'SPOC-group/DMFT-integration, ' + label:52s} {wall:8.2f} {err:13.2e} {err49:14.2e}")
+            print(f"{'SPOC-group/DMFT-integration, ' + label:56s} {wall:8.2f} {err:13.2e} {err49:14.2e}")
     else:
         lo, hi = RECORDED_SECONDS
-        print(f"{'SPOC-group/DMFT-integration (recorded, not run)':52s} {f'{lo:.0f}-{hi:.0f}':>8s}")
+        print(f"{'SPOC-group/DMFT-integration (recorded, not run)':56s} {f'{lo:.0f}-{hi:.0f}':>8s}")
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     env = dict(os.environ, PYTHONPATH=root)
     variants = (("plain Monte Carlo", {"moment_matching": False}), ("moment matching (default)", {}))
@@ -213,7 +216,7 @@ def ridge(repeat: int, reference: str | None) -> None:
             wall, stdout = _process([sys.executable, "-c", OURS_PROCESS, values, str(seed)], root, env)
             err, err49 = _accuracy(np.asarray(json.loads(stdout)), exact)
             rows.setdefault(f"ours {label}, whole process", []).append(wall)
-            print(f"{f'dmft {label}, whole process (seed {seed})':52s} {wall:8.2f} {err:13.2e} {err49:14.2e}")
+            print(f"{f'dmft {label}, whole process (seed {seed})':56s} {wall:8.2f} {err:13.2e} {err49:14.2e}")
         kernel.run(kernel.make_params(**dict(common, n_traj=200, t_max=0.5, n_times=6)))  # warm: compiled
         for seed in range(repeat):
             t0 = time.perf_counter()
@@ -221,7 +224,7 @@ def ridge(repeat: int, reference: str | None) -> None:
             wall = time.perf_counter() - t0
             err, err49 = _accuracy(m, exact)
             rows.setdefault(f"ours {label}, warm", []).append(wall)
-            print(f"{f'dmft {label}, warm (seed {seed})':52s} {wall:8.2f} {err:13.2e} {err49:14.2e}")
+            print(f"{f'dmft {label}, warm (seed {seed})':56s} {wall:8.2f} {err:13.2e} {err49:14.2e}")
     if reference:
         print("ratios (reference / ours, medians, like against like):")
         ref = {k: float(np.median(v)) for k, v in rows.items() if not k.startswith("ours")}
