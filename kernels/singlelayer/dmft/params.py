@@ -72,8 +72,9 @@ class DMFTParams(SingleLayerParams):
         ``t - t' <= memory_lag`` (time units) and set it to zero beyond, which cuts the
         response from ``n_resp K^3 / 6`` to about ``n_resp K L^2 / 2`` multiply-adds
         (``L`` the lag in steps). ``0`` keeps the whole memory (exact). Worth it for long
-        runs whose ``M_R`` decays with the lag: on p-SGD phase retrieval it falls by a factor
-        ``1e-4`` within 5 time units, and a lag of 5 moves ``m`` by less than ``1e-3``.
+        runs whose ``M_R`` decays with the lag: on p-SGD phase retrieval it falls below
+        ``1e-4`` of its first-lag value within 5 time units, and a lag of 5 moves ``m``
+        by less than ``1e-3``.
     tolerance
         Stop iterating once the residual (largest change between the last two
         passes of ``m``, and of ``M_C``, ``M_R`` relative to their largest entry)

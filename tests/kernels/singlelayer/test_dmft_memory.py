@@ -51,7 +51,7 @@ def test_truncated_memory_converges_to_the_whole_memory():
 
 
 def test_truncated_memory_on_phase_retrieval_moves_m_below_its_monte_carlo_error():
-    """p-SGD phase retrieval through the escape: M_R(t, t - 5) is about 1e-4 of M_R(t, t - dt).
+    """p-SGD phase retrieval through the escape: M_R(t, t - 5) is below 1e-4 of M_R(t, t - dt).
 
     Same seed on both sides. A lag of 5 moved m by 7e-4 (1000 trajectories; < 1e-4 with
     2000), which the escape amplifies from far smaller kernel changes; the bound 5e-3 is
