@@ -9,9 +9,11 @@ prints: per output, the worst deviation and where it is.
 
 The error of a store's seed mean: the Monte-Carlo error the kernel declares, where it
 declares one (``{output}_mc_error``, e.g. `dmft`'s: ``sqrt(sum_i e_i^2) / n`` over its
-``n`` seeds), else the standard error over seeds (``std / sqrt(n)``, ``ddof = 1``), else
-zero for a store with a single seed and no declared error (a deterministic theory); a
-simulation with a single seed has no error and gives no ``deviation_sigma`` (NaN).
+``n`` seeds; where that is zero, a point of a single Monte-Carlo block that knows no
+error of its own, the standard error over seeds), else the standard error over seeds
+(``std / sqrt(n)``, ``ddof = 1``), else zero for a store with a single seed and no declared
+error (a deterministic theory); a simulation with a single seed has no error and gives no
+``deviation_sigma`` (NaN).
 """
 
 from __future__ import annotations
@@ -121,11 +123,14 @@ def seed_stats(ds: xr.Dataset, name: str, one_seed_error: float = 0.0) -> tuple[
         return values, error.where(values.notnull())
     n = values.notnull().sum(SEED)
     mean = values.mean(SEED)
+    spread = values.std(SEED, ddof=1) / np.sqrt(n) if values.sizes[SEED] > 1 else None
     if declared in ds:
         e = ds[declared].where(values.notnull())
         error = np.sqrt((e**2).sum(SEED)) / n
-    elif values.sizes[SEED] > 1:
-        error = values.std(SEED, ddof=1) / np.sqrt(n)
+        if spread is not None:  # a point with no error of its own (one Monte-Carlo block: 0)
+            error = error.where(error > 0, spread)
+    elif spread is not None:
+        error = spread
     else:
         error = xr.full_like(mean, one_seed_error)
     return mean, error.where(n > 0)

@@ -188,3 +188,23 @@ def test_dmft_against_sgd_flags_the_wrong_theory_only(tmp_path):
     for name in outputs:
         assert float(abs(wrong[f"{name}_deviation_sigma"]).max()) > 10, name
     assert comparison.worst_sigma(wrong) > 30 > 6 > comparison.worst_sigma(right)
+
+
+def test_a_declared_error_of_zero_falls_back_to_the_spread_over_seeds():
+    """`dmft` with one Monte-Carlo block a point declares m_mc_error = 0 (it knows no error of its
+    own); seeds run as independent blocks then carry the error in their spread."""
+    import numpy as np
+    import xarray as xr
+
+    from sweeper.comparison import seed_stats
+
+    m = np.array([[0.5, 0.7, 0.6], [0.1, 0.1, 0.1]])  # (alpha, seed)
+    declared = np.array([[0.0, 0.0, 0.0], [0.02, 0.02, 0.02]])
+    ds = xr.Dataset(
+        {"m": (("alpha", "seed"), m), "m_mc_error": (("alpha", "seed"), declared)},
+        coords={"alpha": [1.0, 2.0], "seed": [0, 1, 2]},
+    )
+    mean, error = seed_stats(ds, "m")
+    np.testing.assert_allclose(mean.values, [0.6, 0.1])
+    np.testing.assert_allclose(error.values[0], np.std(m[0], ddof=1) / np.sqrt(3))  # the spread
+    np.testing.assert_allclose(error.values[1], np.sqrt(3 * 0.02**2) / 3)  # the declared errors

@@ -97,6 +97,8 @@ class Problem:
     moment_matching: bool = True
     # flow limit only: divide each trajectory's step by 1 + eta sig2 max(s_hat l'', 0)
     semi_implicit: bool = False
+    # steps of M_R(k, j) kept (k - j <= memory_lag); 0 keeps them all
+    memory_lag: int = 0
 
 
 def block_memory(p: Problem, iterating: bool = False) -> int:
@@ -249,7 +251,8 @@ class _CausalPass:
         if k == 0:
             return
         MR, row = self.MR, self.row
-        response_row(k, self.A, self.nut, self.MRT, self.p.eta, self.p.sig2, self.Y, row, self.DINV)
+        p = self.p
+        response_row(k, self.A, self.nut, self.MRT, p.eta, p.sig2, self.Y, row, self.DINV, p.memory_lag)
         MR[k, :k] = self.a4 * row[:k]
         if self.prev is not None:
             MR[k, :k] = (1.0 - self.w) * self.prev["M_R"][k, :k] + self.w * MR[k, :k]

@@ -32,7 +32,8 @@ Numerics (see :mod:`kernels.singlelayer.dmft.causal_pass` and :mod:`kernels.sing
   with the factor at both times and prefactor ``alpha`` (docs/dmft.md §4.3 items
   1-2), ``G`` from the per-trajectory triangular system solved row by row in
   adjoint form on ``n_resp`` trajectories (exact, ``O(K n)`` memory,
-  ``n_resp K^3 / 6`` multiply-adds, mostly BLAS-3);
+  ``n_resp K^3 / 6`` multiply-adds, mostly BLAS-3); ``memory_lag`` keeps ``M_R``
+  only within a lag, ``n_resp K L^2 / 2`` for a lag of ``L`` steps (docs/dmft.md §4.6);
 - weight side (``Q``, ``C``, ``R``) integrated alongside, deterministically
   from the kernels, so ``Q(t)`` is known when the spherical multiplier is set;
 - flow limit (``dt > 0``): the explicit step, or ``integrator = "semi-implicit"``,
@@ -189,6 +190,8 @@ class DMFTKernel(Kernel):
             n_resp=p.n_resp or p.n_traj,
             moment_matching=p.moment_matching,
             semi_implicit=p.integrator == "semi-implicit",
+            # a lag shorter than one step would drop the whole memory: keep at least one step
+            memory_lag=max(1, int(round(p.memory_lag / step))) if p.memory_lag > 0 else 0,
         )
 
     def _run(self, params: DMFTParams, seed) -> dict[str, np.ndarray]:

@@ -159,17 +159,17 @@ def _adjoint_near(lo, hi, acc, Y, A, nut, MRT, eta, sig2, implicit, DINV):
 
 
 @njit(cache=True, fastmath=True)
-def _contract(k, A, Y, out):
-    """``out[j] = mean_i A[k, i] Y[j+1, i] A[j, i]`` for ``j < k``."""
+def _contract(k, j0, A, Y, out):
+    """``out[j] = mean_i A[k, i] Y[j+1, i] A[j, i]`` for ``j0 <= j < k``."""
     n = Y.shape[1]
-    for j in range(k):
+    for j in range(j0, k):
         s = 0.0
         for i in range(n):
             s += A[k, i] * Y[j + 1, i] * A[j, i]
         out[j] = s / n
 
 
-def response_row(k, A, nut, MRT, eta, sig2, Y, out, DINV=None):
+def response_row(k, A, nut, MRT, eta, sig2, Y, out, DINV=None, lag=0):
     """``out[j] = mean_i a_i[k] G_i(k, j) a_i[j]`` for ``j < k`` by the adjoint recursion.
 
     ``A[l, i] = s_hat l''`` of response trajectory ``i`` at step ``l``;
@@ -184,18 +184,25 @@ def response_row(k, A, nut, MRT, eta, sig2, Y, out, DINV=None):
     with ``c[l] = 1 - eta (nut[l] + sig2 a[l]) / D[l]`` (the derivative of ``D`` is
     dropped: O(eta^2) a step). ``Y`` then holds ``y[l] / D[l-1]``, which is ``G(k, l-1)``
     and turns the memory sum into the same product as above.
+
+    Memory truncation (``lag > 0``, docs/dmft.md §4.6): only ``G(k, j)`` for ``k - j <= lag``
+    is solved and ``out[j] = 0`` below. Because ``M_R`` is then zero beyond the lag too, the
+    adjoint rows inside the window need nothing outside it: the row costs ``O(lag^2)``
+    instead of ``O(k^2)`` per trajectory.
     """
     implicit = DINV is not None
     Y[k] = DINV[k - 1] if implicit else 1.0
     dinv = DINV if implicit else _NO_DINV
     eta2 = eta * eta
+    first = max(1, k - lag + 1) if lag > 0 else 1  # G(k, j) = y[j + 1] for k - j <= lag
     hi = k - 1
-    while hi >= 1:
-        lo = max(1, hi - RESP_BLOCK + 1)
+    while hi >= first:
+        lo = max(first, hi - RESP_BLOCK + 1)
         acc = (eta2 * MRT[lo : hi + 1, hi:k]) @ Y[hi + 1 : k + 1]
         _adjoint_near(lo, hi, acc, Y, A, nut, MRT, eta, sig2, implicit, dinv)
         hi = lo - 1
-    _contract(k, A, Y, out)
+    out[: first - 1] = 0.0
+    _contract(k, first - 1, A, Y, out)
 
 
 def weight_prepare(k, MR, MC, res, ct, eta):

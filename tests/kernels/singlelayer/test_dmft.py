@@ -309,8 +309,8 @@ def test_logcosh_catches_missing_second_factor_in_memory_kernel(logcosh_simulati
     import kernels.singlelayer.dmft.numerics as solver
 
     @njit
-    def contract_without_second_factor(k, A, Y, out):
-        for j in range(k):
+    def contract_without_second_factor(k, j0, A, Y, out):
+        for j in range(j0, k):
             out[j] = np.mean(A[k] * Y[j + 1])
 
     monkeypatch.setattr(solver, "_contract", contract_without_second_factor)
