@@ -20,7 +20,12 @@ GOLDEN = np.load(Path(__file__).with_name("golden.npz"))
 INDEX = json.loads(str(GOLDEN["index"]))
 
 
-@pytest.mark.parametrize("case", sorted(INDEX))
+SLOW = {"sgd_online_vs_d/last"}  # 13 s (d = 4000): in the whole suite, not the quick loop
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in sorted(INDEX)]
+)
 def test_numbers_unchanged(case):
     entry = INDEX[case]
     kernel = get_kernel(entry["kernel"])()

@@ -30,9 +30,7 @@ def test_quickstart_through_the_real_cli(tmp_path):
         str(ROOT / "experiments/quickstart.toml"),
         "--store",
         str(store),
-        "--workers",
-        "2",
-    ]
+    ]  # as the README runs it: no workers set (a pilot, then this process or a private Ray)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{store}: computed 9 points (ok 9, failed 0)" in done.stdout

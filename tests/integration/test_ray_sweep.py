@@ -44,6 +44,7 @@ def test_cli_end_to_end_on_local_ray(local_ray, grid_file, tmp_path):
     assert shown.exit_code == 0 and "rate" in shown.output
 
 
+@pytest.mark.slow  # two Ray pools (test_cli_end_to_end_on_local_ray keeps Ray in the quick loop)
 def test_one_and_two_workers_are_bit_identical(local_ray, tmp_path):
     spec = parse_spec(GRID.format(store=tmp_path / "unused.zarr"))
     results = []

@@ -267,6 +267,7 @@ loss = ["logistic", "hinge"]
 # -- rung 2: same model, i.i.d. SGD at b = 0.5 -------------------------------------------------------
 
 
+@pytest.mark.slow  # a physics check against simulation (quick loop under 3 min)
 def test_ridge_sgd_overlap_follows_gd_and_loss_matches_simulation():
     """m(t) of SGD equals GD (E[w] follows GD in the linear model, docs/singlelayer.md §9.1); the train loss
     carries the SGD noise and matches finite-d `sgd` runs (checks batch normalisation and the
@@ -295,6 +296,7 @@ def logcosh_simulation():
     return simulate(8, 2000, **LOGCOSH, n_times=21)
 
 
+@pytest.mark.slow  # a physics check against simulation (quick loop under 3 min)
 def test_logcosh_gd_matches_simulation(logcosh_simulation):
     out = run_dmft(**LOGCOSH, n_times=21, n_traj=20000, n_resp=5000, n_blocks=4)
     assert_agrees(out["train_loss"], out["train_loss_mc_error"], logcosh_simulation, "train_loss", rel=0.01)
@@ -364,6 +366,7 @@ def test_psgd_with_tau_lr_over_b_is_iid_sgd():
         np.testing.assert_allclose(psgd[key], sgd[key], rtol=1e-12, err_msg=key)
 
 
+@pytest.mark.slow  # a physics check against simulation (quick loop under 3 min)
 def test_psgd_logcosh_matches_simulation():
     """Persistent SGD (b = 0.5, tau = 1, finite lr = 0.1) against finite-d p-SGD runs."""
     common = dict(LOGCOSH, algorithm="psgd", b=0.5, tau=1.0, n_times=21)
@@ -485,6 +488,7 @@ MIXTURE = dict(TWO_CLUSTERS, alpha=2.0, b=0.3)  # logistic loss, SGD, lr 0.2 to 
 # the two-cluster SGD curves at three (alpha, b), test_error included: tests/kernels/singlelayer/test_dmft_mixture.py
 
 
+@pytest.mark.slow  # a physics check against simulation (quick loop under 3 min)
 def test_mixture3_sgd_matches_simulation():
     """Three-cluster variant (non-convex effective loss on the score r^2 - 1/2, kernels.singlelayer.model)."""
     params = dict(MIXTURE, model="mixture3", noise=0.3, rho=0.5, alpha=3.0, ridge=0.05, m0=0.3, q0=0.2)

@@ -163,6 +163,7 @@ def closed_form_test_error_of(values: dict, run: dict) -> np.ndarray:
     return closed_form_test_error(p, run["m"], run["Q"])
 
 
+@pytest.mark.slow  # a physics check against simulation (quick loop under 3 min)
 def test_mixture2_sgd_curves_match_simulation(pair):
     """Train loss, train error, test error, m and Q of DMFT against d = 1000 `sgd` runs.
 
@@ -188,6 +189,7 @@ def test_mixture2_sgd_curves_match_simulation(pair):
     assert not failed, f"alpha={values['alpha']}, b={values['b']}: {failed} outside the bound ({report})"
 
 
+@pytest.mark.slow  # its fixture runs the simulations (quick loop under 3 min)
 def test_mixture2_test_error_is_the_population_0_1_error(pair):
     """The closed-form ``test_error`` against the 0-1 error on fresh samples, at t = 20.
 
@@ -217,6 +219,7 @@ def test_mixture2_test_error_is_the_population_0_1_error(pair):
     assert gap <= N_SIGMA * combined + REL["test_error"] * fresh.mean(), (th[-1], fresh, gap / combined)
 
 
+@pytest.mark.slow  # a physics check against simulation (quick loop under 3 min)
 def test_gd_theory_fails_the_sgd_simulation(pair):
     """The check has teeth: the same comparison with the theory of GD (b = 1) in place of SGD
     at the simulated b fails on Q and test_error, i.e. the simulations resolve the SGD noise.
