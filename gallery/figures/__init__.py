@@ -1,0 +1,1 @@
+"""One module per figure, each defining ``FIGURE`` (:class:`gallery.figure.Figure`)."""
