@@ -57,3 +57,16 @@ def grid_file(tmp_path):
         return str(path)
 
     return write
+
+
+INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """The slow tests in tests/integration/ (Ray clusters, SLURM jobs, drivers killed at chosen
+    moments) are also `serial`: their timing matters, so they run one at a time; every other
+    test may share the cores (`-m "not serial" -n 2`)."""
+    for item in items:
+        if item.get_closest_marker("slow") and INTEGRATION in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.serial)
