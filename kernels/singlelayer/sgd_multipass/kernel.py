@@ -49,6 +49,8 @@ class MultipassParams(SingleLayerParams):
     hidden
         Hidden units ``K`` of a quadratic student ``f = (1/K) sum_k (w_k.x)^2 / d``
         (phase retrieval: ``teacher = "abs"``, ``loss = "phase"``); 1 is the single-layer model.
+        With ``K > 1``, ``m = sqrt(v^T S v) / d`` and ``Q = tr S / d`` for ``S = W^T W / K``
+        (docs/singlelayer.md §12.2).
     student_matrix
         Also output ``matrix_error``, the distance of ``S = W^T W / K`` from the teacher's ``w* w*^T``.
     teacher_seed
@@ -102,32 +104,22 @@ class SGDMultipassKernel(Kernel):
     failing_example = {"d": 100, "alpha": 2.0, "lr": 2.0, "loss": "square", "t_max": 40.0, "n_times": 3}
 
     dims = family.DIMS
-    outputs = (
-        {
-            "m": dataclasses.replace(
-                family.OUTPUTS["m"],
-                description="with hidden = K > 1: sqrt(v^T S v) / d, the root mean square of the units' "
-                "w_k.v/d (and Q = tr S / d, their mean |w_k|^2/d; docs/singlelayer.md §12.2)",
-            ),
-        }
-        | pick(family.OUTPUTS, "Q", "train_loss", "train_error", "test_error")
-        | {
-            "matrix_error": Output(
-                ("time",),
-                "matrix error |S - S*|_F / |S*|_F",
-                description="S = W^T W / K of the student, S* = w* w*^T of the teacher; 0 iff the test "
-                "error is 0 (docs/singlelayer.md §12.2)",
-                when="student_matrix",
-            ),
-            "C": family.OUTPUTS["C"],
-            "R": dataclasses.replace(
-                family.OUTPUTS["R"],
-                long_name="response R(t, t') = (1/d) sum_j dw_j(t)/dH_j(t')",
-                description="a small kick at t' with common random numbers: R(t', t') = 1, 0 for t < t' "
-                "(the dmft kernel's R(t, t') pairs with this R(t, t' + lr))",
-            ),
-        }
-    )
+    outputs = pick(family.OUTPUTS, "m", "Q", "train_loss", "train_error", "test_error") | {
+        "matrix_error": Output(
+            ("time",),
+            "matrix error |S-S*|_F/|S*|_F",
+            description="S = W^T W / K of the student, S* = w* w*^T of the teacher; 0 iff the test "
+            "error is 0 (docs/singlelayer.md §12.2)",
+            when="student_matrix",
+        ),
+        "C": family.OUTPUTS["C"],
+        "R": dataclasses.replace(
+            family.OUTPUTS["R"],
+            long_name="response R(t, t') = (1/d) sum_j dw_j(t)/dH_j(t')",
+            description="a small kick at t' with common random numbers: R(t', t') = 1, 0 for t < t' "
+            "(the dmft kernel's R(t, t') pairs with this R(t, t' + lr))",
+        ),
+    }
     attrs = family.ATTRS | {"time_units": "t = step * lr (docs/singlelayer.md)"}
 
     def _run(self, params: MultipassParams, seed: Seed) -> Mapping[str, np.ndarray]:
