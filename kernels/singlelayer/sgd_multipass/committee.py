@@ -112,7 +112,14 @@ def committee_observables(
     }
 
 
-def simulate_committee(p: SingleLayerParams, d: int, hidden: int, seed, state: dict | None = None):
+def simulate_committee(
+    p: SingleLayerParams,
+    d: int,
+    hidden: int,
+    seed,
+    matrix_error: bool = True,
+    state: dict | None = None,
+):
     """Run one trajectory of the ``hidden``-unit quadratic student; outputs on the saved grid.
 
     Parameters
@@ -123,13 +130,15 @@ def simulate_committee(p: SingleLayerParams, d: int, hidden: int, seed, state: d
         Dimension and number of hidden units ``K``.
     seed
         Point seed, used through :func:`kernels.base.rng`.
+    matrix_error
+        Also return ``matrix_error`` (on failure too).
     state
         If given, receives the final weights ``"W"`` and the special direction ``"v"``.
 
     Returns
     -------
     dict
-        ``m, Q, train_loss, train_error, test_error, matrix_error``, each ``(n_times,)``;
+        ``m, Q, train_loss, train_error, test_error`` (and ``matrix_error``), each ``(n_times,)``;
         ``m = sqrt(v^T S v) / d`` is the root mean square of the units' overlaps
         ``w_k . v / d`` and ``Q = tr S / d`` their mean ``|w_k|^2 / d``.
 
@@ -139,10 +148,10 @@ def simulate_committee(p: SingleLayerParams, d: int, hidden: int, seed, state: d
         If the weights diverge; carries the outputs up to the divergence (NaN after).
     """
     with single_threaded_blas():
-        return _simulate(p, d, hidden, seed, state)
+        return _simulate(p, d, hidden, seed, matrix_error, state)
 
 
-def _simulate(p: SingleLayerParams, d: int, hidden: int, seed, state: dict | None):
+def _simulate(p: SingleLayerParams, d: int, hidden: int, seed, matrix_error: bool, state: dict | None):
     times = saved_times(p)
     steps = save_steps(p, p.lr)
     v, X, y = draw_problem(p, d, seed)
@@ -159,7 +168,9 @@ def _simulate(p: SingleLayerParams, d: int, hidden: int, seed, state: dict | Non
     langevin = rng(seed, "langevin")
     noise_amp = math.sqrt(2.0 * p.temperature * p.lr)
 
-    names = ("m", "Q", "train_loss", "train_error", "test_error", "matrix_error")
+    names = ("m", "Q", "train_loss", "train_error", "test_error") + (
+        ("matrix_error",) if matrix_error else ()
+    )
     out = {k: np.full(len(times), np.nan) for k in names}
     block = max(1, _BLOCK_DOUBLES // max(n, hidden * d))
     step = 0
@@ -187,8 +198,9 @@ def _simulate(p: SingleLayerParams, d: int, hidden: int, seed, state: dict | Non
                     raise NumericalFailure(f"weights diverged before t = {step * p.lr:g}", out)
                 if uniforms is not None:
                     update_selection(s, uniforms[k], 1.0 - p_leave, p_enter)
-        for name, value in committee_observables(W, v, X, y2, scale).items():
-            out[name][i] = value
+        observed = committee_observables(W, v, X, y2, scale)
+        for name in names:
+            out[name][i] = observed[name]
     if state is not None:
         state.update(W=W.copy(), v=v)
     return out

@@ -124,10 +124,7 @@ class SGDMultipassKernel(Kernel):
 
     def _run(self, params: MultipassParams, seed: Seed) -> Mapping[str, np.ndarray]:
         if params.hidden > 1:
-            out = simulate_committee(params, params.d, params.hidden, seed)
-            if not params.student_matrix:
-                del out["matrix_error"]
-            return out
+            return simulate_committee(params, params.d, params.hidden, seed, params.student_matrix)
         out = simulate(params, params.d, seed, params.two_time, params.response_field)
         if params.student_matrix:
             out["matrix_error"] = rank_one_matrix_error(out["m"], out["Q"])

@@ -103,7 +103,7 @@ def test_test_error_and_matrix_error_against_fresh_samples(hidden):
         out["matrix_error"] = rank_one_matrix_error(out["m"], out["Q"])  # what the kernel returns
         W, v = state["w"][None, :], state["v"]
     else:
-        out = simulate_committee(p, d, hidden, 7, state=state)
+        out = simulate_committee(p, d, hidden, 7, state=state)  # matrix_error by default
         W, v = state["W"], state["v"]
     S, S_star = W.T @ W / hidden, np.outer(v, v)
     assert out["matrix_error"][-1] == pytest.approx(
@@ -133,6 +133,16 @@ def test_default_outputs_are_unchanged_and_matrix_error_is_opt_in():
     assert sorted(run(0, **base)) == ["Q", "m", "test_error", "train_error", "train_loss"]
     assert sorted(run(0, hidden=3, **base)) == ["Q", "m", "test_error", "train_error", "train_loss"]
     assert "matrix_error" in run(0, hidden=3, student_matrix=True, **base)
+
+
+@pytest.mark.parametrize("student_matrix", [False, True])
+def test_divergence_with_hidden_units_is_a_failed_result(student_matrix):
+    p = KERNEL.make_params(
+        d=20, alpha=3.0, lr=1.0, t_max=20.0, n_times=3, hidden=4, student_matrix=student_matrix, **PHASE
+    )
+    result = KERNEL.run(p, 0)
+    assert not result.ok and "diverged" in result.message
+    assert np.isfinite(result.outputs["Q"][0]) and np.isnan(result.outputs["Q"][-1])
 
 
 # -- the landscape result: width lowers the sample complexity of GD --------------------------------
