@@ -337,6 +337,11 @@ def test_teacher_seed_shares_the_teacher_and_not_the_data():
     assert not np.allclose(v1, draw_problem(p, 50, (1, 1))[0])
     # a plain integer seed is replaced whole
     assert np.array_equal(draw_problem(p, 50, 3)[0], draw_problem(default, 50, 7)[0])
+    # the simulator draws through draw_problem: two seeds of a run share v and differ in the result
+    states = [{}, {}]
+    runs = [simulate(KERNEL.make_params(d=50, teacher_seed=7, t_max=0.5, n_times=2), 50, (0, s), state=st)
+            for s, st in zip((1, 2), states)]  # fmt: skip
+    assert np.array_equal(states[0]["v"], states[1]["v"]) and runs[0]["m"][-1] != runs[1]["m"][-1]
 
 
 def test_teacher_seed_default_is_the_points_seed():
