@@ -215,10 +215,30 @@ def observe(X, y, w, loss, model, scale, kind):
     return total_loss / n, total_err / n
 
 
+def teacher_seed_of(seed, teacher_seed: int):
+    """The seed of the ``"teacher"`` stream: the point's, or ``teacher_seed`` in its place.
+
+    ``teacher_seed < 0`` keeps the point's seed. Otherwise ``teacher_seed`` replaces the
+    point's own seed, the last entry of ``(grid_seed, point_seed)`` (or the whole of an
+    integer seed): every point then draws the teacher that the point of seed
+    ``teacher_seed`` draws by default, and the grid seed still sets it apart from other
+    grids (docs/singlelayer.md §11.1).
+    """
+    if teacher_seed < 0:
+        return seed
+    if np.isscalar(seed):
+        return int(teacher_seed)
+    return (*(int(s) for s in seed[:-1]), int(teacher_seed))
+
+
 def draw_problem(p: SingleLayerParams, d: int, seed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Special direction ``v`` (``|v|^2 = d``), data ``X`` ``(n, d)`` and labels ``y``."""
+    """Special direction ``v`` (``|v|^2 = d``), data ``X`` ``(n, d)`` and labels ``y``.
+
+    ``v`` comes from the ``"teacher"`` stream of :func:`teacher_seed_of` (``p.teacher_seed``
+    where ``p`` has that field, else the point's seed); ``X`` and the labels from ``"data"``.
+    """
     n = max(1, int(round(p.alpha * d)))
-    v = rng(seed, "teacher").standard_normal(d)
+    v = rng(teacher_seed_of(seed, getattr(p, "teacher_seed", -1)), "teacher").standard_normal(d)
     v *= math.sqrt(d) / np.linalg.norm(v)
     gen = rng(seed, "data")
     if p.model == "glm":

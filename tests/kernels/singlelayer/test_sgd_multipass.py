@@ -317,3 +317,46 @@ def test_multipass_log_grid_saves_the_state_at_its_time():
     assert np.all(np.abs(steps * 0.01 - times) <= 1e-3 * times) and np.all(np.diff(steps) > 0)
     for name in ("m", "Q", "train_loss"):
         np.testing.assert_allclose(out[name], fine[name][steps], rtol=1e-12, err_msg=name)
+
+
+# -- a teacher held fixed across seeds (teacher_seed, docs/singlelayer.md §11.1) --------------------
+
+
+def test_teacher_seed_shares_the_teacher_and_not_the_data():
+    p = KERNEL.make_params(d=50, teacher_seed=7)
+    default = KERNEL.make_params(d=50)
+    (v1, X1, _), (v2, X2, _) = draw_problem(p, 50, (0, 1)), draw_problem(p, 50, (0, 2))
+    assert np.array_equal(v1, v2) and not np.array_equal(X1, X2)
+    # the data stream is the point's, as without teacher_seed
+    assert np.array_equal(X1, draw_problem(default, 50, (0, 1))[1])
+    # teacher_seed = k gives the teacher the point of seed k draws by default
+    assert np.array_equal(v1, draw_problem(default, 50, (0, 7))[0])
+    # another teacher_seed, or another grid seed, another teacher
+    other = KERNEL.make_params(d=50, teacher_seed=8)
+    assert not np.allclose(v1, draw_problem(other, 50, (0, 1))[0])
+    assert not np.allclose(v1, draw_problem(p, 50, (1, 1))[0])
+    # a plain integer seed is replaced whole
+    assert np.array_equal(draw_problem(p, 50, 3)[0], draw_problem(default, 50, 7)[0])
+    # the simulator draws through draw_problem: two seeds of a run share v and differ in the result
+    states = [{}, {}]
+    runs = [simulate(KERNEL.make_params(d=50, teacher_seed=7, t_max=0.5, n_times=2), 50, (0, s), state=st)
+            for s, st in zip((1, 2), states)]  # fmt: skip
+    assert np.array_equal(states[0]["v"], states[1]["v"]) and runs[0]["m"][-1] != runs[1]["m"][-1]
+
+
+def test_teacher_seed_default_is_the_points_seed():
+    # -1 (the default) draws v from the point's "teacher" stream exactly as before teacher_seed
+    # existed (tests/golden holds the whole runs bit for bit)
+    from kernels.base import rng
+
+    v, _, _ = draw_problem(KERNEL.make_params(d=40), 40, (0, 5))
+    z = rng((0, 5), "teacher").standard_normal(40)
+    assert np.array_equal(v, z * (np.sqrt(40) / np.linalg.norm(z)))
+    a = run((0, 5), d=40, t_max=1.0, n_times=3)
+    b = run((0, 5), d=40, t_max=1.0, n_times=3, teacher_seed=5)
+    for key in a:  # teacher_seed = the point's own seed: the same run
+        assert np.array_equal(a[key], b[key]), key
+    with pytest.raises(
+        ParameterError, match=r"^teacher_seed: must be -1 \(the point's seed\) or a seed >= 0, got -2"
+    ):
+        KERNEL.make_params(teacher_seed=-2)
