@@ -100,8 +100,12 @@ def initial_estimate(p: GLMInferenceParams, w: np.ndarray, seed: Seed) -> np.nda
     return p.m0 * w + math.sqrt(p.m0 * (RHO - p.m0)) * z
 
 
-def run_gamp(p: GLMInferenceParams, d: int, seed: Seed) -> dict[str, np.ndarray]:
-    """``m``, ``q``, ``mse`` per iteration of GAMP on one drawn problem."""
+def run_gamp(p: GLMInferenceParams, d: int, seed: Seed, state: dict | None = None) -> dict[str, np.ndarray]:
+    """``m``, ``q``, ``mse`` per iteration of GAMP on one drawn problem.
+
+    ``state``, if given, receives the final estimate ``"a"``, its variances ``"v"``, the
+    teacher ``"w"`` and the data ``"X"``, ``"y"``.
+    """
     channel, prior = codes(p)
     w, X, y = draw_problem(p, d, seed)
     n = X.shape[0]
@@ -143,6 +147,8 @@ def run_gamp(p: GLMInferenceParams, d: int, seed: Seed) -> dict[str, np.ndarray]
             record(t)
             if not np.isfinite(out["mse"][t]):
                 raise NumericalFailure(f"GAMP diverged at iteration {t}: non-finite estimate", out)
+    if state is not None:
+        state.update(a=a, v=v, w=w, X=X, y=y)
     return out
 
 

@@ -27,9 +27,6 @@ from kernels.singlelayer.amp.params import MAX_ITERATIONS, GLMInferenceParams
 from kernels.singlelayer.amp.priors import PRIOR_CODES, RHO
 from kernels.singlelayer.model import TEACHER_CODES
 
-UNINFORMED_M0 = 1e-6  # times rho: m = 0 is a fixed point of even channels (docs/amp.md §5, pitfall 4)
-INFORMED_MSE0 = 1e-8  # times rho
-
 
 @dataclass(frozen=True, kw_only=True)
 class AMPParams(GLMInferenceParams):
@@ -124,29 +121,22 @@ class AMPKernel(Kernel):
             "mse": V,
             "free_entropy": se.free_entropy_path(*args, V, mhat, tol),
         }
-        fixed = []
-        for V0 in ((1.0 - UNINFORMED_M0) * RHO, INFORMED_MSE0 * RHO):
-            V_star, mhat_star, steps, converged = se.fixed_point(
-                *args, V0, params.tolerance, params.max_iterations, tol
+        fixed = se.fixed_points(*args, params.tolerance, params.max_iterations, tol)
+        if not fixed.converged:
+            which = 0 if fixed.steps[0] >= params.max_iterations else 1
+            raise NumericalFailure(
+                f"SE from the {('uninformed', 'informed')[which]} start did not reach a fixed point in "
+                f"{params.max_iterations} steps (MSE {fixed.mse[which]:.6g}, still changing by more than "
+                f"`tolerance` = {params.tolerance:g} of itself per step): near a spinodal SE slows down "
+                "(docs/amp.md §5); raise `max_iterations`",
+                out,
             )
-            if not converged:
-                raise NumericalFailure(
-                    f"SE from m = {RHO - V0:.3g} did not reach a fixed point in {steps} steps (MSE "
-                    f"{V_star:.6g}, still changing by more than `tolerance` = {params.tolerance:g} of "
-                    "itself per step): near a spinodal SE slows down (docs/amp.md §5); raise "
-                    "`max_iterations`",
-                    out,
-                )
-            fixed.append((V_star, se.free_entropy(*args, V_star, mhat_star, tol), steps))
-        (V_amp, f_amp, _), (V_inf, f_inf, _) = fixed
-        # ties (the same fixed point from both starts, or both +-inf): the larger m
-        bayes = 1 if (f_inf > f_amp or (f_inf == f_amp and V_inf < V_amp)) else 0
-        V_bayes = fixed[bayes][0]
+        V_amp, V_bayes = fixed.mse_amp, fixed.mse_bayes
         error = channels.bayes_test_error
         return out | {
-            "m_fixed": np.array([RHO - V_amp, RHO - V_inf]),
-            "free_entropy_fixed": np.array([f_amp, f_inf]),
-            "iterations_fixed": np.array([fixed[0][2], fixed[1][2]], dtype=np.float64),
+            "m_fixed": RHO - np.array(fixed.mse),
+            "free_entropy_fixed": np.array(fixed.free_entropy),
+            "iterations_fixed": np.array(fixed.steps, dtype=np.float64),
             "mse_amp": np.float64(V_amp),
             "mse_bayes": np.float64(V_bayes),
             "test_error_amp": np.float64(error(channel, RHO - V_amp, V_amp, params.noise, RHO, tol)),

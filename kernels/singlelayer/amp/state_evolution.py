@@ -14,6 +14,7 @@ whose infimum is at the ``mhat`` with ``mmse(mhat) = V^t`` (``Psi_w`` is convex)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -90,6 +91,53 @@ def free_entropy(
     if prior == priors.GAUSSIAN:
         return -math.inf
     return -math.log(2.0) + alpha * channels.psi_out(channel, RHO, 0.0, noise, RHO, tol)
+
+
+UNINFORMED_M0 = 1e-6  # times rho: m = 0 is a fixed point of even channels (docs/amp.md §5, pitfall 4)
+INFORMED_MSE0 = 1e-8  # times rho
+
+
+@dataclass(frozen=True)
+class FixedPoints:
+    """The fixed points reached from the uninformed and the informed start (docs/amp.md §2.3).
+
+    ``mse``, ``mhat``, ``free_entropy``, ``steps``: pairs ``(uninformed, informed)``;
+    ``converged``: whether both starts met the criterion of :func:`fixed_point`.
+    The uninformed one is AMP's; the Bayes-optimal one is that of larger free entropy
+    (ties, e.g. the same point reached from both starts: the larger ``m``).
+    """
+
+    mse: tuple[float, float]
+    mhat: tuple[float, float]
+    free_entropy: tuple[float, float]
+    steps: tuple[int, int]
+    converged: bool
+
+    @property
+    def bayes(self) -> int:
+        """Index (0: uninformed, 1: informed) of the Bayes-optimal fixed point."""
+        (f0, f1), (v0, v1) = self.free_entropy, self.mse
+        return 1 if (f1 > f0 or (f1 == f0 and v1 < v0)) else 0
+
+    @property
+    def mse_amp(self) -> float:
+        return self.mse[0]
+
+    @property
+    def mse_bayes(self) -> float:
+        return self.mse[self.bayes]
+
+
+def fixed_points(
+    channel: int, prior: int, alpha: float, noise: float, tolerance: float, max_steps: int, tol: float
+) -> FixedPoints:
+    """SE to its fixed points from ``m = UNINFORMED_M0 rho`` and from ``m = rho - INFORMED_MSE0 rho``."""
+    found = []
+    for V0 in ((1.0 - UNINFORMED_M0) * RHO, INFORMED_MSE0 * RHO):
+        V, mhat, steps, converged = fixed_point(channel, prior, alpha, noise, V0, tolerance, max_steps, tol)
+        found.append((V, mhat, free_entropy(channel, prior, alpha, noise, V, mhat, tol), steps, converged))
+    (V0_, h0, f0, s0, c0), (V1_, h1, f1, s1, c1) = found
+    return FixedPoints((V0_, V1_), (h0, h1), (f0, f1), (s0, s1), c0 and c1)
 
 
 def free_entropy_path(
