@@ -106,11 +106,25 @@ def run_gamp(p: GLMInferenceParams, d: int, seed: Seed, state: dict | None = Non
     ``state``, if given, receives the final estimate ``"a"``, its variances ``"v"``, the
     teacher ``"w"`` and the data ``"X"``, ``"y"``.
     """
-    channel, prior = codes(p)
     w, X, y = draw_problem(p, d, seed)
-    n = X.shape[0]
-    scale = 1.0 / math.sqrt(d)
     a = initial_estimate(p, w, seed)
+    if state is not None:
+        state.update(w=w, X=X, y=y)
+    return iterate(p, X, y, w, a, state)
+
+
+def iterate(
+    p: GLMInferenceParams,
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    a: np.ndarray,
+    state: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """``p.iterations`` GAMP iterations from ``a`` (updated in place); see the module docstring."""
+    channel, prior = codes(p)
+    n, d = X.shape
+    scale = 1.0 / math.sqrt(d)
     v = np.full(d, RHO - p.m0)
     g = np.zeros(n)
     minus_dg = np.empty(n)
@@ -120,7 +134,8 @@ def run_gamp(p: GLMInferenceParams, d: int, seed: Seed, state: dict | None = Non
     def record(t: int) -> None:
         out["m"][t] = a @ w / d
         out["q"][t] = a @ a / d
-        out["mse"][t] = (a - w) @ (a - w) / d
+        error = a - w
+        out["mse"][t] = error @ error / d
 
     record(0)
     with single_threaded_blas():
@@ -148,7 +163,7 @@ def run_gamp(p: GLMInferenceParams, d: int, seed: Seed, state: dict | None = Non
             if not np.isfinite(out["mse"][t]):
                 raise NumericalFailure(f"GAMP diverged at iteration {t}: non-finite estimate", out)
     if state is not None:
-        state.update(a=a, v=v, w=w, X=X, y=y)
+        state.update(a=a, v=v)
     return out
 
 

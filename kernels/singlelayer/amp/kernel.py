@@ -127,7 +127,8 @@ class AMPKernel(Kernel):
             raise NumericalFailure(
                 f"SE from the {('uninformed', 'informed')[which]} start did not reach a fixed point in "
                 f"{params.max_iterations} steps (MSE {fixed.mse[which]:.6g}, still changing by more than "
-                f"`tolerance` = {params.tolerance:g} of itself per step): near a spinodal SE slows down "
+                f"`tolerance` = {params.tolerance:g} of itself per step): SE slows down near a spinodal "
+                "and near alpha = 1 for noiseless continuous channels, where MSE -> 0 at rate ~1/alpha "
                 "(docs/amp.md §5); raise `max_iterations`",
                 out,
             )
