@@ -98,8 +98,8 @@ class AMPKernel(Kernel):
         "test_error_amp": Output(
             (),
             "generalisation error of AMP",
-            description="sign: arccos(sqrt(m/rho))/pi; linear, abs: half the square error of the "
-            "posterior-mean label, noise excluded (docs/amp.md §2.4)",
+            description="(0-1 error for sign: arccos(sqrt(m/rho))/pi; half the square error of the "
+            "posterior-mean label, noise excluded, for linear and abs; docs/amp.md §2.4)",
         ),
         "test_error_bayes": Output((), "Bayes-optimal generalisation error", description="as test_error_amp"),
     }
@@ -115,9 +115,11 @@ class AMPKernel(Kernel):
         tol = se.QUADRATURE_TOL
         args = (channel, prior, params.alpha, params.noise)
         V, mhat = se.path(*args, RHO - params.m0, params.iterations, tol)
+        m = RHO - V
+        m[0] = params.m0  # exactly, as GAMP starts (RHO - (RHO - m0) is m0 only to round-off)
         out = {
-            "m": RHO - V,
-            "q": RHO - V,
+            "m": m,
+            "q": m.copy(),
             "mse": V,
             "free_entropy": se.free_entropy_path(*args, V, mhat, tol),
         }
