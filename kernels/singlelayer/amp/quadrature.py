@@ -1,14 +1,15 @@
-"""Adaptive Gauss-Kronrod quadrature (7-15 points) in numba, for the Gaussian integrals of SE.
+"""Adaptive Gauss-Kronrod quadrature (7-15 points) in numba: the parts every adaptive loop shares.
 
-Every integral of the `amp` kernel is one-dimensional or a one-dimensional integral of
-one-dimensional integrals (docs/amp.md §5). :func:`adaptive` integrates ``integrand(kind,
-x, args)`` over the panels given by ``breaks`` (the caller puts breakpoints where the
-integrand has a kink or a narrow feature: a uniform start would step over a feature
-narrower than the first panel's node spacing) and bisects every panel whose Kronrod-Gauss
-difference exceeds its share of ``tol`` (absolute), so the estimated error of the sum is at
-most ``tol``. The estimate ``|K15 - G7|`` is pessimistic for smooth integrands: the
-Kronrod value is then far more accurate than the estimate says (tests/kernels/singlelayer/
-test_amp_quadrature.py checks the stated accuracy against scipy's QUADPACK).
+Every integral of the `amp` kernel is one-dimensional (docs/amp.md §5; phase retrieval's
+double integrals become one-dimensional through tabulated functions,
+:mod:`kernels.singlelayer.amp.abs_channel`). An adaptive loop integrates over the panels
+given by breakpoints (:func:`feature_breaks`: the caller puts them at a kink and at geometric
+steps away from a feature of known width, since a uniform start would step over a feature
+narrower than the first panel's node spacing), evaluates the 15 Kronrod :func:`nodes` of a
+panel, and halves every panel whose error estimate (:func:`panel`) exceeds its share of the
+absolute tolerance ``tol``, so the estimated error of the sum is at most ``tol`` (or the
+round-off floor). tests/kernels/singlelayer/test_amp_quadrature.py checks the stated accuracy
+against scipy's QUADPACK.
 
 numba cannot cache a function that takes another jitted function as an argument, so the
 integrand is selected by an integer ``kind``, and the adaptive loop exists once per family of
