@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels.base import Kernel, NumericalFailure, Seed, check
 from kernels.schema import Output, pick
-from kernels.singlelayer.amp import channels, priors
+from kernels.singlelayer.amp import channels
 from kernels.singlelayer.amp import schema as family
 from kernels.singlelayer.amp import state_evolution as se
 from kernels.singlelayer.amp.params import MAX_ITERATIONS, GLMInferenceParams
@@ -124,8 +124,8 @@ class AMPKernel(Kernel):
             "free_entropy": se.free_entropy_path(*args, V, mhat, tol),
         }
         fixed = se.fixed_points(*args, params.tolerance, params.max_iterations, tol)
-        if not fixed.converged:
-            which = 0 if fixed.steps[0] >= params.max_iterations else 1
+        if not all(fixed.converged):
+            which = fixed.converged.index(False)
             raise NumericalFailure(
                 f"SE from the {('uninformed', 'informed')[which]} start did not reach a fixed point in "
                 f"{params.max_iterations} steps (MSE {fixed.mse[which]:.6g}, still changing by more than "
@@ -147,4 +147,4 @@ class AMPKernel(Kernel):
         }
 
 
-__all__ = ["AMPKernel", "AMPParams", "codes", "priors"]
+__all__ = ["AMPKernel", "AMPParams", "codes"]

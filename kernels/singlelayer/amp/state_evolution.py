@@ -101,8 +101,8 @@ INFORMED_MSE0 = 1e-8  # times rho
 class FixedPoints:
     """The fixed points reached from the uninformed and the informed start (docs/amp.md §2.3).
 
-    ``mse``, ``mhat``, ``free_entropy``, ``steps``: pairs ``(uninformed, informed)``;
-    ``converged``: whether both starts met the criterion of :func:`fixed_point`.
+    ``mse``, ``mhat``, ``free_entropy``, ``steps``, ``converged`` (whether the criterion of
+    :func:`fixed_point` was met): pairs ``(uninformed, informed)``.
     The uninformed one is AMP's; the Bayes-optimal one is that of larger free entropy
     (ties, e.g. the same point reached from both starts: the larger ``m``).
     """
@@ -111,7 +111,7 @@ class FixedPoints:
     mhat: tuple[float, float]
     free_entropy: tuple[float, float]
     steps: tuple[int, int]
-    converged: bool
+    converged: tuple[bool, bool]
 
     @property
     def bayes(self) -> int:
@@ -137,7 +137,7 @@ def fixed_points(
         V, mhat, steps, converged = fixed_point(channel, prior, alpha, noise, V0, tolerance, max_steps, tol)
         found.append((V, mhat, free_entropy(channel, prior, alpha, noise, V, mhat, tol), steps, converged))
     (V0_, h0, f0, s0, c0), (V1_, h1, f1, s1, c1) = found
-    return FixedPoints((V0_, V1_), (h0, h1), (f0, f1), (s0, s1), c0 and c1)
+    return FixedPoints((V0_, V1_), (h0, h1), (f0, f1), (s0, s1), (c0, c1))
 
 
 def free_entropy_path(

@@ -58,7 +58,7 @@ def weak_recovery(teacher: str, prior: str, alpha: float, noise: float = 0.0, m0
 def _fixed(teacher: str, prior: str, alpha: float, noise: float, max_steps: int) -> se.FixedPoints:
     channel, p = _codes(teacher, prior)
     found = se.fixed_points(channel, p, alpha, noise, 1e-10, max_steps, se.QUADRATURE_TOL)
-    if not found.converged:
+    if not all(found.converged):
         raise RuntimeError(f"SE did not converge in {max_steps} steps at alpha = {alpha!r}: raise max_steps")
     return found
 
