@@ -70,7 +70,7 @@ def bench_curve() -> None:
             whole.append(time.perf_counter() - start)
         print(
             f"{name:36s} warm {min(t for t, _ in warm):6.2f} s   whole process {min(whole):6.2f} s   "
-            f"({POINTS} points, {warm[0][1]} failed: SE slower than max_iterations near a spinodal)"
+            f"({POINTS} points, {warm[0][1]} failed: slow SE near a spinodal or alpha_IT)"
         )
 
 
