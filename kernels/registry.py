@@ -21,6 +21,8 @@ BUILTIN: dict[str, str] = {
     "ode": "kernels.twolayer.ode:ODEKernel",
     "meanfield": "kernels.twolayer.meanfield:MeanFieldKernel",
     "sgd_online": "kernels.twolayer.sgd_online:SGDOnlineKernel",
+    "amp": "kernels.singlelayer.amp:AMPKernel",
+    "gamp": "kernels.singlelayer.amp:GAMPKernel",
 }
 
 # Names that were kernels once: looking one up says what replaced it.

@@ -9,6 +9,8 @@ import pytest
 
 from kernels.registry import get_kernel
 from kernels.singlelayer import schema as singlelayer
+from kernels.singlelayer.amp import schema as amp
+from kernels.singlelayer.amp.params import GLMInferenceParams
 from kernels.singlelayer.model import SingleLayerParams
 from kernels.twolayer import schema as twolayer
 from kernels.twolayer.model import TwoLayerParams
@@ -17,6 +19,7 @@ PAIRS = [
     ("dmft", "sgd_multipass", singlelayer, SingleLayerParams),
     ("ode", "sgd_online", twolayer, TwoLayerParams),
     ("meanfield", "sgd_online", twolayer, TwoLayerParams),
+    ("amp", "gamp", amp, GLMInferenceParams),
 ]
 
 
