@@ -292,6 +292,7 @@ def describe_plan(spec: GridSpec, template: Template, estimate: bool = False) ->
         f"grid      {spec.name} ({spec.source})",
         f"kernel    {spec.kernel} v{spec.kernel_class().version}",
         "dims      " + ", ".join(f"{d}: {n}" for d, n in zip(spec.dims, spec.shape)),
+        *([f"refine    {spec.refine.describe()}"] if spec.refine is not None else []),
         f"points    {spec.n_points} (a grid may hold up to {MAX_POINTS:.0e})",
         f"blocks    {layout.n_blocks} of up to {math.prod(layout.chunks)} points (chunk {layout.chunks})",
         "outputs   "

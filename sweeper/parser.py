@@ -33,7 +33,7 @@ from sweeper.axes import (
     show,
 )
 from sweeper.errors import SpecError, printable
-from sweeper.options import default_block_size, parse_options
+from sweeper.options import parse_options, refined_block_size
 from sweeper.refine_options import Refinement, finest_values, parse_refine
 from sweeper.spec import GridSpec
 from sweeper.template import kernel_schema
@@ -142,7 +142,12 @@ class _Parser:
     def finest(
         self, refine: Refinement, axes: tuple[Axis, ...], options: Any, doc: Mapping, n_points: int
     ) -> tuple[tuple[Axis, ...], Any]:
-        """The refined axes at their finest values; the default block size follows the finest grid."""
+        """The refined axes at their finest values; the default block size follows the finest grid.
+
+        About 16 blocks, not 64: a block is written once per level that computes a point in
+        it, so fewer, larger blocks cost fewer writes (a 97 x 97 circle in this process, 945 points
+        computed: 2.6 s -> 0.9-1.1 s, load 4).
+        """
         finest = tuple(
             Axis(a.name, finest_values(a.values, refine.levels, a.name in refine.log))
             if a.name in refine.axes
@@ -152,7 +157,7 @@ class _Parser:
         grow = math.prod(len(b.values) / len(a.values) for a, b in zip(axes, finest))
         n_finest = self.count((round(n_points * grow),))
         if "block_size" not in self.table(doc, "run"):
-            options = dataclasses.replace(options, block_size=default_block_size(n_finest))
+            options = dataclasses.replace(options, block_size=refined_block_size(n_finest))
         return finest, options
 
     def kernel(self, doc: Mapping[str, Any]) -> tuple[str, type[Kernel]]:

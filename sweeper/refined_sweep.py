@@ -25,15 +25,16 @@ from sweeper.refinement import NEED, SKIP, WAIT, Decisions, Geometry, decide, re
 from sweeper.spec import GridSpec
 from sweeper.store import Store
 
-MIN_TASKS = 8  # the points ready at once are cut into at least this many tasks (when there are as many)
+TASKS_PER_WORKER = 2  # the points ready at once are cut into this many tasks a worker (if as many)
 
 
 class RefinedSweep:
     """The task source of a refined grid, fed back with every result written."""
 
-    def __init__(self, spec: GridSpec, store: Store, retry_failed: bool = False):
+    def __init__(self, spec: GridSpec, store: Store, retry_failed: bool = False, workers: int = 1):
         self.spec, self.store = spec, store
         self.refine = spec.refine
+        self.min_tasks = TASKS_PER_WORKER * max(1, workers)  # every worker gets some, none waits
         self.geometry = Geometry.of(spec.dims, spec.shape, self.refine)
         self.status = np.array(store.status(), dtype=np.int8)
         if retry_failed:
@@ -86,7 +87,7 @@ class RefinedSweep:
                 continue
             self.fresh = False
             decisions = self.decisions()
-            self._mark((decisions.code == SKIP) & (self.status == PENDING) & ~self.in_flight)
+            self._mark(self._settled_skips(decisions))
             todo = self.to_compute(decisions)
             if not todo.any():
                 if not self.in_flight.any():
@@ -110,7 +111,7 @@ class RefinedSweep:
         order = np.argsort(flats, kind="stable")
         indices, flats = indices[order], flats[order]
         self.store.will_write(np.unique(flats))
-        share = max(1, math.ceil(len(indices) / MIN_TASKS))
+        share = max(1, math.ceil(len(indices) / self.min_tasks))
         out = []
         for flat, group in zip(*_groups(flats, indices)):
             block_id = layout.block_id(int(flat))
@@ -119,6 +120,14 @@ class RefinedSweep:
                 points = [self.spec.point(tuple(i)) for i in part]
                 out.append(BlockTask(block_id, part, [p[0] for p in points], [p[1] for p in points]))
         return out
+
+    def _settled_skips(self, decisions: Decisions) -> np.ndarray:
+        """The points decided not needed and not written so yet, in blocks with nothing left
+        undecided: each block's marks then go out in one write, not one per decision."""
+        layout = self.store.layout
+        waiting = layout.per_block(decisions.code == WAIT, fill=False).any(axis=1)
+        rows = layout.per_block((decisions.code == SKIP) & (self.status == PENDING), fill=False)
+        return layout.from_per_block(rows & ~waiting[:, None])
 
     def _mark(self, skip: np.ndarray) -> None:
         """Write the points of ``skip`` as NOT_NEEDED, one write per block."""

@@ -87,11 +87,7 @@ class Plan:
         chosen[self.todo] = True
         rows &= chosen[:, None]
         rows[self.read] &= self.wanted.astype(bool)
-        ndim = len(layout.shape)
-        grid = rows.reshape(*layout.grid, *layout.chunks)
-        order = [k for axis in range(ndim) for k in (axis, ndim + axis)]  # the inverse of per_block
-        padded = grid.transpose(order).reshape([g * c for g, c in zip(layout.grid, layout.chunks)])
-        return padded[tuple(slice(0, n) for n in layout.shape)]
+        return layout.from_per_block(rows)
 
     @classmethod
     def from_mask(cls, layout: Layout, mask: np.ndarray) -> Plan:
@@ -196,7 +192,8 @@ def sweep(
     if spec.refine is not None:
         from sweeper.refined_sweep import RefinedSweep
 
-        refined = RefinedSweep(spec, store, retry_failed)
+        workers = len(getattr(executor, "pool", ()))  # its tasks are cut so that each has some
+        refined = RefinedSweep(spec, store, retry_failed, workers=workers)
         refined.on_more = on_more
         summary = Summary(skipped=refined.done_before)
         source, after = refined.tasks(), refined.update
