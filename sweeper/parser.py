@@ -155,7 +155,13 @@ class _Parser:
             for a in axes
         )
         grow = math.prod(len(b.values) / len(a.values) for a, b in zip(axes, finest))
-        n_finest = self.count((round(n_points * grow),))
+        n_finest = round(n_points * grow)
+        if n_finest > MAX_POINTS:
+            raise self.fail(
+                "refine.levels",
+                f"the finest grid has {n_finest:.3g} points, more than the {MAX_POINTS:.0e} one grid "
+                f"may hold; use fewer levels or fewer values or seeds.",
+            )
         if "block_size" not in self.table(doc, "run"):
             options = dataclasses.replace(options, block_size=refined_block_size(n_finest))
         return finest, options
