@@ -352,7 +352,10 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     if done_times.size:
         wall = rawread.read_lenient(store, "wall_time")
         if driver.startswith("running") and counts["pending"]:
-            lines.extend(_rate_and_eta(status, wall, finished, time.time()))
+            rate = _rate_and_eta(status, wall, finished, time.time())
+            if rate and _is_refined(store):  # most pending points will never be computed
+                rate = [rate[0].split("; ETA")[0] + "; no ETA: refinement decides as results come"]
+            lines.extend(rate)
         lines.append(f"compute   {np.nansum(wall):.3g} s in points, median {np.nanmedian(wall):.3g} s/point")
     warm_up = store.attrs.get("warm_up_seconds")
     if warm_up is not None:
@@ -374,6 +377,16 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     elif counts["ok"] + counts["not_needed"] == total:
         lines.append("complete")
     return "\n".join(lines)
+
+
+def _is_refined(store: Store) -> bool:
+    """Whether the grid that wrote ``store`` has a ``[refine]`` table."""
+    import tomllib
+
+    try:
+        return "refine" in tomllib.loads(str(store.attrs.get("grid_text", "")))
+    except tomllib.TOMLDecodeError:
+        return False
 
 
 RATE_WINDOW = 600.0  # seconds: the rate is measured over the points finished this recently
