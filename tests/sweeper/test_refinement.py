@@ -220,3 +220,43 @@ def test_dry_run_says_what_is_refined(tmp_path):
         "refine    x 9 -> 513 over 6 levels, where the fraction of seeds with margin < 0 crosses 0.5" in text
     )
     assert math.isclose(spec.axes[0].values[-1], 2.0)
+
+
+def test_where_the_output_changes_every_computed_neighbour_pair_differs_little_or_is_finest(tmp_path):
+    text = LINE.format(store=tmp_path / "change.zarr", seeds=1, width=0.0, extra="")
+    spec = parse_spec(text.replace("below = 0.0", "tolerance = 0.1").replace("levels = 6", "levels = 4"))
+    run(spec)
+    ds = xr.open_zarr(spec.options.store)
+    done = ds.status.values[:, 0] == OK
+    x, margin = ds.x.values[done], ds.margin.values[done, 0]
+    finest = 2.0 / 128
+    wide = np.diff(x) > finest * 1.5
+    assert (np.abs(np.diff(margin))[wide] <= 0.1).all()  # a wider gap: its cell's corners agreed
+    gaps = np.diff(x)  # refined more where x^2 - 1 is steeper: its gaps shrink as x grows
+    assert gaps[x[1:] > 1.5].max() < gaps[x[1:] < 0.5].min() and done.sum() < 129 / 2
+
+
+def test_where_points_start_failing_is_located(tmp_path):
+    text = LINE.format(store=tmp_path / "failing.zarr", seeds=1, width=0.0, extra="")
+    text = text.replace('output = "margin"\nbelow = 0.0', 'output = "failed"').replace(
+        "width = 0.0", "fail_above = 1.3"
+    )
+    spec = parse_spec(text)
+    run(spec)
+    found = sweeper.thresholds(sweeper.open(spec.options.store))
+    assert float(found.lower) <= 1.3 < float(found.upper) and float(
+        found.upper - found.lower
+    ) == pytest.approx(2 / 512)
+
+
+def test_the_wilson_interval_and_the_seed_rounds():
+    from sweeper.refinement import seed_rounds, wilson
+
+    lo, hi = wilson(np.array([0, 4]), np.array([4, 4]), 1.96)
+    assert lo[0] == 0 and hi[0] == pytest.approx(1.96**2 / (4 + 1.96**2))  # k = 0: [0, z^2/(n+z^2)]
+    assert lo[1] == pytest.approx(4 / (4 + 1.96**2)) and hi[1] == pytest.approx(1.0)  # 0.51 > 1/2: settled
+    assert (
+        seed_rounds(32, 4) == [4, 8, 16, 32]
+        and seed_rounds(10, 4) == [4, 8, 10]
+        and seed_rounds(5, None) == [5]
+    )
