@@ -3,7 +3,8 @@
 Usage::
 
     sweeper submit experiments/phase_retrieval_sample_complexity.toml
-    python experiments/plot_sample_complexity.py results/phase_retrieval_sample_complexity.zarr [--out fig.png]
+    python experiments/plot_sample_complexity.py \
+        results/phase_retrieval_sample_complexity.zarr [--out fig.png]
 
 One panel per algorithm (GD, persistent SGD tau = 1, 2), one colour per d: the fraction of the
 seeds that recover (m > 0.9 at t = 50) at every alpha refinement computed, with its 95 % Wilson
@@ -44,7 +45,9 @@ def main() -> None:
             at = nn > 0
             alpha, frac = ds.alpha.values[at], kk[at] / nn[at]
             lo, hi = wilson(kk[at], nn[at], 1.96)
-            ax.errorbar(alpha, frac, yerr=[frac - lo, hi - frac], fmt="o-", ms=3, color=colour, label=f"d = {d}")
+            ax.errorbar(
+                alpha, frac, yerr=[frac - lo, hi - frac], fmt="o-", ms=3, color=colour, label=f"d = {d}"
+            )
             t = found.sel(case=case, d=d)
             ax.axvline(float(t.estimate), color=colour, ls="--", lw=1)
             ax.axvspan(float(t.band_lower), float(t.band_upper), color=colour, alpha=0.12)

@@ -21,6 +21,10 @@ The policy, for one :meth:`Dispatch.map`:
   times its points (plus a second) has its worker restarted; the block is split
   into single points, and a single point that overruns is failed.
 - With ``grow``, the pool adds workers as the cluster gains CPUs.
+- Tasks are taken from the source as workers free up; a source may yield ``None`` (a
+  refined grid whose next points wait for results in flight): the dispatch then waits for
+  a result and asks again. The time each ready worker held no call is measured
+  (:meth:`Dispatch.idle_fraction`).
 - If no worker is ready and nothing runs for ``start_timeout`` seconds, the
   cluster has no room for the workers: an error.
 """

@@ -33,7 +33,7 @@ from sweeper.axes import (
     show,
 )
 from sweeper.errors import SpecError, printable
-from sweeper.options import parse_options, refined_block_size
+from sweeper.options import RunOptions, parse_options, refined_block_size
 from sweeper.refine_options import Refinement, finest_values, parse_refine
 from sweeper.spec import GridSpec
 from sweeper.template import kernel_schema
@@ -140,8 +140,8 @@ class _Parser:
         )
 
     def finest(
-        self, refine: Refinement, axes: tuple[Axis, ...], options: Any, doc: Mapping, n_points: int
-    ) -> tuple[tuple[Axis, ...], Any]:
+        self, refine: Refinement, axes: tuple[Axis, ...], options: RunOptions, doc: Mapping, n_points: int
+    ) -> tuple[tuple[Axis, ...], RunOptions]:
         """The refined axes at their finest values; the default block size follows the finest grid.
 
         About 16 blocks, not 64: a block is written once per level that computes a point in

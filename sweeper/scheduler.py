@@ -4,8 +4,9 @@ The store answers which points are pending or failed; the scheduler plans, per
 block and vectorised over the status (:class:`Plan`), which blocks hold points
 still to compute, builds each block's :class:`BlockTask` (only those points)
 when the executor takes it, and writes every result back as it comes, in
-completion order. Knows the spec, the store and the executor interface;
-nothing of physics, zarr or Ray.
+completion order. A refined grid's points come from
+:class:`~sweeper.refined_sweep.RefinedSweep` instead, as its decisions allow. Knows
+the spec, the store and the executor interface; nothing of physics, zarr or Ray.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sweeper.blocks import FAILED, OK, PENDING, BlockResult, BlockTask
 from sweeper.errors import StoreError
 from sweeper.executors import Executor
 from sweeper.layout import Layout
+from sweeper.refined_sweep import RefinedSweep
 from sweeper.spec import GridSpec
 from sweeper.store import Store
 
@@ -167,8 +169,6 @@ def tasks(spec: GridSpec, store: Store, retry_failed: bool = False) -> list[Bloc
 
 def refined_plan(spec: GridSpec, store: Store, retry_failed: bool = False) -> Plan:
     """A refined grid's first plan: the points its decisions ask for now (more follow)."""
-    from sweeper.refined_sweep import RefinedSweep
-
     return Plan.from_mask(store.layout, RefinedSweep(spec, store, retry_failed).to_compute())
 
 
@@ -190,8 +190,6 @@ def sweep(
     """
     start = time.perf_counter()
     if spec.refine is not None:
-        from sweeper.refined_sweep import RefinedSweep
-
         workers = len(getattr(executor, "pool", ()))  # its tasks are cut so that each has some
         refined = RefinedSweep(spec, store, retry_failed, workers=workers)
         refined.on_more = on_more
