@@ -15,6 +15,9 @@ and the ``[run]`` options (:mod:`sweeper.options`)::
     [run]
     store = "results/plateau.zarr"
     block_size = 8
+    [refine]                  # optional: adaptive refinement (sweeper.refine_options)
+    axes = ["lr"]
+    levels = 6
 
 This module reads the text safely (its size, UTF-8, TOML and nesting depth, each
 within a limit) and hands the document to :mod:`sweeper.parser`, which checks
