@@ -81,7 +81,7 @@ class Execution:
             on_result=None if self.bar is None else self.bar.update_block,
             todo=todo,
             retry_failed=self.retry_failed,
-            on_more=None if self.bar is None else self.bar.expect,
+            on_more=None if self.bar is None or self.spec.refine is None else self.bar.expect,
         )
         summary.warm_up = tuple(getattr(executor, "warm_ups", list)())
         return summary
