@@ -260,3 +260,10 @@ def test_the_wilson_interval_and_the_seed_rounds():
         and seed_rounds(10, 4) == [4, 8, 10]
         and seed_rounds(5, None) == [5]
     )
+
+
+def test_the_progress_bar_grows_as_refinement_plans_more(tmp_path, capsys):
+    spec = line(tmp_path, name="bar.zarr")
+    api.sweep(spec, progress=True)
+    err = capsys.readouterr().err
+    assert "/9 pt" in err and "15/15 pt" in err  # the coarse plan first, then one point a level
