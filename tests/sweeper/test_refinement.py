@@ -120,6 +120,14 @@ def test_a_2d_boundary_is_found_with_a_known_bound_on_the_points(tmp_path):
     # refined cell adds at most 3^2 - 2^2 = 5 points; levels m = 0..2, h_m = 0.5 / 2^m.
     bound = 49 + sum(5 * 4 * (2 * np.pi / (0.5 / 2**m) + 1) for m in range(3))
     assert summary.computed <= min(bound, 0.25 * 49**2)
+    # Along x, the first crossing of each row y the refinement reached is the circle's left side.
+    found = sweeper.thresholds(sweeper.open(spec.options.store), axis="x")
+    rows = np.isfinite(found.lower.values)
+    left = -np.sqrt(1 - y[rows] ** 2)
+    assert rows.sum() > 20 and (found.upper.values[rows] - found.lower.values[rows] <= h + 1e-12).all()
+    assert (
+        (found.lower.values[rows] <= left + 1e-12) & (left <= found.upper.values[rows])
+    ).all()  # margin 0 fails
 
 
 def test_resumed_after_an_interruption_the_store_is_bit_identical(tmp_path):
