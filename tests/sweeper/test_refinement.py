@@ -275,3 +275,18 @@ def test_the_progress_bar_grows_as_refinement_plans_more(tmp_path, capsys):
     api.sweep(spec, progress=True)
     err = capsys.readouterr().err
     assert "/9 pt" in err and "15/15 pt" in err  # the coarse plan first, then one point a level
+
+
+def test_an_axis_refined_in_log_halves_the_ratio_of_its_values(tmp_path):
+    text = LINE.format(store=tmp_path / "log.zarr", seeds=1, width=0.0, extra='log = ["x"]')
+    text = text.replace("{linspace = [0.0, 2.0, 9]}", "[0.25, 0.5, 1.5, 4.0]").replace(
+        "levels = 6", "levels = 4"
+    )
+    spec = parse_spec(text)
+    x = np.asarray(spec.axes[0].values)
+    assert x[::16].tolist() == [0.25, 0.5, 1.5, 4.0]
+    np.testing.assert_allclose(x[1:17] / x[:16], 2 ** (1 / 16), rtol=1e-12)  # geometric between 0.25 and 0.5
+    run(spec)
+    found = sweeper.thresholds(sweeper.open(spec.options.store))
+    assert float(found.lower) < 1.0 <= float(found.upper)
+    assert float(found.upper) / float(found.lower) == pytest.approx(3 ** (1 / 16))  # the finest ratio there
