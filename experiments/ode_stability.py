@@ -144,7 +144,7 @@ def main(stores: list[str]) -> None:
         import sweeper
 
         ds = sweeper.open(path)
-        found = sweeper.thresholds(ds)
+        found = sweeper.thresholds(ds).isel(crossing=0)
         lower, upper = float(found.lower), float(found.upper)
         lr_c = critical[_k_of(ds)]
         off = abs((lower + upper) / 2 - lr_c) / lr_c

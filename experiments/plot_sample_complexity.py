@@ -9,7 +9,7 @@ Usage::
 One panel per algorithm (GD, persistent SGD tau = 1, 2), one colour per d: the fraction of the
 seeds that recover (m > 0.9 at t = 50) at every alpha refinement computed, with its 95 % Wilson
 interval and the number of seeds behind it; the alpha at which half recover (sweeper.thresholds)
-as a dashed line with its confidence band shaded.
+as a dashed line with its confidence band shaded (the first crossing, if a line has several).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
             ax.errorbar(
                 alpha, frac, yerr=[frac - lo, hi - frac], fmt="o-", ms=3, color=colour, label=f"d = {d}"
             )
-            t = found.sel(case=case, d=d)
+            t = found.sel(case=case, d=d).isel(crossing=0)
             ax.axvline(float(t.estimate), color=colour, ls="--", lw=1)
             ax.axvspan(float(t.band_lower), float(t.band_upper), color=colour, alpha=0.12)
         ax.axhline(0.5, color="grey", lw=0.5)

@@ -90,7 +90,7 @@ def test_a_1d_threshold_is_found_to_the_finest_spacing_with_coarse_plus_one_poin
     # one crossing: the 9 coarse points, then one midpoint of the one cell refined at each of 6 levels
     assert summary.computed == 9 + 6 and (status == OK).sum() == 15
     assert (status == NOT_NEEDED).sum() == 513 - 15 and not (status == PENDING).any()
-    found = sweeper.thresholds(ds)
+    found = sweeper.thresholds(ds).isel(crossing=0)
     h = 2.0 / 512  # the finest spacing
     assert float(found.upper - found.lower) == pytest.approx(h)
     assert float(found.lower) < 1.0 <= float(found.upper)  # x = 1 itself fails: margin 0 is not below 0
@@ -120,9 +120,13 @@ def test_a_2d_boundary_is_found_with_a_known_bound_on_the_points(tmp_path):
     # refined cell adds at most 3^2 - 2^2 = 5 points; levels m = 0..2, h_m = 0.5 / 2^m.
     bound = 49 + sum(5 * 4 * (2 * np.pi / (0.5 / 2**m) + 1) for m in range(3))
     assert summary.computed <= min(bound, 0.25 * 49**2)
-    # Along x, the first crossing of each row y the refinement reached is the circle's left side.
+    # Along x, each row y the refinement reached crosses the circle twice: its left and right sides.
     found = sweeper.thresholds(sweeper.open(spec.options.store), axis="x")
-    rows = np.isfinite(found.lower.values)
+    rows = np.isfinite(found.lower.isel(crossing=0).values)
+    assert (found.crossings.values[rows] == 2).all()
+    right = found.isel(crossing=1).sel(y=y[rows])
+    assert ((right.lower < np.sqrt(1 - right.y**2)) & (np.sqrt(1 - right.y**2) <= right.upper + 1e-12)).all()
+    found = found.isel(crossing=0)
     left = -np.sqrt(1 - y[rows] ** 2)
     assert rows.sum() > 20 and (found.upper.values[rows] - found.lower.values[rows] <= h + 1e-12).all()
     assert (
@@ -166,7 +170,7 @@ def test_sequential_seeds_more_near_the_threshold_and_a_band_that_holds_it(tmp_p
     far = abs(ds.x - 1.0) >= 0.5
     assert (seeds.where(far & (seeds > 0)).dropna("x") == 4).all()  # certain after the first round
     assert int(seeds.max()) == 64  # all seeds where the fraction stays near one half
-    found = sweeper.thresholds(ds)
+    found = sweeper.thresholds(ds).isel(crossing=0)
     # Phi(-(x^2 - 1)/0.2) has slope 0.4 * 10 = 4 at x = 1; 64 seeds give the fraction an error
     # of 0.0625, so x an error of about 0.016: 0.05 is three of them.
     assert abs(float(found.estimate) - 1.0) < 0.05
@@ -251,7 +255,7 @@ def test_where_points_start_failing_is_located(tmp_path):
     )
     spec = parse_spec(text)
     run(spec)
-    found = sweeper.thresholds(sweeper.open(spec.options.store))
+    found = sweeper.thresholds(sweeper.open(spec.options.store)).isel(crossing=0)
     assert float(found.lower) <= 1.3 < float(found.upper) and float(
         found.upper - found.lower
     ) == pytest.approx(2 / 512)
@@ -287,6 +291,6 @@ def test_an_axis_refined_in_log_halves_the_ratio_of_its_values(tmp_path):
     assert x[::16].tolist() == [0.25, 0.5, 1.5, 4.0]
     np.testing.assert_allclose(x[1:17] / x[:16], 2 ** (1 / 16), rtol=1e-12)  # geometric between 0.25 and 0.5
     run(spec)
-    found = sweeper.thresholds(sweeper.open(spec.options.store))
+    found = sweeper.thresholds(sweeper.open(spec.options.store)).isel(crossing=0)
     assert float(found.lower) < 1.0 <= float(found.upper)
     assert float(found.upper) / float(found.lower) == pytest.approx(3 ** (1 / 16))  # the finest ratio there
