@@ -271,15 +271,19 @@ def _nothing_to_do(spec: GridSpec, retry_failed: bool) -> Summary | None:
         or fingerprint(store.recorded(spec)) != spec.fingerprint()
     ):
         return None  # the grid grows the store, or is another grid: the full path says which
+    not_needed = 0
     if spec.refine is not None:
         todo = scheduler.refined_plan(spec, store, retry_failed)
-        if (store.status() == PENDING).any():  # decided not needed, but not written so yet
+        status = store.status()
+        if (status == PENDING).any():  # decided not needed, but not written so yet
             return None
+        not_needed = int((status == NOT_NEEDED).sum())
     else:
         todo = scheduler.plan(store, retry_failed)
     if todo.n_todo or checks.check(store, full=None):  # damage found: the full path repairs it
         return None
-    return Summary(skipped=todo.skipped, seconds=time.perf_counter() - start)
+    # "already done": computed points; a refined grid's not-needed ones are not among them
+    return Summary(skipped=todo.skipped - not_needed, seconds=time.perf_counter() - start)
 
 
 # -- descriptions for the CLI ---------------------------------------------------------------
