@@ -11,6 +11,7 @@ from sweeper.dataset import open
 from sweeper.errors import SpecError, StoreError, SweeperError
 from sweeper.grid_file import load_spec, parse_spec
 from sweeper.spec import GridSpec
+from sweeper.thresholds import thresholds
 
 __all__ = [
     "GridSpec",
@@ -22,4 +23,5 @@ __all__ = [
     "open",
     "parse_spec",
     "submit",
+    "thresholds",
 ]

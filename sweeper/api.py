@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from sweeper import checks, costs, rawread, scheduler
-from sweeper.blocks import FAILED, OK, PENDING
+from sweeper.blocks import FAILED, NOT_NEEDED, OK, PENDING
 from sweeper.creation import StoreTaken, is_url, store_exists
 from sweeper.disk import format_bytes
 from sweeper.errors import SweeperError
@@ -132,7 +132,7 @@ def sweep(
         if done is not None:  # a finished, undamaged store: answered without the lease or Ray
             return spec, done
     resumed = store_exists(spec.options.store) and not overwrite
-    run = Execution(spec, address, verbose, note=_note)
+    run = Execution(spec, address, verbose, note=_note, retry_failed=retry_failed)
     start = time.perf_counter()
     try:  # the lease is given back on any way out, Ctrl-C included; a killed driver's is taken over
         took_over = lease.take() if store_exists(spec.options.store) else None
@@ -143,7 +143,11 @@ def sweep(
         target = open_store(spec, template, overwrite=overwrite, lease=lease)
         if resumed:
             repair_damage(target)
-        todo = scheduler.plan(target, retry_failed)
+        todo = (
+            scheduler.refined_plan(spec, target, retry_failed)
+            if spec.refine is not None
+            else scheduler.plan(target, retry_failed)
+        )
         run.bar = ProgressBar(spec, todo, workers=spec.options.workers) if progress else None
         summary = run.small_or_ray(target, todo) if auto else run.sweep(target, todo)
         summary.seconds = time.perf_counter() - start  # the whole submission: Ray's start-up included
@@ -182,6 +186,10 @@ def describe_summary(spec: GridSpec, summary: Summary) -> str:
         line += f"; warm-up {np.median(summary.warm_up):.1f} s per worker (compilation, not in wall_time)"
     if summary.compile_time >= 0.05:
         line += f", {summary.compile_time:.1f} s compiling inside points"
+    if spec.refine is not None:
+        line += f"; {summary.not_needed} marked not needed by refinement"
+        if summary.idle_fraction is not None:
+            line += f", workers idle {100 * summary.idle_fraction:.0f} % of the time"
     if summary.note:
         line += f" ({summary.note})"
     return line
@@ -263,10 +271,19 @@ def _nothing_to_do(spec: GridSpec, retry_failed: bool) -> Summary | None:
         or fingerprint(store.recorded(spec)) != spec.fingerprint()
     ):
         return None  # the grid grows the store, or is another grid: the full path says which
-    todo = scheduler.plan(store, retry_failed)
+    not_needed = 0
+    if spec.refine is not None:
+        todo = scheduler.refined_plan(spec, store, retry_failed)
+        status = store.status()
+        if (status == PENDING).any():  # decided not needed, but not written so yet
+            return None
+        not_needed = int((status == NOT_NEEDED).sum())
+    else:
+        todo = scheduler.plan(store, retry_failed)
     if todo.n_todo or checks.check(store, full=None):  # damage found: the full path repairs it
         return None
-    return Summary(skipped=todo.skipped, seconds=time.perf_counter() - start)
+    # "already done": computed points; a refined grid's not-needed ones are not among them
+    return Summary(skipped=todo.skipped - not_needed, seconds=time.perf_counter() - start)
 
 
 # -- descriptions for the CLI ---------------------------------------------------------------
@@ -279,6 +296,7 @@ def describe_plan(spec: GridSpec, template: Template, estimate: bool = False) ->
         f"grid      {spec.name} ({spec.source})",
         f"kernel    {spec.kernel} v{spec.kernel_class().version}",
         "dims      " + ", ".join(f"{d}: {n}" for d, n in zip(spec.dims, spec.shape)),
+        *([f"refine    {spec.refine.describe()}"] if spec.refine is not None else []),
         f"points    {spec.n_points} (a grid may hold up to {MAX_POINTS:.0e})",
         f"blocks    {layout.n_blocks} of up to {math.prod(layout.chunks)} points (chunk {layout.chunks})",
         "outputs   "
@@ -321,13 +339,15 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     store = Store.open(path, mode="r")
     damage = checks.check(store, full=None)  # sizes against the records; every byte if few
     status = damage.status
-    codes = {"pending": PENDING, "ok": OK, "failed": FAILED}
+    codes = {"pending": PENDING, "ok": OK, "failed": FAILED, "not_needed": NOT_NEEDED}
     counts = {name: int((status == code).sum()) for name, code in codes.items()}
     total = status.size
+    skipped = f", not needed {counts['not_needed']} (refinement)" if counts["not_needed"] else ""
     lines = [
         f"store     {path}",
         f"grid      {store.attrs.get('grid_name')} (kernel {store.attrs.get('kernel')})",
-        f"points    {total}: ok {counts['ok']}, failed {counts['failed']}, pending {counts['pending']}",
+        f"points    {total}: ok {counts['ok']}, failed {counts['failed']}, pending {counts['pending']}"
+        + skipped,
     ]
     driver = describe_driver(path)
     lines.append(f"driver    {driver}")
@@ -336,7 +356,10 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     if done_times.size:
         wall = rawread.read_lenient(store, "wall_time")
         if driver.startswith("running") and counts["pending"]:
-            lines.extend(_rate_and_eta(status, wall, finished, time.time()))
+            rate = _rate_and_eta(status, wall, finished, time.time())
+            if rate and _is_refined(store):  # most pending points will never be computed
+                rate = [rate[0].split("; ETA")[0] + "; no ETA: refinement decides as results come"]
+            lines.extend(rate)
         lines.append(f"compute   {np.nansum(wall):.3g} s in points, median {np.nanmedian(wall):.3g} s/point")
     warm_up = store.attrs.get("warm_up_seconds")
     if warm_up is not None:
@@ -355,9 +378,19 @@ def describe_status(path: str | os.PathLike, max_failures: int = 10) -> str:
     if damage:
         lines.append(f"damaged   {damage.summary()}; run `sweeper verify {path}` to mark them pending")
         lines.extend(f"  {line}" for line in damage.lines()[:MAX_LINES])
-    elif counts["ok"] == total:
+    elif counts["ok"] + counts["not_needed"] == total:
         lines.append("complete")
     return "\n".join(lines)
+
+
+def _is_refined(store: Store) -> bool:
+    """Whether the grid that wrote ``store`` has a ``[refine]`` table."""
+    import tomllib
+
+    try:
+        return "refine" in tomllib.loads(str(store.attrs.get("grid_text", "")))
+    except tomllib.TOMLDecodeError:
+        return False
 
 
 RATE_WINDOW = 600.0  # seconds: the rate is measured over the points finished this recently

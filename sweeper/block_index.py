@@ -19,11 +19,12 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync  # zarr's own bridge to its event loop
 
-from sweeper.blocks import FAILED, PENDING
+from sweeper.blocks import FAILED, NOT_NEEDED, PENDING
 from sweeper.layout import Layout
 
 INDEX = "_sweeper/block_state"
-ALL_PENDING, UNKNOWN, ALL_OK, SETTLED = 0, 1, 2, 3  # SETTLED: none pending, some failed
+# SETTLED: none pending, some failed or not needed (refinement); either is read to be counted
+ALL_PENDING, UNKNOWN, ALL_OK, SETTLED = 0, 1, 2, 3
 INDEX_CHUNK = 2**16  # blocks per index chunk
 INDEX_FLUSH_SECONDS = 2.0  # refined codes reach the disk at most this late (or at `flush`)
 PAD = -1  # status rows of blocks smaller than a chunk are padded with this
@@ -51,7 +52,7 @@ def lay_out(root: zarr.Group, n_blocks: int) -> None:
 def codes(rows: np.ndarray) -> np.ndarray:
     """Block index codes of status rows (padded with PAD)."""
     pending = rows == PENDING
-    code = np.where((rows == FAILED).any(axis=1), SETTLED, ALL_OK).astype(np.int8)
+    code = np.where(((rows == FAILED) | (rows == NOT_NEEDED)).any(axis=1), SETTLED, ALL_OK).astype(np.int8)
     code[pending.any(axis=1)] = UNKNOWN
     code[(pending | (rows == PAD)).all(axis=1)] = ALL_PENDING
     return code

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 PENDING, OK, FAILED = 0, 1, 2
+NOT_NEEDED = 3  # a point adaptive refinement decided not to compute (sweeper.refinement)
 
 
 @dataclass

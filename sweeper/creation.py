@@ -171,8 +171,8 @@ def _write_template(root: zarr.Group, t: Template) -> None:
             PENDING,
             {
                 "long_name": "status of the point",
-                "flag_values": [0, 1, 2],
-                "flag_meanings": "pending ok failed",
+                "flag_values": [0, 1, 2, 3],
+                "flag_meanings": "pending ok failed not_needed",
             },
         ),
         "wall_time": (np.float64, np.nan, {"long_name": "wall time of the point", "units": "s"}),

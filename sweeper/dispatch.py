@@ -21,6 +21,10 @@ The policy, for one :meth:`Dispatch.map`:
   times its points (plus a second) has its worker restarted; the block is split
   into single points, and a single point that overruns is failed.
 - With ``grow``, the pool adds workers as the cluster gains CPUs.
+- Tasks are taken from the source as workers free up; a source may yield ``None`` (a
+  refined grid whose next points wait for results in flight): the dispatch then waits for
+  a result and asks again. The time each ready worker held no call is measured
+  (:meth:`Dispatch.idle_fraction`).
 - If no worker is ready and nothing runs for ``start_timeout`` seconds, the
   cluster has no room for the workers: an error.
 """
@@ -85,6 +89,9 @@ class Pool(Protocol):
         """CPUs the cluster has for workers (each needs one)."""
 
 
+_END = object()  # the task source is exhausted
+
+
 class Dispatch:
     """Runs blocks on a :class:`Pool` under the policy in this module's docstring."""
 
@@ -114,8 +121,10 @@ class Dispatch:
     def map(self, tasks: Iterable[BlockTask]) -> Iterator[BlockResult]:
         """Run every task; yield results in completion order."""
         self._begin(tasks)
-        while self.queue or self.running:
+        while self.queue or self.running or not self.exhausted:
             self._tick()
+            if not (self.queue or self.running or not self.exhausted):
+                break
             done = self.pool.wait([*self.running, *self.pings], self._timeout())
             if done is None:
                 self._on_timeout()
@@ -130,8 +139,8 @@ class Dispatch:
         # Tasks are taken from `tasks` one at a time, as workers free up (the scheduler
         # builds each when it is taken); the queue holds one ahead, and retries.
         self.source = iter(tasks)
+        self.exhausted = False
         self.queue: deque[BlockTask] = deque()
-        self._refill()
         # Per worker, its calls in submission order: the oldest is the one running.
         self.calls: list[deque[Hashable]] = []
         self.started: list[float] = []  # when calls[i][0] began running
@@ -144,13 +153,28 @@ class Dispatch:
         self.bystanders: set[Hashable] = set()  # calls queued on a worker that died running another
         self.last_ready = now
         self.next_growth = now if self.grow else math.inf
+        # Idle time: per worker ready, the seconds it held no call (waiting for tasks)
+        self.idle: list[float] = []
+        self.idle_since: list[float | None] = []
+        self.ready_since: list[float | None] = []
         for i in range(len(self.pool)):
             self._track(i)
+        self._refill()
+
+    def idle_fraction(self) -> float | None:
+        """Of the time workers were ready during the last map, the fraction they held no call."""
+        now = self.clock()
+        idle = sum(t + (now - s if s is not None else 0.0) for t, s in zip(self.idle, self.idle_since))
+        ready = sum(now - s for s in self.ready_since if s is not None)
+        return idle / ready if ready > 0 else None
 
     def _track(self, i: int) -> None:
         self.calls.append(deque())
         self.started.append(0.0)
         self.ping_failures.append(0)
+        self.idle.append(0.0)
+        self.idle_since.append(None)
+        self.ready_since.append(None)
         self._ping(i)
 
     def _ping(self, i: int) -> None:
@@ -159,6 +183,7 @@ class Dispatch:
 
     def _tick(self) -> None:
         """Grow the pool, ping again where due, and fill every ready worker's slots."""
+        self._refill()
         now = self.clock()
         if now >= self.next_growth:
             self.next_growth = now + self.GROWTH_PERIOD
@@ -170,18 +195,27 @@ class Dispatch:
             self._ping(entry[1])
         while self.queue and (i := self._free_worker()) is not None:
             task = self.queue.popleft()
-            self._refill()
             handle = self.pool.submit(i, task)
             self.running[handle] = (i, task)
+            self._refill()
             if not self.calls[i]:
                 self.started[i] = now
+                if self.idle_since[i] is not None:
+                    self.idle[i] += now - self.idle_since[i]
+                    self.idle_since[i] = None
             self.calls[i].append(handle)
 
     def _refill(self) -> None:
-        if not self.queue:
-            task = next(self.source, None)
-            if task is not None:
-                self.queue.append(task)
+        """Take the next task; a source may yield None: nothing yet, ask again after a result."""
+        if self.queue or self.exhausted:
+            return
+        task = next(self.source, _END)
+        if task is _END:
+            self.exhausted = True
+        elif task is not None:
+            self.queue.append(task)
+        elif not self.running:
+            raise SweeperError("the task source waits for results, but none is in flight")
 
     def _free_worker(self) -> int | None:
         free = [i for i in self.available if len(self.calls[i]) < self.in_flight_per_worker]
@@ -236,6 +270,10 @@ class Dispatch:
         self.available.add(i)
         self.ping_failures[i] = 0
         self.last_ready = self.clock()
+        if self.ready_since[i] is None:
+            self.ready_since[i] = self.last_ready
+        if not self.calls[i] and self.idle_since[i] is None:
+            self.idle_since[i] = self.last_ready
 
     def _on_result(self, handle: Hashable) -> Iterator[BlockResult]:
         i, task = self.running.pop(handle)
@@ -243,6 +281,8 @@ class Dispatch:
         self.calls[i].remove(handle)
         if was_running:
             self.started[i] = self.clock()
+        if not self.calls[i] and i in self.available:
+            self.idle_since[i] = self.clock()
         charged = was_running and handle not in self.bystanders
         overran = handle in self.expired
         self.bystanders.discard(handle)

@@ -35,6 +35,8 @@ def describe_estimate(spec: GridSpec) -> list[str]:
         indices, walls, warm_up = _pilot(spec)
         pending = np.ones(spec.shape, dtype=bool)
         source = f"{len(walls)} pilot points run here ({_spread(walls)} each)"
+    if spec.refine is not None:  # what is known to be needed: the coarse grid's points
+        pending = pending & coarse(spec)
     n_todo = int(pending.sum())
     cost = costs.remaining_cost(indices, walls, costs.per_axis(pending))
     if cost is None:
@@ -42,7 +44,8 @@ def describe_estimate(spec: GridSpec) -> list[str]:
     workers = spec.options.workers
     lines = [f"estimate  {format_seconds(cost)} of compute for {n_todo} points, from {source}"]
     warm = f"warm-up {warm_up:.1f} s" if warm_up is not None else "warm-up unknown"
-    if workers == 0 or (workers is None and spec.options.time_limit is None and cost < IN_PROCESS_BELOW):
+    here = workers is None and spec.options.time_limit is None and spec.refine is None  # a pilot decides
+    if workers == 0 or (here and cost < IN_PROCESS_BELOW):
         lines.append(f"          about {format_seconds(cost + (warm_up or 0))} in this process ({warm})")
     else:
         workers = workers or os.cpu_count() or 1
@@ -51,7 +54,21 @@ def describe_estimate(spec: GridSpec) -> list[str]:
             f"          about {format_seconds(total)} on {workers} workers ({warm} per worker, "
             f"and about {RAY_START:.0f} s to start a private Ray)"
         )
+    if spec.refine is not None:
+        lines.append(
+            "          for the coarse grid only: refinement adds the points near the boundary as it "
+            "goes (one crossing of a 1-D axis: one point a level; docs/refinement.md §2)"
+        )
     return lines
+
+
+def coarse(spec: GridSpec) -> np.ndarray:
+    """Grid-shaped: the coarse points of a refined grid (their first ``min_seeds`` seeds)."""
+    mask = np.zeros(spec.shape, dtype=bool)
+    step = 2**spec.refine.levels
+    at = [slice(None, None, step) if d in spec.refine.axes else slice(None) for d in spec.dims[:-1]]
+    mask[(*at, slice(0, spec.refine.min_seeds))] = True
+    return mask
 
 
 def _store_costs(spec: GridSpec):

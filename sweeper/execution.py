@@ -45,6 +45,7 @@ def in_process_first(spec: GridSpec, address: str | None, took_over: str | None)
         and address is None
         and spec.options.time_limit is None
         and took_over is None
+        and spec.refine is None  # its points are planned as results come: no pilot ends to take
         and not (ray is not None and ray.is_initialized())
     )
 
@@ -52,8 +53,16 @@ def in_process_first(spec: GridSpec, address: str | None, took_over: str | None)
 class Execution:
     """The executors of one submission, its private Ray (if any) and its progress bar."""
 
-    def __init__(self, spec: GridSpec, address: str | None, verbose: bool, note: Callable[[str], None]):
+    def __init__(
+        self,
+        spec: GridSpec,
+        address: str | None,
+        verbose: bool,
+        note: Callable[[str], None],
+        retry_failed: bool = False,
+    ):
         self.spec, self.address, self.verbose, self.note = spec, address, verbose, note
+        self.retry_failed = retry_failed  # what a refined grid's decisions start from
         self.executors: list[Executor] = []
         self.session = None
         self.bar = None
@@ -71,6 +80,8 @@ class Execution:
             executor,
             on_result=None if self.bar is None else self.bar.update_block,
             todo=todo,
+            retry_failed=self.retry_failed,
+            on_more=None if self.bar is None or self.spec.refine is None else self.bar.expect,
         )
         summary.warm_up = tuple(getattr(executor, "warm_ups", list)())
         return summary

@@ -50,6 +50,10 @@ class PoolExecutor:
     def map(self, tasks: Iterable[BlockTask]) -> Iterator[BlockResult]:
         return self.dispatch.map(tasks)
 
+    def idle_fraction(self) -> float | None:
+        """Of the time the workers were ready in the last map, the fraction they had no block."""
+        return self.dispatch.idle_fraction()
+
     def close(self) -> None:
         self.pool.close()
 

@@ -15,6 +15,12 @@ and the ``[run]`` options (:mod:`sweeper.options`)::
     [run]
     store = "results/plateau.zarr"
     block_size = 8
+    [refine]                  # optional: adaptive refinement (sweeper.refine_options)
+    axes = ["lr"]             # each level halves the spacing of lr's values
+    levels = 6
+    output = "risk"           # locate where the last risk falls below 1e-3
+    reduce = "last"
+    below = 1e-3
 
 This module reads the text safely (its size, UTF-8, TOML and nesting depth, each
 within a limit) and hands the document to :mod:`sweeper.parser`, which checks

@@ -85,6 +85,14 @@ class Layout:
         order = list(range(0, 2 * ndim, 2)) + list(range(1, 2 * ndim, 2))
         return split.transpose(order).reshape(self.n_blocks, math.prod(self.chunks))
 
+    def from_per_block(self, rows: np.ndarray) -> np.ndarray:
+        """The grid-shaped array whose :meth:`per_block` rows are ``rows`` (padding dropped)."""
+        ndim = len(self.shape)
+        grid = rows.reshape(*self.grid, *self.chunks)
+        order = [k for axis in range(ndim) for k in (axis, ndim + axis)]  # the inverse of per_block
+        padded = grid.transpose(order).reshape([g * c for g, c in zip(self.grid, self.chunks)])
+        return padded[tuple(slice(0, n) for n in self.shape)]
+
     def chunk_mask(self, block_id: tuple[int, ...]) -> np.ndarray:
         """Which positions of a full chunk (C order) are points of the block (False: padding)."""
         shape = self.block_shape(block_id)

@@ -89,6 +89,11 @@ def default_block_size(n_points: int) -> int:
     return max(1, min(256, math.ceil(n_points / 64)))
 
 
+def refined_block_size(n_points: int) -> int:
+    """A refined grid's default: about 16 blocks, at most 1024 points a block (see the parser)."""
+    return max(1, min(1024, math.ceil(n_points / 16)))
+
+
 def store_problem(store: object) -> str | None:
     """What is wrong with ``store`` as a store path or URL, or None; checked before anything is written."""
     if not isinstance(store, str) or not store:

@@ -11,6 +11,7 @@ was expected and what was found. How an axis's values are written is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import typing
 import unicodedata
@@ -32,11 +33,23 @@ from sweeper.axes import (
     show,
 )
 from sweeper.errors import SpecError, printable
-from sweeper.options import parse_options
+from sweeper.options import RunOptions, parse_options, refined_block_size
+from sweeper.refine_options import Refinement, finest_values, parse_refine
 from sweeper.spec import GridSpec
 from sweeper.template import kernel_schema
 
-TOP_LEVEL_KEYS = ("kernel", "name", "description", "seeds", "grid_seed", "params", "sweep", "cases", "run")
+TOP_LEVEL_KEYS = (
+    "kernel",
+    "name",
+    "description",
+    "seeds",
+    "grid_seed",
+    "params",
+    "sweep",
+    "cases",
+    "run",
+    "refine",
+)
 MAX_POINTS = 10**7  # the largest grid bench/scale.py runs (scan, status, resubmit); 10^8 is untested
 MAX_NAME_BYTES = 200  # `name` makes a file name (NAME.zarr, and a longer one while it is created)
 RESERVED_NAMES = ("seed", "case", "status", "wall_time", "finished_at", "message")  # the store's own
@@ -104,7 +117,13 @@ class _Parser:
         options = parse_options(
             self.table(doc, "run"), name, kernel.name, list(declared), n_points, self.fail
         )
-        self.names_free(kernel, kernel_schema(kernel(), base, options.outputs), axes, cases)
+        stored = kernel_schema(kernel(), base, options.outputs)
+        self.names_free(kernel, stored, axes, cases)
+        refine = None
+        if "refine" in doc:
+            dims = {name: out.dims for name, out in stored.outputs.items()}
+            refine = parse_refine(doc["refine"], axes, dims, len(seeds), self.fail)
+            axes, options = self.finest(refine, axes, options, doc, n_points)
         return GridSpec(
             source=self.source,
             text=text,
@@ -117,7 +136,35 @@ class _Parser:
             seeds=seeds,
             grid_seed=int(grid_seed),
             options=options,
+            refine=refine,
         )
+
+    def finest(
+        self, refine: Refinement, axes: tuple[Axis, ...], options: RunOptions, doc: Mapping, n_points: int
+    ) -> tuple[tuple[Axis, ...], RunOptions]:
+        """The refined axes at their finest values; the default block size follows the finest grid.
+
+        About 16 blocks, not 64: a block is written once per level that computes a point in
+        it, so fewer, larger blocks cost fewer writes (a 97 x 97 circle in this process, 945 points
+        computed: 2.6 s -> 0.9-1.1 s, load 4).
+        """
+        finest = tuple(
+            Axis(a.name, finest_values(a.values, refine.levels, a.name in refine.log))
+            if a.name in refine.axes
+            else a
+            for a in axes
+        )
+        grow = math.prod(len(b.values) / len(a.values) for a, b in zip(axes, finest))
+        n_finest = round(n_points * grow)
+        if n_finest > MAX_POINTS:
+            raise self.fail(
+                "refine.levels",
+                f"the finest grid has {n_finest:.3g} points, more than the {MAX_POINTS:.0e} one grid "
+                f"may hold; use fewer levels or fewer values or seeds.",
+            )
+        if "block_size" not in self.table(doc, "run"):
+            options = dataclasses.replace(options, block_size=refined_block_size(n_finest))
+        return finest, options
 
     def kernel(self, doc: Mapping[str, Any]) -> tuple[str, type[Kernel]]:
         kernel_name = doc.get("kernel")

@@ -45,6 +45,13 @@ class ProgressBar:
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} pt [{elapsed}{postfix}]",
         )
 
+    def expect(self, indices: np.ndarray) -> None:
+        """More points to compute than the plan said (a refined grid): grid indices, (n, ndim)."""
+        for axis, counts in enumerate(self.remaining):
+            np.add.at(counts, indices[:, axis], 1)
+        self.bar.total += len(indices)
+        self.bar.refresh()
+
     def update_block(self, result) -> None:
         self.failed += int((result.status == FAILED).sum())
         for axis, counts in enumerate(self.remaining):

@@ -21,7 +21,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BytesCodec, ZstdCodec
 
-from sweeper.blocks import FAILED, OK, PENDING
+from sweeper.blocks import FAILED, NOT_NEEDED, OK, PENDING
 from sweeper.integrity import GROUP, NO_RECORD, RECORDS, chunk_key_fn
 from sweeper.layout import Layout
 
@@ -62,7 +62,7 @@ def read_status(store: Store, trusted: np.ndarray | None = None) -> tuple[np.nda
                 bad.add(block_id)
                 continue
             status[region] = chunk[tuple(slice(0, r.stop - r.start) for r in region)]
-    strange = ~np.isin(status, (PENDING, OK, FAILED))
+    strange = ~np.isin(status, (PENDING, OK, FAILED, NOT_NEEDED))
     if strange.any():
         bad |= set(ids_of(per_block(layout, strange) > 0))
     for block_id in bad:

@@ -4,8 +4,9 @@ The store answers which points are pending or failed; the scheduler plans, per
 block and vectorised over the status (:class:`Plan`), which blocks hold points
 still to compute, builds each block's :class:`BlockTask` (only those points)
 when the executor takes it, and writes every result back as it comes, in
-completion order. Knows the spec, the store and the executor interface;
-nothing of physics, zarr or Ray.
+completion order. A refined grid's points come from
+:class:`~sweeper.refined_sweep.RefinedSweep` instead, as its decisions allow. Knows
+the spec, the store and the executor interface; nothing of physics, zarr or Ray.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sweeper.blocks import FAILED, OK, PENDING, BlockResult, BlockTask
 from sweeper.errors import StoreError
 from sweeper.executors import Executor
 from sweeper.layout import Layout
+from sweeper.refined_sweep import RefinedSweep
 from sweeper.spec import GridSpec
 from sweeper.store import Store
 
@@ -37,6 +39,8 @@ class Summary:
     warm_up: tuple[float, ...] = ()  # seconds each worker spent warming its kernel up (compilation)
     compile_time: float = 0.0  # seconds compiling inside points (switches the example did not take)
     note: str = ""  # how it ran, when that is not the default (e.g. in this process, and why)
+    not_needed: int = 0  # points a refined grid decided not to compute (written as such)
+    idle_fraction: float | None = None  # of the time workers were ready, the fraction without a block
 
     def add(self, other: Summary) -> None:
         """Fold in a later part of the same submission (e.g. the rest after a pilot); keeps ``skipped``."""
@@ -46,6 +50,7 @@ class Summary:
         self.seconds += other.seconds
         self.warm_up = self.warm_up + other.warm_up
         self.compile_time += other.compile_time
+        self.not_needed += other.not_needed
 
 
 def wanted(status: np.ndarray, retry_failed: bool = False) -> np.ndarray:
@@ -84,11 +89,7 @@ class Plan:
         chosen[self.todo] = True
         rows &= chosen[:, None]
         rows[self.read] &= self.wanted.astype(bool)
-        ndim = len(layout.shape)
-        grid = rows.reshape(*layout.grid, *layout.chunks)
-        order = [k for axis in range(ndim) for k in (axis, ndim + axis)]  # the inverse of per_block
-        padded = grid.transpose(order).reshape([g * c for g, c in zip(layout.grid, layout.chunks)])
-        return padded[tuple(slice(0, n) for n in layout.shape)]
+        return layout.from_per_block(rows)
 
     @classmethod
     def from_mask(cls, layout: Layout, mask: np.ndarray) -> Plan:
@@ -166,6 +167,11 @@ def tasks(spec: GridSpec, store: Store, retry_failed: bool = False) -> list[Bloc
     return list(iter_tasks(spec, store, plan(store, retry_failed)))
 
 
+def refined_plan(spec: GridSpec, store: Store, retry_failed: bool = False) -> Plan:
+    """A refined grid's first plan: the points its decisions ask for now (more follow)."""
+    return Plan.from_mask(store.layout, RefinedSweep(spec, store, retry_failed).to_compute())
+
+
 def sweep(
     spec: GridSpec,
     store: Store,
@@ -174,14 +180,31 @@ def sweep(
     retry_failed: bool = False,
     on_result: Callable[[BlockResult], None] | None = None,
     todo: Plan | None = None,
+    on_more: Callable[[np.ndarray], None] | None = None,
 ) -> Summary:
-    """Compute every point of ``spec`` that ``store`` does not hold yet (``todo``: its plan)."""
+    """Compute every point of ``spec`` that ``store`` does not hold yet (``todo``: its plan).
+
+    A refined grid (``spec.refine``) computes what its decisions ask for, as they come
+    (:mod:`sweeper.refined_sweep`): ``todo`` is then only its first plan, and ``on_more``
+    is told of the points planned after it.
+    """
     start = time.perf_counter()
-    if todo is None:
-        todo = plan(store, retry_failed=retry_failed)
-    summary = Summary(skipped=todo.skipped)
+    if spec.refine is not None:
+        workers = len(getattr(executor, "pool", ()))  # its tasks are cut so that each has some
+        refined = RefinedSweep(spec, store, retry_failed, workers=workers)
+        refined.on_more = on_more
+        summary = Summary(skipped=refined.done_before)
+        source, after = refined.tasks(), refined.update
+    else:
+        if todo is None:
+            todo = plan(store, retry_failed=retry_failed)
+        summary = Summary(skipped=todo.skipped)
+        source, after, refined = iter_tasks(spec, store, todo), None, None
     try:
-        _run(spec, store, executor, todo, summary, on_result)
+        _run(store, executor, source, after, summary, on_result)
+        if refined is not None:
+            summary.not_needed = refined.marked
+            summary.idle_fraction = getattr(executor, "idle_fraction", lambda: None)()
     finally:
         try:
             store.flush()
@@ -192,14 +215,14 @@ def sweep(
 
 
 def _run(
-    spec: GridSpec,
     store: Store,
     executor: Executor,
-    todo: Plan,
+    source: Iterator[BlockTask | None],
+    after: Callable[[BlockResult], None] | None,
     summary: Summary,
     on_result: Callable[[BlockResult], None] | None,
 ) -> None:
-    for result in executor.map(iter_tasks(spec, store, todo)):
+    for result in executor.map(source):
         try:
             store.write(result)
         except OSError as exc:  # disk full, store removed, ...: finished points are safe on disk
@@ -208,6 +231,8 @@ def _run(
                 f"the {summary.computed} points written in this run are safe. Fix the cause and "
                 f"submit again to compute the rest."
             ) from None
+        if after is not None:
+            after(result)
         summary.computed += len(result.status)
         summary.ok += int((result.status == OK).sum())
         summary.failed += int((result.status == FAILED).sum())

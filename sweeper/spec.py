@@ -24,6 +24,7 @@ from sweeper.axes import Axis
 from sweeper.errors import SpecError, printable
 from sweeper.layout import Layout, chunk_shape
 from sweeper.options import MAX_WORKERS, RunOptions, store_problem
+from sweeper.refine_options import Refinement
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class GridSpec:
     seeds: tuple[int, ...]
     grid_seed: int
     options: RunOptions  # the `[run]` table
+    refine: Refinement | None = None  # the `[refine]` table; its axes hold their finest values
 
     # -- shape -----------------------------------------------------------------
     @property

@@ -23,7 +23,7 @@ from zarr.core.sync import sync  # zarr's own bridge to its event loop
 
 from sweeper import block_index, checks, creation, growth, integrity, relayout
 from sweeper.block_index import ALL_OK, ALL_PENDING, INDEX, PAD, SETTLED, UNKNOWN, BlockIndex
-from sweeper.blocks import FAILED, OK, PENDING, BlockResult
+from sweeper.blocks import FAILED, NOT_NEEDED, OK, PENDING, BlockResult
 from sweeper.checks import Damage
 from sweeper.creation import BOOKKEEPING, is_url, quiet, store_exists
 from sweeper.disk import check_writable
@@ -237,11 +237,13 @@ class Store:
         sizes = self.layout.block_sizes()
         read = np.flatnonzero((states == UNKNOWN) | (states == SETTLED))
         rows = self.block_status(read)
-        return {
+        counts = {
             "pending": int(sizes[states == ALL_PENDING].sum() + (rows == PENDING).sum()),
             "ok": int(sizes[states == ALL_OK].sum() + (rows == OK).sum()),
             "failed": int((rows == FAILED).sum()),
         }
+        not_needed = int((rows == NOT_NEEDED).sum())  # only a refined grid has any
+        return counts | ({"not_needed": not_needed} if not_needed else {})
 
     # -- the block index ------------------------------------------------------------------
     def block_states(self) -> np.ndarray:

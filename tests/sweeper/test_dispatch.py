@@ -320,3 +320,30 @@ def test_in_process_a_block_failing_outside_the_kernel_takes_the_same_path(monke
     (result,) = executor.map([block(0, "ok", "ok")])
     assert list(result.status) == [FAILED, FAILED]
     assert result.messages == ["block failed outside the kernel: ValueError('boom')"] * 2
+
+
+def test_a_source_that_waits_for_results_gets_them_and_idle_time_is_measured():
+    """A refined grid's source yields None until the result it decides on is in: the dispatch
+    waits for that result (never for nothing), and counts the idle worker's time."""
+    clock = Clock()
+    pool = FakePool(clock, workers=2)
+    dispatch = Dispatch(pool, clock=clock, in_flight_per_worker=1)
+    seen: list[int] = []
+
+    def source():
+        yield block(0, "ok", "ok")  # 2 s on one worker; the other has nothing to do
+        while not seen:
+            yield None
+        yield block(1, "ok")
+        yield block(2, "ok")
+
+    for result in dispatch.map(source()):
+        seen.extend(int(i[0]) for i in result.indices)
+    assert sorted(seen) == [0, 1, 10, 20] and clock.now == 3.0
+    assert dispatch.idle_fraction() == pytest.approx(2.0 / 6.0)  # worker 1 idle 2 s of 2 x 3 s
+
+
+def test_a_source_waiting_with_nothing_in_flight_is_an_error_not_a_hang():
+    dispatch = Dispatch(FakePool(Clock(), workers=1), clock=Clock())
+    with pytest.raises(SweeperError, match="waits for results, but none is in flight"):
+        list(dispatch.map(iter([None])))
