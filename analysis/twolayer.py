@@ -127,18 +127,26 @@ def mean_and_error(values: xr.DataArray, dim: str = SEED) -> tuple[xr.DataArray,
 
 
 def paired_deviation(
-    theory: xr.DataArray, simulation: xr.DataArray, t_max: float | None = None, relative: bool = False
+    theory: xr.DataArray,
+    simulation: xr.DataArray,
+    t_max: float | None = None,
+    relative: bool = False,
+    floor: float | None = None,
 ) -> xr.DataArray:
     """RMS over saved times of ``simulation - theory``, point by point (seed by seed).
 
     The two are paired: same coordinates, the theory started from the simulation's initial
     weights (same seed), so what remains is the simulation's fluctuation plus what the theory
     leaves out. ``t_max`` keeps the saved times up to it; ``relative`` divides the difference
-    by the theory first. The result keeps every dim but ``time``.
+    by the theory first; ``floor`` keeps only the times at which the theory is above it (a
+    risk that has converged to round-off makes a relative difference meaningless). The result
+    keeps every dim but ``time``.
     """
     diff = simulation - theory
     if relative:
         diff = diff / theory
+    if floor is not None:
+        diff = diff.where(theory > floor)
     if t_max is not None:
         diff = diff.sel({TIME: slice(None, t_max)})
     return np.sqrt((diff**2).mean(TIME))

@@ -82,6 +82,11 @@ def test_paired_deviation_and_errors():
     np.testing.assert_allclose(dev, [0.1, 0.1, 0.3])
     np.testing.assert_allclose(twolayer.paired_deviation(theory, 2 * sim, relative=True), [1.2, 0.8, 1.6])
     assert twolayer.paired_deviation(theory, sim, t_max=5).sizes == {"seed": 3}
+    # times where the theory is below the floor are left out
+    low = theory.where(theory["time"] < 5, 1e-12)
+    np.testing.assert_allclose(twolayer.paired_deviation(low, low + offsets, floor=1e-9), [0.1, 0.1, 0.3])
+    kept = twolayer.paired_deviation(low, low * (1 + offsets), relative=True, floor=1e-9)
+    np.testing.assert_allclose(kept, [0.1, 0.1, 0.3])
     mean, sigma = twolayer.deviation_in_errors(theory, sim)
     se = np.std([0.1, -0.1, 0.3], ddof=1) / np.sqrt(3)
     np.testing.assert_allclose(mean, 0.1)
