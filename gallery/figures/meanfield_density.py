@@ -70,6 +70,7 @@ def _density_panel(ax, density, vmax, title):
 
 def draw(datasets, numbers):
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     particles, reduced = datasets["meanfield_particles"], datasets["meanfield_reduced"]
     k_max = int(particles["K"].max())
@@ -109,6 +110,7 @@ def draw(datasets, numbers):
     ax.loglog(ks, fit(ks), "C0-", lw=1, label=f"fit: slope {fit.slope:.2f} ± {fit.slope_error:.2f}")
     ax.loglog(ks, fit(ks[0]) * (ks / ks[0]) ** -0.5, "k--", lw=1, label="K^(-1/2)")
     ax.set_xlabel("K (particles)")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels on a short log axis
     ax.set_ylabel("RMS over t of (R_particles - R_reduced) / R_reduced")
     ax.set_title("particles against the reduced dynamics, same units", fontsize=9)
     ax.legend(fontsize=7)
@@ -121,6 +123,7 @@ def draw(datasets, numbers):
     ax.loglog(ks, spread(ks), "C0-", lw=1, label=f"fit: slope {spread.slope:.2f} ± {spread.slope_error:.2f}")
     ax.loglog(ks, spread(ks[0]) * (ks / ks[0]) ** -0.5, "k--", lw=1, label="K^(-1/2)")
     ax.set_xlabel("K (particles)")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels on a short log axis
     ax.set_ylabel("std of the risk over seeds")
     ax.set_title(f"seed spread of the particle risk at t = {numbers['spread_time']:g}", fontsize=9)
     ax.legend(fontsize=7)

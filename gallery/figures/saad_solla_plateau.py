@@ -65,6 +65,7 @@ def analyse(datasets):
 
 def draw(datasets, numbers):
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.4))
     lr_runs = datasets["saad_solla_lr"].risk
@@ -141,6 +142,7 @@ def draw(datasets, numbers):
     ax.loglog(ds, fit(ds), "C0-", lw=1, label=f"fit: slope {fit.slope:.2f} ± {fit.slope_error:.2f}")
     ax.loglog(ds, fit(ds[0]) * (ds / ds[0]) ** -0.5, "k--", lw=1, label="d^(-1/2)")
     ax.set_xlabel("d")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels on a short log axis
     ax.set_ylabel("RMS over t <= 60 of (R_sgd - R_ode) / R_ode")
     ax.set_title("ODE against SGD: deviation shrinks like d^(-1/2)", fontsize=10)
     ax.legend(fontsize=7)

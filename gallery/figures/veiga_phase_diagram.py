@@ -89,6 +89,7 @@ def analyse(datasets):
 
 def draw(datasets, numbers):
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     diagram = _one_seed(datasets["veiga_phase_diagram"])
     kappa, delta = diagram["kappa"].values, diagram["delta"].values
@@ -183,6 +184,7 @@ def draw(datasets, numbers):
         label="SGD delta = 0.5",
     )
     ax.set_xlabel("d")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded minor labels on a short log axis
     ax.set_ylabel("R_inf (mean of the last 5 saved times)")
     ax.set_title("green: R_inf ~ d^-(kappa + delta) (talk: d^-delta at kappa = 0)", fontsize=9)
     ax.legend(fontsize=7)
