@@ -15,14 +15,17 @@ Theory (`dmft`) against finite-d simulation (`sgd_multipass`) goes through
 Two response conventions (docs/singlelayer.md §11.3): `dmft`'s ``R(t, t')`` is the response
 to a field acting in the step at ``t'`` (``R(t, t) = 0``), `sgd_multipass`'s is a kick of the
 state at ``t'`` (``R(t, t) = 1``), one step ahead. With ``kick=False`` the integral is the
-left Riemann sum over the saved times ``t' <= s < t``, with ``kick=True`` the right one,
-``t' < s <= t``: both are then the same sum over the steps between ``t'`` and ``t``.
+sum over the steps ``t' <= s < t``, with ``kick=True`` over ``t' < s <= t``: both are then the
+same sum over the steps between ``t'`` and ``t``. Where the saved times are several steps
+apart, ``R`` is interpolated between them (:func:`susceptibility`): a plain Riemann sum on a
+grid of spacing ``h`` would be off by about ``h / (2 tau_R)`` for a response decaying over
+``tau_R`` (10 % at ``h = 0.2``, ``tau_R = 1``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import numpy as np
 import xarray as xr
@@ -186,11 +189,3 @@ def effective_temperature(
 def fraction_above(values: xr.DataArray, threshold: float, dim: str = "seed") -> xr.DataArray:
     """Share of ``dim`` (the seeds, by default) whose value exceeds ``threshold``."""
     return (values > threshold).mean(dim)
-
-
-def as_numbers(values: xr.DataArray | Mapping) -> object:
-    """A DataArray as nested plain lists / floats (JSON for the gallery's numbers)."""
-    if isinstance(values, Mapping):
-        return {str(k): as_numbers(v) for k, v in values.items()}
-    data = np.asarray(values.values if isinstance(values, xr.DataArray) else values, dtype=float)
-    return np.round(data, 6).tolist()

@@ -164,5 +164,5 @@ FIGURE = Figure(
     grids=("fdt_step_dmft", "fdt_step_sim", "fdt_psgd_dmft", "fdt_psgd_sim"),
     analyse=analyse,
     draw=draw,
-    small_note="to t = 16; lr 0.1, 0.2; b 0.2, 0.8; tau 0.5, 2; DMFT 1 block of 5000; d = 300, 2 seeds",
+    small_note="to t = 16; lr 0.1, 0.2; b 0.2, 0.8; tau 0.5, 2; DMFT 1 block of 10000; d = 500, 3 seeds",
 )

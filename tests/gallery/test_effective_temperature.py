@@ -3,7 +3,9 @@
 import pytest
 
 from gallery import make
+from gallery.figure import grid_path
 from gallery.figures.effective_temperature import FIGURE
+from sweeper.grid_file import load_spec
 
 
 @pytest.mark.slow
@@ -30,3 +32,11 @@ def test_effective_temperature_small(tmp_path):
     (low_b, high_b) = n["psgd_T_eff_dmft"]
     assert low_b[1] > 1.3 * low_b[0] and high_b[1] > 1.3 * high_b[0]
     assert all(lo > 1.5 * hi for lo, hi in zip(low_b, high_b))
+
+
+def test_effective_temperature_grids_load():
+    # quick: the full and --small grids parse, and the small ones are the same grids reduced
+    for stem in FIGURE.grids:
+        full, small = load_spec(grid_path(stem)), load_spec(grid_path(stem, small=True))
+        assert full.name == small.name == stem and full.kernel == small.kernel
+        assert small.n_points <= full.n_points

@@ -3,7 +3,9 @@
 import pytest
 
 from gallery import make
+from gallery.figure import grid_path
 from gallery.figures.mixture_sgd import FIGURE
+from sweeper.grid_file import load_spec
 
 
 @pytest.mark.slow
@@ -28,3 +30,11 @@ def test_mixture_sgd_small(tmp_path):
     for side in (0, 1):
         errors = {case: values[side] for case, values in final["train_error"].items()}
         assert errors["psgd"] > 1.2 * max(errors["sgd"], errors["gd"]), (side, errors)
+
+
+def test_mixture_sgd_grids_load():
+    # quick: the full and --small grids parse, and the small ones are the same grids reduced
+    for stem in FIGURE.grids:
+        full, small = load_spec(grid_path(stem)), load_spec(grid_path(stem, small=True))
+        assert full.name == small.name == stem and full.kernel == small.kernel
+        assert small.n_points <= full.n_points

@@ -3,7 +3,9 @@
 import pytest
 
 from gallery import make
+from gallery.figure import grid_path
 from gallery.figures.phase_retrieval_psgd import FIGURE
+from sweeper.grid_file import load_spec
 
 
 @pytest.mark.slow
@@ -23,3 +25,11 @@ def test_phase_retrieval_psgd_small(tmp_path):
     # the flow limit's semi-implicit step also recovers (its lead at the escape, 0.80 against
     # 0.74 at t = 10, is within the 2-block errors here: reported on the figure, not asserted)
     assert psgd["flow_semi_implicit_final_m"][0] > 0.9
+
+
+def test_phase_retrieval_psgd_grids_load():
+    # quick: the full and --small grids parse, and the small ones are the same grids reduced
+    for stem in FIGURE.grids:
+        full, small = load_spec(grid_path(stem)), load_spec(grid_path(stem, small=True))
+        assert full.name == small.name == stem and full.kernel == small.kernel
+        assert small.n_points <= full.n_points

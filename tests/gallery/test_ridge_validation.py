@@ -3,7 +3,9 @@
 import pytest
 
 from gallery import make
+from gallery.figure import grid_path
 from gallery.figures.ridge_validation import FIGURE
+from sweeper.grid_file import load_spec
 
 
 @pytest.mark.slow
@@ -24,3 +26,11 @@ def test_ridge_validation_small(tmp_path):
     assert at["within_2_sigma"] > 0.75
     # O(d^-1/2) fluctuations of single runs: measured worst 1.8-5 % at d = 1000
     assert max(at["worst_relative"].values()) < 0.08
+
+
+def test_ridge_validation_grids_load():
+    # quick: the full and --small grids parse, and the small ones are the same grids reduced
+    for stem in FIGURE.grids:
+        full, small = load_spec(grid_path(stem)), load_spec(grid_path(stem, small=True))
+        assert full.name == small.name == stem and full.kernel == small.kernel
+        assert small.n_points <= full.n_points
