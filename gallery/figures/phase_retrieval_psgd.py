@@ -152,5 +152,5 @@ FIGURE = Figure(
     grids=("phase_retrieval_dmft", "phase_retrieval_flow_dmft", "phase_retrieval_sgd"),
     analyse=analyse,
     draw=draw,
-    small_note="alpha = 3, GD and p-SGD; DMFT 2 blocks of 1500, memory lag 3; d = 500, lr 0.025 only",
+    small_note="alpha = 3, GD and p-SGD; DMFT 2 blocks of 1500; d = 500, lr 0.025 only",
 )

@@ -18,10 +18,9 @@ def test_phase_retrieval_psgd_small(tmp_path):
     # t = 40; docs/dmft.md §7.5 finds 0.5 < m < 0.8 at t = 50 with 3000 trajectories)
     assert psgd["dmft_final_m"][0] > 0.9
     assert gd["dmft_final_m"][0] < 0.7
-    # finite d: GD stalls in every seed (measured 0.52 +- 0.08 at both steps)
-    for lr in ("0.025", "0.01"):
-        assert gd[f"sim_lr={lr}_final_m"][0] < 0.7
-        assert gd[f"sim_lr={lr}_seeds_above_0.9"] == 0.0
+    # finite d (d = 500, lr 0.025): GD stalls in every seed (measured 0.52 +- 0.08)
+    assert gd["sim_lr=0.025_final_m"][0] < 0.7
+    assert gd["sim_lr=0.025_seeds_above_0.9"] == 0.0
     # the flow limit's semi-implicit step also recovers (its lead at the escape, 0.80 against
     # 0.74 at t = 10, is within the 2-block errors here: reported on the figure, not asserted)
     assert psgd["flow_semi_implicit_final_m"][0] > 0.9
