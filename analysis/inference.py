@@ -1,0 +1,129 @@
+"""Sample complexities and Bayes-optimal comparisons, from the stores (no plotting).
+
+- :func:`success_fractions`: per parameter point, how many seeds met a refined grid's own
+  success criterion (its ``[refine]`` table), with the 95 % Wilson interval.
+- :func:`fixed_param`: a parameter the grid held fixed, from the store.
+- :func:`located`: the first crossing :func:`sweeper.thresholds` found on one line, as a dict.
+- :func:`recovery_bracket`: the same for a deterministic, unrefined line (theory).
+- :func:`separated`: whether intervals lie strictly one after another (an ordering of
+  thresholds that their confidence bands resolve).
+- :func:`state_evolution_gap`: how far finite-d GAMP's seed-mean overlap lies from state
+  evolution, per d.
+- :func:`best_ridge`: the ridge strength of least seed-mean test error, per alpha.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+import sweeper
+from sweeper.refinement import per_seed, reduce_output, wilson
+from sweeper.thresholds import refinement_of
+
+Z95 = 1.959964  # normal quantile of a two-sided 95 % interval
+BOUNDS = ("lower", "upper", "estimate", "band_lower", "band_upper", "n_seeds")
+
+
+def success_fractions(ds: xr.Dataset) -> xr.Dataset:
+    """``k`` seeds of ``n`` computed that succeed by the store's ``[refine]`` criterion, per point.
+
+    Returns ``k``, ``n``, ``fraction`` (NaN where nothing was computed) and its 95 % Wilson
+    interval ``low``, ``high``, over the grid's dims without ``seed``.
+    """
+    refine, dims = refinement_of(ds)
+    out = ds[refine.output].transpose(*dims, *[d for d in ds[refine.output].dims if d not in dims])
+    done, success = per_seed(
+        ds.status.transpose(*dims).values, reduce_output(out.values, refine.reduce), refine
+    )
+    k = np.where(done, success, 0.0).sum(axis=-1)
+    n = done.sum(axis=-1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):  # n = 0 where nothing was computed
+        low, high = wilson(k, n, Z95)
+    coords = {d: ds[d] for d in dims[:-1]}
+    frac = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+    make = lambda a: xr.DataArray(a, coords=coords, dims=dims[:-1])  # noqa: E731
+    return xr.Dataset(
+        {"k": make(k), "n": make(n), "fraction": make(frac), "low": make(low), "high": make(high)}
+    )
+
+
+def fixed_param(ds: xr.Dataset, name: str):
+    """A parameter the grid held fixed (its ``[params]`` value), read from the store's grid text."""
+    from sweeper.grid_file import parse_spec
+
+    return parse_spec(str(ds.attrs["grid_text"]), source="the store's grid_text").fixed[name]
+
+
+def located(ds: xr.Dataset, **line) -> dict[str, float]:
+    """The first crossing of :func:`sweeper.thresholds` on the line ``line`` (e.g. ``case=...``).
+
+    Keys :data:`BOUNDS`: the bracket ``lower``-``upper``, ``estimate``, the confidence band
+    ``band_lower``-``band_upper`` and ``n_seeds``; all NaN if the line never crosses.
+    """
+    found = sweeper.thresholds(ds).sel(line).isel(crossing=0)
+    return {k: float(found[k]) for k in BOUNDS}
+
+
+def recovery_bracket(ds: xr.Dataset, output: str, below: float, axis: str = "alpha") -> dict[str, float]:
+    """Where a deterministic (one-seed) line's ``output`` first falls below ``below`` along ``axis``.
+
+    For an unrefined grid what :func:`located` is for a refined one, with the same keys: the
+    bracket between the last computed value above and the first below (NaN if none), the
+    midpoint as ``estimate``, the bracket as band (no seeds, no interval).
+    """
+    values = ds[output].where(ds.ok).squeeze(drop=True).dropna(axis)
+    x, below_it = values[axis].values, values.values < below
+    switch = np.flatnonzero(~below_it[:-1] & below_it[1:])
+    if switch.size == 0:
+        return dict.fromkeys(BOUNDS, np.nan)
+    lower, upper = float(x[switch[0]]), float(x[switch[0] + 1])
+    return dict(zip(BOUNDS, (lower, upper, 0.5 * (lower + upper), lower, upper, 1.0)))
+
+
+def separated(intervals: Sequence[tuple[float, float]]) -> bool:
+    """True if each interval ``(low, high)`` ends strictly before the next one starts."""
+    bounds = np.asarray(intervals, dtype=np.float64)
+    return bool(np.all(bounds[:-1, 1] < bounds[1:, 0]) and np.all(np.isfinite(bounds)))
+
+
+def state_evolution_gap(gamp: xr.Dataset, theory: xr.DataArray) -> dict[int, float]:
+    """Mean over iterations of ``|seed-mean m - m_SE|`` per ``d`` of the GAMP store ``gamp``.
+
+    ``theory``: SE's ``m`` over ``iteration`` (the `amp` kernel's path, same ``m0`` and alpha).
+    """
+    mean, _ = sweeper.comparison.seed_stats(gamp, "m")
+    gap = np.abs(mean - theory.values).mean("iteration")
+    return {int(d): float(gap.sel(d=d)) for d in gamp.d.values}
+
+
+def best_ridge(ds: xr.Dataset, output: str = "test_error") -> xr.Dataset:
+    """Per alpha, the ``ridge`` of least seed-mean last ``output``, that error and its seed error.
+
+    ``ds`` has dims ``alpha``, ``ridge``, ``seed`` (and ``time``: the last time is taken).
+    """
+    mean, error = sweeper.comparison.seed_stats(ds, output)
+    if "time" in mean.dims:
+        mean, error = mean.isel(time=-1), error.isel(time=-1)
+    best = mean.fillna(np.inf).argmin("ridge")
+    return xr.Dataset(
+        {
+            "ridge": ds.ridge[best].drop_vars("ridge"),
+            "error": mean.isel(ridge=best).drop_vars("ridge"),
+            "error_sem": error.isel(ridge=best).drop_vars("ridge"),
+        }
+    )
+
+
+__all__ = [
+    "BOUNDS",
+    "best_ridge",
+    "fixed_param",
+    "located",
+    "recovery_bracket",
+    "separated",
+    "state_evolution_gap",
+    "success_fractions",
+]

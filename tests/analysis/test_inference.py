@@ -1,0 +1,131 @@
+"""analysis.inference on synthetic stores with a known answer."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import sweeper
+from analysis.inference import (
+    best_ridge,
+    fixed_param,
+    located,
+    recovery_bracket,
+    separated,
+    state_evolution_gap,
+    success_fractions,
+)
+from sweeper.grid_file import parse_spec
+
+GRID = """
+kernel = "ode"
+name = "synthetic"
+seeds = 4
+[params]
+K = 1
+M = 1
+[sweep]
+lr = [1.0, 2.0, 3.0]
+[refine]
+axes = ["lr"]
+levels = 1
+output = "risk"
+reduce = "last"
+below = 0.5
+"""
+
+
+def _refined_store(risk_last: np.ndarray, status: np.ndarray) -> xr.Dataset:
+    """A store over lr (the finest values 1, 1.5, ..., 3) and 4 seeds, as sweeper.open gives it."""
+    lr = [1.0, 1.5, 2.0, 2.5, 3.0]
+    coords = {"lr": lr, "seed": np.arange(4), "time": [0.0, 1.0]}
+    risk = np.stack([np.ones_like(risk_last), risk_last], axis=-1)
+    ds = xr.Dataset(
+        {
+            "risk": (("lr", "seed", "time"), risk),
+            "status": (("lr", "seed"), status.astype(np.int8)),
+        },
+        coords=coords,
+        attrs={"grid_text": GRID},
+    )
+    return ds.assign(ok=ds.status == 1)
+
+
+def test_success_fractions_count_the_refine_criterion():
+    risk = np.array([[1, 1, 1, 1], [1, 0, 1, 1], [0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=float)
+    status = np.ones((5, 4))
+    status[1] = 3  # not needed: not computed, not counted
+    status[4, 3] = 2  # failed: counted as a computed seed that did not succeed
+    f = success_fractions(_refined_store(risk, status))
+    assert f.k.values.tolist() == [0, 0, 3, 4, 3]
+    assert f.n.values.tolist() == [4, 0, 4, 4, 4]
+    assert np.isnan(f.fraction.values[1]) and f.fraction.values[2] == 0.75
+    assert np.all(f.low.values[[0, 2, 3, 4]] <= f.fraction.values[[0, 2, 3, 4]])
+
+
+def test_located_is_the_first_crossing_of_sweeper_thresholds():
+    risk = np.array([[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=float)
+    ds = _refined_store(risk, np.ones((5, 4)))
+    found = located(ds)
+    assert (found["lower"], found["upper"]) == (1.5, 2.0)
+    assert found["estimate"] == pytest.approx(1.5 + 0.5 * (0.5 / 0.75))  # linear to fraction 1/2
+    assert found["estimate"] == float(sweeper.thresholds(ds).estimate.isel(crossing=0))
+
+
+def test_fixed_param_reads_the_grid_text():
+    ds = _refined_store(np.zeros((5, 4)), np.ones((5, 4)))
+    assert fixed_param(ds, "K") == 1 == parse_spec(GRID).fixed["K"]
+
+
+def test_separated_needs_strictly_ordered_intervals():
+    assert separated([(0.9, 1.0), (1.1, 1.2), (2.0, 3.0)])
+    assert not separated([(0.9, 1.1), (1.1, 1.2)])  # touching is not separated
+    assert not separated([(1.1, 1.2), (0.9, 1.0)])
+    assert not separated([(0.9, 1.0), (np.nan, 1.2)])
+
+
+def test_state_evolution_gap_per_d():
+    theory = xr.DataArray([0.1, 0.5, 0.9], dims="iteration", coords={"iteration": [0, 1, 2]})
+    offsets = np.array([[0.1, -0.1, 0.3], [0.01, 0.01, 0.01]])  # seed means 0.1 and 0.01 off
+    m = theory.values[None, None, :] + offsets[:, :, None] * np.array([0, 1, 1])[None, None, :]
+    ds = xr.Dataset(
+        {"m": (("d", "seed", "iteration"), m), "ok": (("d", "seed"), np.ones((2, 3), bool))},
+        coords={"d": [100, 1000], "seed": [0, 1, 2], "iteration": [0, 1, 2]},
+    )
+    gap = state_evolution_gap(ds, theory)
+    assert gap[100] == pytest.approx(0.1 * 2 / 3) and gap[1000] == pytest.approx(0.01 * 2 / 3)
+
+
+def test_best_ridge_picks_the_least_seed_mean_error():
+    error = np.array([[[0.3, 0.3], [0.2, 0.22], [0.25, 0.25]], [[0.1, 0.1], [0.12, 0.12], [0.2, 0.2]]])
+    ds = xr.Dataset(
+        {
+            "test_error": (("alpha", "ridge", "seed"), error),
+            "ok": (("alpha", "ridge", "seed"), np.ones((2, 3, 2), bool)),
+        },
+        coords={"alpha": [1.0, 2.0], "ridge": [0.01, 0.1, 1.0], "seed": [0, 1]},
+    )
+    best = best_ridge(ds)
+    assert best.ridge.values.tolist() == [0.1, 0.01]
+    assert best.error.values == pytest.approx([0.21, 0.1])
+    assert best.error_sem.values[0] == pytest.approx(
+        0.02 / np.sqrt(2) / np.sqrt(2)
+    )  # std 0.02/sqrt 2, over sqrt 2
+
+
+def test_recovery_bracket_of_a_deterministic_line():
+    alpha = [0.9, 1.0, 1.1, 1.2, 1.3]
+    ds = xr.Dataset(
+        {
+            "mse": (("alpha", "seed"), [[0.5], [0.3], [0.2], [0.0], [0.0]]),
+            "ok": (("alpha", "seed"), np.ones((5, 1), bool)),
+        },
+        coords={"alpha": alpha, "seed": [0]},
+    )
+    found = recovery_bracket(ds, "mse", 1e-10)
+    assert (found["lower"], found["upper"], found["estimate"]) == (1.1, 1.2, pytest.approx(1.15))
+    assert np.isnan(recovery_bracket(ds, "mse", -1.0)["estimate"])  # never below
+    failed = ds.assign(ok=ds.ok.copy(data=[[True], [True], [True], [False], [True]]))
+    assert (
+        recovery_bracket(failed, "mse", 1e-10)["lower"] == 1.1
+        and recovery_bracket(failed, "mse", 1e-10)["upper"] == 1.3
+    )
