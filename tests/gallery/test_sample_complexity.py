@@ -25,12 +25,13 @@ def test_sample_complexity_small(tmp_path):
     # 0.024 and 0.012 mean gaps over 30 iterations, 4 seeds: 2x apart, so a margin of 20 % is safe)
     assert n["gamp_gap"]["2000"] < 0.8 * n["gamp_gap"]["200"]
     # A teacher held fixed across seeds (teacher_seed = 0) against a fresh one, p-SGD tau = 1, d = 100:
-    # the small grid (spacing 1/8, up to 32 seeds) brackets teacher 0's alpha_1/2 in [3.125, 3.25] (measured;
-    # the full grid at spacing 1/16 finds 3.15, so the bracket is the line's, not the coarse grid's)
+    # located at the finest spacing 1/8 (measured bracket [3.125, 3.25]), around the full grid's estimate for
+    # the same teacher and seeds at spacing 1/16, 3.146: a bracket that missed it would be a wrong line
     fixed = n["teacher"]["pSGD tau=1 d=100"]["fixed"][0]
-    assert (fixed["lower"], fixed["upper"]) == (3.125, 3.25)
-    # self-averaging: one teacher moves the threshold by less than two located thresholds of the same
-    # fresh-teacher line differ between two seed sets (0.17-0.44 measured on the full grids at d = 100,
-    # 200); measured here 0.23, and the two bands overlap
+    assert fixed["upper"] - fixed["lower"] == 0.125 and fixed["lower"] <= 3.146 <= fixed["upper"]
+    # one teacher moves p-SGD's threshold by no more than seed-set noise (isotropic data, normalised teacher:
+    # fixed and fresh are equal in law, docs/refinement.md §7). Full grids, p-SGD: |fixed - fresh| <= 0.27,
+    # two fresh seed sets 0.09-0.17 apart; here 0.23. 0.5 is twice the largest p-SGD shift measured (GD's
+    # noisier lines reach 0.55, which is why the small grid runs p-SGD)
     fresh = n["teacher"]["pSGD tau=1 d=100"]
     assert fresh["max_shift"] < 0.5 and fresh["bands_overlap"]
