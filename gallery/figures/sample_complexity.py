@@ -3,8 +3,9 @@
 How many samples per dimension, alpha = n/d, each method needs to recover the signal of noiseless
 phase retrieval: information-theoretically alpha_IT = 1, AMP alpha_AMP = 1.128 (state evolution,
 the `amp` kernel), then gradient methods at a finite d and horizon (persistent SGD and GD from a
-warm start at d = 100-400, t = 50; over-parametrised GD with K hidden units from a random start at
-d = 40, t = 1000: the alpha where half of the seeds recover, refined), finite-d GAMP beside its
+warm start at d = 100-400, t = 50; over-parametrised GD with K hidden units and persistent SGD from
+a random start at d = 40, t = 1000: the alpha where half of the seeds recover, refined), finite-d
+GAMP beside its
 state evolution, and the thresholds with one teacher shared by all seeds against a fresh one.
 """
 
@@ -55,6 +56,12 @@ def _lines(datasets) -> dict[str, tuple[str, dict]]:
     d = fixed_param(over, "d")
     for K in over.hidden.values:
         lines[f"GD K={int(K)} d={d}"] = ("sample_complexity_overparam", {"hidden": K})
+    rand = datasets["sample_complexity_random"]  # p-SGD in the over-parametrised grid's setting
+    for case in rand.case.values:
+        lines[f"{_case_label(rand, case)} K=1 d={fixed_param(rand, 'd')}"] = (
+            "sample_complexity_random",
+            {"case": case},
+        )
     return lines
 
 
@@ -103,6 +110,15 @@ def analyse(datasets) -> dict:
     widths = sorted(int(K) for K in over.hidden.values)
     dk = fixed_param(over, "d")
     numbers["width_separated"] = separated([_band(t[f"GD K={K} d={dk}"]) for K in (widths[-1], widths[0])])
+    # one d, start and horizon for every method: the random-start lines, in the order they recover
+    random_start = [k for k, (stem, _) in _lines(datasets).items() if stem != "sample_complexity_sgd"]
+    numbers["random_start_order"] = sorted(random_start, key=lambda k: t[k]["estimate"])
+    # the talk's order at that one d: IT < AMP < p-SGD (tau = 1) < over-param. GD (K = d) < GD (K = 1)
+    psgd = next(k for k in random_start if k.startswith("pSGD tau=1"))
+    talk = [numbers["alpha_IT"], numbers["alpha_AMP"], t[psgd], t[f"GD K={widths[-1]} d={dk}"]]
+    talk.append(t[f"GD K={widths[0]} d={dk}"])
+    numbers["talk_order"] = bool(np.all(np.diff([x["estimate"] for x in talk]) > 0))
+    numbers["talk_order_separated"] = separated([_band(x) for x in talk])
     teacher = datasets["sample_complexity_teacher"]
     numbers["teacher"] = {
         label: teacher_comparison(teacher, **sel) for label, sel in _teacher_lines(datasets).items()
@@ -181,22 +197,39 @@ def _draw_theory(axes, datasets, numbers):
 
 
 def _draw_ladder(ax, datasets, numbers):
-    """The punchline: every located threshold, ordered, with its band and its setting."""
-    rows = {"IT (Bayes), d -> inf": numbers["alpha_IT"], "AMP (SE), d -> inf": numbers["alpha_AMP"]}
-    ordered = sorted(numbers["thresholds"].items(), key=lambda item: item[1]["estimate"])
+    """The punchline: every located threshold with its band, grouped by setting (d -> infinity; one d,
+    random start and horizon for every gradient method; warm start at several d), ordered in each."""
     over = datasets["sample_complexity_overparam"]
-    for label, t in ordered:
-        rows[label + (f", t={fixed_param(over, 't_max'):g} rand." if " K=" in label else ", t=50 warm")] = t
-    for y, (label, t) in enumerate(rows.items()):
-        colour = (
-            "C1" if "d -> inf" in label else ("C3" if " K=" in label else ("C2" if "pSGD" in label else "C0"))
+    thresholds, lines = numbers["thresholds"], _lines(datasets)
+    warm = sorted(
+        (k for k, (stem, _) in lines.items() if stem == "sample_complexity_sgd"),
+        key=lambda k: thresholds[k]["estimate"],
+    )
+    groups = {
+        "d -> infinity": {"IT (Bayes)": numbers["alpha_IT"], "AMP (SE)": numbers["alpha_AMP"]},
+        f"random start, d = {fixed_param(over, 'd')}, t = {fixed_param(over, 't_max'):g}": {
+            k: thresholds[k] for k in numbers["random_start_order"]
+        },
+        "warm start m0 = 0.2, t = 50": {k: thresholds[k] for k in warm},
+    }
+    labels, y = [], 0
+    for name, rows in groups.items():
+        ax.text(
+            0.01, y - 0.1, name, transform=ax.get_yaxis_transform(), va="bottom", fontsize=7, style="italic"
         )
-        ax.plot(_band(t), [y, y], color=colour, lw=6, alpha=0.3, solid_capstyle="butt")
-        ax.plot([t["lower"], t["upper"]], [y, y], color=colour, lw=2)
-        ax.plot(t["estimate"], y, "ko", ms=3.5)
-        ax.text(t["band_upper"] + 0.05, y, f"{t['estimate']:.2f}", va="center", fontsize=7)
-    ax.set_yticks(range(len(rows)), list(rows), fontsize=7)
-    ax.invert_yaxis()
+        for label, t in rows.items():
+            colour = (
+                "C1" if "(" in label else ("C2" if "pSGD" in label else ("C3" if " K=" in label else "C0"))
+            )
+            ax.plot(_band(t), [y, y], color=colour, lw=6, alpha=0.3, solid_capstyle="butt")
+            ax.plot([t["lower"], t["upper"]], [y, y], color=colour, lw=2)
+            ax.plot(t["estimate"], y, "ko", ms=3.5)
+            ax.text(t["band_upper"] + 0.05, y, f"{t['estimate']:.2f}", va="center", fontsize=7)
+            labels.append(label)
+            y += 1
+        ax.axhline(y - 0.5, color="grey", lw=0.5)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylim(len(labels) - 0.5, -0.7)
     ax.axvline(2.0, color="grey", ls=":", lw=0.8)
     ax.set(
         xlabel="alpha at which half of the seeds recover",
@@ -224,8 +257,14 @@ def _draw_overparam(axes, datasets, numbers):
         label = f"GD K={int(K)} d={d}"
         threshold = numbers["thresholds"][label]
         _fractions(ax, over, {"hidden": K}, colour, f"K = {int(K)}: {threshold['estimate']:.2f}", threshold)
+    rand = datasets["sample_complexity_random"]
+    for colour, case in zip(COLOURS[len(over.hidden) :], rand.case.values):
+        label = f"{_case_label(rand, case)} K=1 d={d}"
+        threshold = numbers["thresholds"][label]
+        name = f"{_case_label(rand, case)}, K = 1: {threshold['estimate']:.2f}"
+        _fractions(ax, rand, {"case": case}, colour, name, threshold, band=False, fmt="s--")
     ax.axvline(2.0, color="grey", ls=":", lw=0.8, label="alpha = 2 (K >= d, d -> inf)")
-    _success_axes(ax, f"over-param. GD, d = {d}, t = {t_max:g}", "fraction with |S - S*|/|S*| < 0.1")
+    _success_axes(ax, f"random start, d = {d}, t = {t_max:g}", "fraction with |S - S*|/|S*| < 0.1")
 
     ax = axes[1]  # the widest student's median matrix error against time, at the coarse alphas
     widest = over.hidden.values.max()
@@ -250,7 +289,10 @@ def _draw_teacher_lines(axes, datasets, numbers):
     and the warm-start grid's fresh line (another grid seed) where it has that line."""
     teacher, sgd = datasets["sample_complexity_teacher"], datasets["sample_complexity_sgd"]
     lines = _lines(datasets)
-    for ax, (label, sel) in zip(axes, _teacher_lines(datasets).items()):
+    teacher_lines = _teacher_lines(datasets)
+    for ax in axes[len(teacher_lines) :]:  # --small has one line
+        ax.axis("off")
+    for ax, (label, sel) in zip(axes, teacher_lines.items()):
         found = numbers["teacher"][label]
         if label in lines:
             ref = lines[label][1]
@@ -306,7 +348,8 @@ def _draw_teacher_summary(ax, numbers):
     right = max(r[1]["band_upper"] for r in rows) + 0.05
     for label, found in numbers["teacher"].items():
         y = [i for i, row in enumerate(rows) if row[0].startswith(label + " ")]
-        text = f"fixed: sd {found['fixed_spread']:.2f}\nmax shift {found['max_shift']:.2f}"
+        spread = f"fixed: sd {found['fixed_spread']:.2f}\n" if np.isfinite(found["fixed_spread"]) else ""
+        text = f"{spread}max shift {found['max_shift']:.2f}"
         ax.text(right, np.mean(y), text, va="center", fontsize=6)
     ax.set_xlim(right=right + 1.3)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=6)
@@ -329,10 +372,11 @@ def draw(datasets, numbers):
     dk, tk = fixed_param(over, "d"), fixed_param(over, "t_max")
     fig.suptitle(
         "Phase retrieval: how many samples each algorithm needs. alpha_IT = 1 < alpha_AMP = 1.13 "
-        f"(d -> infinity) < persistent SGD < GD at d = {ds}, horizon t = 50\n(warm start m0 = 0.2, "
-        f"lr 0.025, success m(50) > 0.9); over-parametrised GD with K units at d = {dk}, horizon t = {tk:g} "
-        "(random start, lr 0.02, success |S - S*|/|S*| < 0.1).\nalpha_1/2: where half of the seeds "
-        "recover (refined in alpha); bands: 95 %",
+        "(d -> infinity) < persistent SGD < over-parametrised GD (K = d) < GD\n"
+        f"at d = {dk}, horizon t = {tk:g} (random start, "
+        "lr 0.02, success |S - S*|/|S*| < 0.1); and p-SGD < GD from a warm start m0 = 0.2 at "
+        f"d = {ds}, horizon t = 50 (lr 0.025, success m(50) > 0.9).\n"
+        "alpha_1/2: where half of the seeds recover (refined in alpha); bands: 95 %",
         fontsize=10,
     )
     return fig
@@ -346,10 +390,12 @@ FIGURE = Figure(
         "sample_complexity_gamp",
         "sample_complexity_sgd",
         "sample_complexity_overparam",
+        "sample_complexity_random",
         "sample_complexity_teacher",
     ),
     analyse=analyse,
     draw=draw,
-    small_note="SGD/GD at d = 100 only, 2 refinement levels; over-param. GD at d = 20, t = 300, K = 1, d; "
+    small_note="SGD/GD at d = 100 only, 2 refinement levels; over-param. GD and p-SGD (tau = 1) at d = 20, "
+    "t = 300, K = 1, d; "
     "teacher: d = 100, fresh and teacher 0",
 )

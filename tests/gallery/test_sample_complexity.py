@@ -21,6 +21,9 @@ def test_sample_complexity_small(tmp_path):
     assert n["ordering_separated"]
     t = n["thresholds"]
     assert t["pSGD tau=1 d=100"]["estimate"] < t["GD d=100"]["estimate"]
+    # from a random start too (d = 20, t = 300, spacing 1/2): p-SGD's bracket [2, 2.5] ends where one-unit GD's
+    # [2.5, 3] starts (measured); a p-SGD line that recovered later than GD would be a regression
+    assert t["pSGD tau=1 K=1 d=20"]["upper"] <= t["GD K=1 d=20"]["lower"]
     # GAMP follows SE closer at d = 2000 than at d = 200: finite-d deviations ~ 1/sqrt(d) (measured
     # 0.024 and 0.012 mean gaps over 30 iterations, 4 seeds: 2x apart, so a margin of 20 % is safe)
     assert n["gamp_gap"]["2000"] < 0.8 * n["gamp_gap"]["200"]
