@@ -95,6 +95,9 @@ def test_state_evolution_gap_per_d():
     )
     gap = state_evolution_gap(ds, theory)
     assert gap[100] == pytest.approx(0.1 * 2 / 3) and gap[1000] == pytest.approx(0.01 * 2 / 3)
+    # per seed: |0.1| + |-0.1| + |0.3| over 3 seeds at d = 100, on 2 of 3 iterations
+    single = state_evolution_gap(ds, theory, per_seed=True)
+    assert single[100] == pytest.approx(0.5 / 3 * 2 / 3) and single[1000] == pytest.approx(0.01 * 2 / 3)
 
 
 def test_best_ridge_picks_the_least_seed_mean_error():
