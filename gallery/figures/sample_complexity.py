@@ -318,7 +318,7 @@ def _draw_teacher_lines(axes, datasets, numbers):
             teacher,
             sel | {"teacher_seed": -1},
             "C0",
-            f"fresh: {found['fresh']['estimate']:.2f}",
+            f"fresh, grid seed 1: {found['fresh']['estimate']:.2f}",
             found["fresh"],
             band=False,
             fmt="s-",
