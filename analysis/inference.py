@@ -7,6 +7,8 @@
 - :func:`recovery_bracket`: the same for a deterministic, unrefined line (theory).
 - :func:`separated`: whether intervals lie strictly one after another (an ordering of
   thresholds that their confidence bands resolve).
+- :func:`teacher_comparison`: the located thresholds of one line with a fresh teacher per seed
+  and with fixed teachers (``teacher_seed``), and how far the fixed ones lie from the fresh one.
 - :func:`state_evolution_gap`: how far finite-d GAMP's seed-mean overlap lies from state
   evolution, per d.
 - :func:`best_ridge`: the ridge strength of least seed-mean test error, per alpha.
@@ -89,13 +91,46 @@ def separated(intervals: Sequence[tuple[float, float]]) -> bool:
     return bool(np.all(bounds[:-1, 1] < bounds[1:, 0]) and np.all(np.isfinite(bounds)))
 
 
-def state_evolution_gap(gamp: xr.Dataset, theory: xr.DataArray) -> dict[int, float]:
+def overlapping(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """True if the intervals ``a`` and ``b`` (``(low, high)``, finite) share a point."""
+    return bool(np.all(np.isfinite([*a, *b])) and a[0] <= b[1] and b[0] <= a[1])
+
+
+def teacher_comparison(ds: xr.Dataset, dim: str = "teacher_seed", **line) -> dict:
+    """The located thresholds of ``line`` at every value of ``dim``: -1 a fresh teacher, k >= 0 fixed.
+
+    Returns ``fresh`` and ``fixed`` (teacher seed -> :func:`located`), the fixed estimates'
+    ``fixed_mean`` and ``fixed_spread`` (their standard deviation, ``ddof = 1``: the
+    teacher-to-teacher spread), ``max_shift`` (the largest ``|fixed - fresh|`` estimate) and
+    ``bands_overlap`` (every fixed teacher's confidence band meets the fresh teacher's).
+    """
+    fresh = located(ds, **line, **{dim: -1})
+    fixed = {int(k): located(ds, **line, **{dim: k}) for k in ds[dim].values if k >= 0}
+    estimates = np.array([t["estimate"] for t in fixed.values()])
+    band = lambda t: (t["band_lower"], t["band_upper"])  # noqa: E731
+    return {
+        "fresh": fresh,
+        "fixed": fixed,
+        "fixed_mean": float(estimates.mean()),
+        "fixed_spread": float(estimates.std(ddof=1)) if estimates.size > 1 else float("nan"),
+        "max_shift": float(np.max(np.abs(estimates - fresh["estimate"]))),
+        "bands_overlap": all(overlapping(band(t), band(fresh)) for t in fixed.values()),
+    }
+
+
+def state_evolution_gap(gamp: xr.Dataset, theory: xr.DataArray, per_seed: bool = False) -> dict[int, float]:
     """Mean over iterations of ``|seed-mean m - m_SE|`` per ``d`` of the GAMP store ``gamp``.
 
     ``theory``: SE's ``m`` over ``iteration`` (the `amp` kernel's path, same ``m0`` and alpha).
+    ``per_seed``: the mean of ``|m - m_SE|`` over seeds and iterations instead, a single run's
+    deviation (O(d^(-1/2))), where the seed mean's gap measures the bias of the mean (smaller).
     """
-    mean, _ = sweeper.comparison.seed_stats(gamp, "m")
-    gap = np.abs(mean - theory.values).mean("iteration")
+    if per_seed:
+        m = gamp.m.where(gamp.ok)
+        gap = np.abs(m - theory.values).mean(["seed", "iteration"])
+    else:
+        mean, _ = sweeper.comparison.seed_stats(gamp, "m")
+        gap = np.abs(mean - theory.values).mean("iteration")
     return {int(d): float(gap.sel(d=d)) for d in gamp.d.values}
 
 
@@ -122,8 +157,10 @@ __all__ = [
     "best_ridge",
     "fixed_param",
     "located",
+    "overlapping",
     "recovery_bracket",
     "separated",
     "state_evolution_gap",
     "success_fractions",
+    "teacher_comparison",
 ]

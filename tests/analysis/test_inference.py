@@ -9,10 +9,12 @@ from analysis.inference import (
     best_ridge,
     fixed_param,
     located,
+    overlapping,
     recovery_bracket,
     separated,
     state_evolution_gap,
     success_fractions,
+    teacher_comparison,
 )
 from sweeper.grid_file import parse_spec
 
@@ -93,6 +95,9 @@ def test_state_evolution_gap_per_d():
     )
     gap = state_evolution_gap(ds, theory)
     assert gap[100] == pytest.approx(0.1 * 2 / 3) and gap[1000] == pytest.approx(0.01 * 2 / 3)
+    # per seed: |0.1| + |-0.1| + |0.3| over 3 seeds at d = 100, on 2 of 3 iterations
+    single = state_evolution_gap(ds, theory, per_seed=True)
+    assert single[100] == pytest.approx(0.5 / 3 * 2 / 3) and single[1000] == pytest.approx(0.01 * 2 / 3)
 
 
 def test_best_ridge_picks_the_least_seed_mean_error():
@@ -129,3 +134,49 @@ def test_recovery_bracket_of_a_deterministic_line():
         recovery_bracket(failed, "mse", 1e-10)["lower"] == 1.1
         and recovery_bracket(failed, "mse", 1e-10)["upper"] == 1.3
     )
+
+
+TEACHER_GRID = """
+kernel = "sgd_multipass"
+name = "synthetic_teacher"
+seeds = 4
+[sweep]
+teacher_seed = [-1, 0, 1]
+alpha = [1.0, 2.0, 3.0]
+[refine]
+axes = ["alpha"]
+levels = 1
+output = "m"
+reduce = "last"
+above = 0.9
+"""
+
+
+def test_overlapping_intervals():
+    assert overlapping((1.0, 2.0), (2.0, 3.0)) and overlapping((1.0, 3.0), (1.5, 2.0))
+    assert not overlapping((1.0, 2.0), (2.5, 3.0)) and not overlapping((1.0, np.nan), (1.0, 2.0))
+
+
+def test_teacher_comparison_of_a_fresh_and_two_fixed_teachers():
+    # successes of 4 seeds at alpha = 1, 1.5, ..., 3: fresh crosses 1/2 in [1.5, 2], teacher 0 in
+    # [2, 2.5], teacher 1 in [1, 1.5]
+    k = np.array([[0, 1, 3, 4, 4], [0, 0, 1, 3, 4], [1, 3, 4, 4, 4]])
+    m = (np.arange(4)[None, None, :] < k[:, :, None]).astype(float)  # the first k seeds recover
+    ds = xr.Dataset(
+        {
+            "m": (("teacher_seed", "alpha", "seed", "time"), np.stack([np.zeros_like(m), m], axis=-1)),
+            "status": (("teacher_seed", "alpha", "seed"), np.ones(m.shape, np.int8)),
+        },
+        coords={"teacher_seed": [-1, 0, 1], "alpha": [1.0, 1.5, 2.0, 2.5, 3.0], "seed": np.arange(4)},
+        attrs={"grid_text": TEACHER_GRID},
+    )
+    ds = ds.assign(ok=ds.status == 1)
+    out = teacher_comparison(ds)
+    assert (out["fresh"]["lower"], out["fresh"]["upper"]) == (1.5, 2.0)
+    assert sorted(out["fixed"]) == [0, 1]
+    fixed = [out["fixed"][0]["estimate"], out["fixed"][1]["estimate"]]
+    assert fixed[0] == pytest.approx(2.0 + 0.5 * (0.25 / 0.5)) and fixed[1] == pytest.approx(1.0 + 0.5 * 0.5)
+    assert out["fixed_mean"] == pytest.approx(np.mean(fixed))
+    assert out["fixed_spread"] == pytest.approx(np.std(fixed, ddof=1))
+    assert out["max_shift"] == pytest.approx(max(abs(f - out["fresh"]["estimate"]) for f in fixed))
+    assert out["bands_overlap"]  # 4 seeds: no fraction's Wilson interval excludes 1/2 but 0 and 1
