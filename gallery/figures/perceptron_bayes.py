@@ -213,15 +213,15 @@ def draw(datasets, numbers):
         )
     r = numbers["rademacher"]
     ax.axvspan(r["alpha_IT"]["estimate"], r["alpha_AMP"]["estimate"], color="C1", alpha=0.15, lw=0)
-    for key, colour, y in (("alpha_IT", "k", 0.02), ("alpha_AMP", "C1", 0.02)):
+    for key, colour in (("alpha_IT", "k"), ("alpha_AMP", "C1")):
         ax.axvline(r[key]["estimate"], color=colour, ls="--", lw=0.8)
         ax.text(
             r[key]["estimate"],
-            y,
-            f"{key} ≈ {r[key]['estimate']:.2f} ",
+            0.01,
+            f"{key} in [{r[key]['lower']:.2f}, {r[key]['upper']:.2f}]",
             fontsize=7,
             rotation=90,
-            va="top",
+            va="bottom",
             ha="right",
         )
     ax.text(r["alpha_AMP"]["estimate"] + 0.05, 0.12, "hard phase: AMP > Bayes = 0", fontsize=7, color="C1")
