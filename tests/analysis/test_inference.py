@@ -8,10 +8,10 @@ import sweeper
 from analysis.inference import (
     best_ridge,
     excess_over_bayes,
-    last_change,
-    paired_excess,
     fixed_param,
+    last_change,
     located,
+    paired_excess,
     recovery_bracket,
     separated,
     state_evolution_gap,
