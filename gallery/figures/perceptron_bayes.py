@@ -5,7 +5,8 @@ NeurIPS 2020): for the noiseless perceptron with a Gaussian teacher, "optimally 
 logistic regression is essentially Bayes-optimal". The Bayes-optimal and AMP errors come from state
 evolution (the `amp` kernel, d -> infinity, docs/amp.md §2.4); logistic regression is full-batch GD
 on a drawn data set at finite d (`sgd_multipass`) at four ridge strengths, run until the test
-error no longer moves, at d = 200 and 800 with the same seed error. Second panel: the Rademacher
+error no longer moves, at d = 200 and 800 with the same seed error; the strongest ridge also at
+d -> infinity (the `dmft` kernel, cheap only there: it relaxes by t ~ 20). Third panel: the Rademacher
 prior, where the Bayes error jumps to 0 at alpha_IT and AMP only at its spinodal (the hard phase).
 Ridge logistic regression is rotation invariant, so its errors depend on the teacher only through
 |w*|^2 = d and are the same numbers for both priors.
@@ -28,6 +29,7 @@ from gallery.figure import Figure
 
 PERFECT = 1e-10  # an error below this is perfect generalisation (SE reports 0 there: docs/amp.md §2.3)
 LOGISTIC = ("perceptron_bayes_logistic", "perceptron_bayes_logistic_d800")
+DMFT = "perceptron_bayes_dmft"  # the d -> infinity line of the strongest ridge
 
 
 def _theory(datasets, prior: str):
@@ -91,8 +93,24 @@ def analyse(datasets) -> dict:
             line[f"{name}_minus_best"] = [float(p["mean"]) for p in paired]
             line[f"{name}_minus_best_sem"] = [float(p["sem"]) for p in paired]
         line["last_change"] = last_change(ds)
+        # finite d against the d -> infinity DMFT of the same GD at the DMFT's ridge
+        theory = _dmft_error(datasets)
+        ridge = fixed_param(datasets[DMFT], "ridge")
+        found = excess_over_bayes(ds.sel(ridge=ridge), theory)
+        line["vs_dmft"] = {
+            "ridge": ridge,
+            "value": found.excess.values.tolist(),
+            "sem": found.excess_sem.values.tolist(),
+        }
         numbers[f"d={fixed_param(ds, 'd')}"] = line
+    numbers["dmft_last_change"] = float(abs(_dmft_error(datasets, -1) - _dmft_error(datasets, -2)).max())
     return numbers
+
+
+def _dmft_error(datasets, time: int = -1):
+    """The DMFT's test error over alpha at a saved time (the last: its minimiser)."""
+    dmft = datasets[DMFT]
+    return dmft.test_error.where(dmft.ok).squeeze("seed", drop=True).isel(time=time)
 
 
 MARKERS = ("o", "s")  # the smaller d filled, the larger open
@@ -146,6 +164,16 @@ def draw(datasets, numbers):
     ):
         c = curve.where(gaussian.ok).squeeze(drop=True)
         ax.plot(c.alpha, c, style, lw=1.5, label=label)
+    theory = _dmft_error(datasets)
+    colour = f"C{2 + list(datasets[LOGISTIC[0]].ridge.values).index(fixed_param(datasets[DMFT], 'ridge'))}"
+    ax.plot(
+        theory.alpha,
+        theory,
+        "-",
+        color=colour,
+        lw=1,
+        label=f"DMFT d → ∞, λ = {fixed_param(datasets[DMFT], 'ridge'):g}",
+    )
     _logistic_points(ax, datasets, numbers)
     handles, labels = ax.get_legend_handles_labels()
     more = _d_legend(ax, datasets)
@@ -177,6 +205,8 @@ def draw(datasets, numbers):
             label="best λ of the four" if k == 0 else None,
         )
     _logistic_points(ax, datasets, numbers, ratio=True)
+    bayes = _bayes(datasets).sel(alpha=theory.alpha.values, method="nearest", tolerance=1e-9)
+    ax.plot(theory.alpha, theory.values / bayes.values, "-", color=colour, lw=1)
     ax.axhline(1, color="grey", lw=0.8)
     ax.set(
         xscale="log",
@@ -224,12 +254,12 @@ def draw(datasets, numbers):
             va="bottom",
             ha="right",
         )
-    ax.text(r["alpha_AMP"]["estimate"] + 0.05, 0.12, "hard phase: AMP > Bayes = 0", fontsize=7, color="C1")
+    ax.text(r["alpha_AMP"]["estimate"] + 0.08, 0.05, "hard phase: AMP > Bayes = 0", fontsize=7, color="C1")
     ax.set(
         xlabel="alpha = n / d",
         ylabel="generalisation error",
         title="Rademacher (±1) prior: first-order transition, AMP's hard phase",
-        xlim=(0, 8.6),
+        xlim=(0, 4.2),
         ylim=(0, 0.5),
     )
     ax.legend(fontsize=7)
@@ -249,7 +279,7 @@ FIGURE = Figure(
     name="perceptron_bayes",
     title="Perceptron: Bayes-optimal and AMP errors vs ridge logistic regression by GD "
     "(Zdeborová talk; Aubin et al. 2020)",
-    grids=("perceptron_bayes_amp", *LOGISTIC),
+    grids=("perceptron_bayes_amp", *LOGISTIC, DMFT),
     analyse=analyse,
     draw=draw,
     small_note="SE every 0.05 in alpha; logistic at alpha = 1, 8 only, d = 100 x 8 and d = 200 x 4 seeds",
