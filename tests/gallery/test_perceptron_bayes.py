@@ -40,10 +40,11 @@ def test_perceptron_bayes_small(tmp_path):
             np.asarray(line["strongest_minus_best_sem"]),
         )
         assert worse[-1] > 5 * worse_sem[-1] and worse[-1] > 0.02
-        # the strongest ridge at finite d against its d -> infinity DMFT: within 3 seed errors
-        # (measured +0.3 and -3.6 % at d = 100, +0.2 and -0.6 % at d = 200, seed errors 1.5-2.5 %;
-        # the DMFT's own Monte-Carlo error, 2 blocks of 2000 trajectories, is smaller)
+        # the strongest ridge at finite d against its d -> infinity DMFT: within 3 combined errors
+        # (the seed error and the DMFT's Monte-Carlo bound, 2 blocks of 2000 trajectories: 1.5-6 %);
+        # measured +0.3 and -3.6 % at d = 100, +0.2 and -0.6 % at d = 200
         vs = line["vs_dmft"]
-        assert np.all(np.abs(vs["value"]) < 3 * np.asarray(vs["sem"]))
+        combined = np.hypot(vs["sem"], vs["dmft_mc_bound"])
+        assert np.all(np.abs(vs["value"]) < 3 * combined)
     # the DMFT has relaxed to the minimiser: its last saved interval moves the error by < 1e-10
     assert n["dmft_last_change"] < 1e-10
