@@ -293,5 +293,6 @@ FIGURE = Figure(
     grids=("perceptron_bayes_amp", *LOGISTIC, DMFT),
     analyse=analyse,
     draw=draw,
-    small_note="SE every 0.05 in alpha; logistic at alpha = 1, 8 only, d = 100 x 8 and d = 200 x 4 seeds",
+    small_note="SE every 0.05 in alpha; logistic at alpha = 1, 8 only, t = 1000, d = 100 x 8 and d = 200 x 4 "
+    "seeds; DMFT 2 x 2000 trajectories",
 )
