@@ -12,6 +12,12 @@
 - :func:`state_evolution_gap`: how far finite-d GAMP's seed-mean overlap lies from state
   evolution, per d.
 - :func:`best_ridge`: the ridge strength of least seed-mean test error, per alpha.
+- :func:`excess_over_bayes`: how far a trained estimator's seed-mean error lies above the
+  Bayes-optimal one, relative to it, with its standard error, per point.
+- :func:`paired_excess`: the seed-paired difference of an output between two values of an axis
+  (two ridges on the same data sets), mean and standard error.
+- :func:`last_change`: how much an output still moved between the last two saved times, against
+  its seed error (is GD converged?).
 """
 
 from __future__ import annotations
@@ -152,9 +158,62 @@ def best_ridge(ds: xr.Dataset, output: str = "test_error") -> xr.Dataset:
     )
 
 
+def _last(values: xr.DataArray) -> xr.DataArray:
+    return values.isel(time=-1) if "time" in values.dims else values
+
+
+def excess_over_bayes(ds: xr.Dataset, bayes: xr.DataArray, output: str = "test_error") -> xr.Dataset:
+    """``(mean - bayes) / bayes`` of the seed-mean last ``output`` of ``ds``, per point, and its error.
+
+    ``bayes``: the Bayes-optimal value over ``alpha`` (deterministic, e.g. the `amp` kernel's
+    ``test_error_bayes``), taken at ``ds``'s alphas, which it must contain (to 1e-9). Returns
+    ``mean``, ``sem`` (the seed error), ``excess`` and ``excess_sem`` (``sem / bayes``) over the
+    dims of ``ds`` without ``seed`` and ``time``.
+    """
+    mean, sem = (_last(a) for a in sweeper.comparison.seed_stats(ds, output))
+    reference = bayes.sel(alpha=ds.alpha.values, method="nearest", tolerance=1e-9)
+    reference = reference.assign_coords(alpha=ds.alpha.values)
+    return xr.Dataset(
+        {"mean": mean, "sem": sem, "excess": mean / reference - 1.0, "excess_sem": sem / reference}
+    )
+
+
+def paired_excess(ds: xr.Dataset, dim: str, a, b, output: str = "test_error") -> xr.Dataset:
+    """Seed-paired ``output(dim=a) - output(dim=b)`` at the last time: ``mean`` and ``sem``.
+
+    Two points of one seed share their data (the kernel's streams depend on the seed, not on the
+    other parameters), so the paired difference is far more precise than the two seed errors.
+    """
+    values = _last(ds[output].where(ds.ok))
+    diff = values.sel({dim: a}, drop=True) - values.sel({dim: b}, drop=True)
+    n = diff.notnull().sum("seed")
+    return xr.Dataset({"mean": diff.mean("seed"), "sem": diff.std("seed", ddof=1) / np.sqrt(n)})
+
+
+def last_change(ds: xr.Dataset, output: str = "test_error") -> dict[str, float]:
+    """How much ``output`` moved between the last two saved times, over all points and seeds.
+
+    ``largest``: the largest absolute change of one run; ``largest_of_mean``: of a seed mean;
+    ``relative_to_sem``: the largest ratio of a seed mean's change to its seed error. A run is
+    converged for the figure when the last is well below 1.
+    """
+    values = ds[output].where(ds.ok)
+    change = values.isel(time=-1) - values.isel(time=-2)
+    _, sem = sweeper.comparison.seed_stats(ds, output)
+    mean_change = abs(change.mean("seed"))
+    return {
+        "largest": float(abs(change).max()),
+        "largest_of_mean": float(mean_change.max()),
+        "relative_to_sem": float((mean_change / sem.isel(time=-1)).max()),
+    }
+
+
 __all__ = [
     "BOUNDS",
     "best_ridge",
+    "excess_over_bayes",
+    "last_change",
+    "paired_excess",
     "fixed_param",
     "located",
     "overlapping",

@@ -11,6 +11,8 @@ Theory (`dmft`) against finite-d simulation (`sgd_multipass`) goes through
   response ``chi(t, t') = int_{t'}^{t} R(t, s) ds`` and the slope of ``chi`` against
   ``C(t, t) - C(t, t')`` at stationarity, ``1 / T_eff`` (docs/dmft.md §2.2);
 - :func:`fraction_above`: the share of seeds whose final overlap clears a threshold.
+- :func:`sign_test_error_mc_bound`: a conservative Monte-Carlo error of the DMFT's perceptron
+  test error ``arccos(m / sqrt Q) / pi``, from the block errors of ``m`` and ``Q``.
 
 Two response conventions (docs/singlelayer.md §11.3): `dmft`'s ``R(t, t')`` is the response
 to a field acting in the step at ``t'`` (``R(t, t) = 0``), `sgd_multipass`'s is a kick of the
@@ -189,3 +191,18 @@ def effective_temperature(
 def fraction_above(values: xr.DataArray, threshold: float, dim: str = "seed") -> xr.DataArray:
     """Share of ``dim`` (the seeds, by default) whose value exceeds ``threshold``."""
     return (values > threshold).mean(dim)
+
+
+def sign_test_error_mc_bound(ds: xr.Dataset) -> xr.DataArray:
+    """Monte-Carlo error of the `dmft` test error ``arccos(m / sqrt Q) / pi`` (teacher `sign`).
+
+    The kernel declares the block errors of ``m`` and ``Q`` only (``m_mc_error``,
+    ``Q_mc_error``, at the last time). They are propagated through ``rho = m / sqrt Q`` as if
+    independent; since a block with larger weights has both larger, they are positively
+    correlated and the true error of ``rho`` is smaller: a bound, not an estimate.
+    """
+    last = ds.isel(time=-1) if "time" in ds.dims else ds
+    m, Q = last.m, last.Q
+    d_rho = np.sqrt((last.m_mc_error / np.sqrt(Q)) ** 2 + (0.5 * m * last.Q_mc_error / Q**1.5) ** 2)
+    rho = m / np.sqrt(Q)
+    return d_rho / (np.pi * np.sqrt(1.0 - rho**2))

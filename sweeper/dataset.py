@@ -84,11 +84,14 @@ def _chunk_count(ds: xr.Dataset) -> int:
 def auto_chunks(ds: xr.Dataset, limit: str = "128MiB") -> dict[str, int]:
     """Dask chunks of about ``limit`` for the largest variable, in whole store chunks (blocks).
 
-    Dask's own ``"auto"`` cannot size ``message`` (strings); every variable takes these sizes.
+    Dask's own ``"auto"`` cannot size ``message`` (strings), so the largest variable of fixed-size
+    items is sized, and every variable takes its sizes. (A small store's ``message`` can be its
+    largest variable in bytes.)
     """
     from dask.array.core import normalize_chunks
 
-    var = max(ds.data_vars.values(), key=lambda v: v.nbytes)
+    sized = [v for v in ds.data_vars.values() if not _is_string(v.dtype) and v.dtype != object]
+    var = max(sized or ds.data_vars.values(), key=lambda v: v.nbytes)
     previous = var.encoding.get("chunks") or var.shape
     sizes = normalize_chunks("auto", var.shape, limit=limit, dtype=var.dtype, previous_chunks=previous)
     chunks = {d: -1 for d in ds.dims}

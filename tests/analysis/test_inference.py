@@ -7,9 +7,12 @@ import xarray as xr
 import sweeper
 from analysis.inference import (
     best_ridge,
+    excess_over_bayes,
     fixed_param,
+    last_change,
     located,
     overlapping,
+    paired_excess,
     recovery_bracket,
     separated,
     state_evolution_gap,
@@ -180,3 +183,44 @@ def test_teacher_comparison_of_a_fresh_and_two_fixed_teachers():
     assert out["fixed_spread"] == pytest.approx(np.std(fixed, ddof=1))
     assert out["max_shift"] == pytest.approx(max(abs(f - out["fresh"]["estimate"]) for f in fixed))
     assert out["bands_overlap"]  # 4 seeds: no fraction's Wilson interval excludes 1/2 but 0 and 1
+
+
+def _logistic_store(error: np.ndarray) -> xr.Dataset:
+    """A store over alpha (2), ridge (2), seed (3), time (2) with ``test_error`` = ``error``."""
+    coords = {"alpha": [1.0, 8.0], "ridge": [0.01, 1.0], "seed": [0, 1, 2], "time": [0.0, 1.0]}
+    return xr.Dataset(
+        {"test_error": (tuple(coords), error), "ok": (("alpha", "ridge", "seed"), np.ones((2, 2, 3), bool))},
+        coords=coords,
+    )
+
+
+def test_excess_over_bayes_is_relative_with_the_seed_error():
+    error = np.zeros((2, 2, 3, 2))
+    error[..., -1] = np.array([[[0.25, 0.26, 0.27], [0.3, 0.3, 0.3]], [[0.05, 0.06, 0.07], [0.1, 0.1, 0.1]]])
+    bayes = xr.DataArray([0.5, 0.25, 0.05], dims="alpha", coords={"alpha": [0.5, 1.0 + 1e-12, 8.0]})
+    ex = excess_over_bayes(_logistic_store(error), bayes)
+    assert ex.excess.sel(alpha=1.0).values == pytest.approx([0.26 / 0.25 - 1, 0.2])
+    assert ex.excess.sel(alpha=8.0).values == pytest.approx([0.2, 1.0])
+    assert float(ex.excess_sem.sel(alpha=8.0, ridge=0.01)) == pytest.approx(0.01 / np.sqrt(3) / 0.05)
+    with pytest.raises(KeyError):  # an alpha the reference lacks is an error, not a neighbour
+        excess_over_bayes(_logistic_store(error), bayes.sel(alpha=[0.5, 8.0]))
+
+
+def test_paired_excess_cancels_what_the_seeds_share():
+    error = np.zeros((2, 2, 3, 2))
+    seed_effect = np.array([0.1, 0.2, 0.3])  # each data set's own difficulty, shared by both ridges
+    error[:, 0, :, -1] = seed_effect
+    error[:, 1, :, -1] = seed_effect + 0.05
+    p = paired_excess(_logistic_store(error), "ridge", 1.0, 0.01)
+    assert p["mean"].values == pytest.approx([0.05, 0.05]) and np.all(p["sem"].values < 1e-12)
+
+
+def test_last_change_against_the_seed_error():
+    error = np.zeros((2, 2, 3, 2))
+    error[..., 0] = 0.2
+    error[..., 1] = np.array([0.19, 0.2, 0.21])  # seed error 0.01/sqrt 3, mean moved by 0
+    error[1, 1, :, 1] += 0.001  # one point still moving by 0.001
+    found = last_change(_logistic_store(error))
+    assert found["largest"] == pytest.approx(0.011)
+    assert found["largest_of_mean"] == pytest.approx(0.001)
+    assert found["relative_to_sem"] == pytest.approx(0.001 / (0.01 / np.sqrt(3)))

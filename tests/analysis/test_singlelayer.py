@@ -11,6 +11,7 @@ from analysis.singlelayer import (
     fdt_curve,
     fraction_above,
     ridge_closed_form,
+    sign_test_error_mc_bound,
     susceptibility,
 )
 from kernels.singlelayer.closed_forms import ridge_gd_curves
@@ -139,3 +140,12 @@ def test_connected_correlation_removes_the_noise_of_m():
     assert (
         abs(float(effective_temperature(noisy, R, at=9.0, max_lag=3.0)) / clean - 1) > 0.2
     )  # the noise bites
+
+
+def test_sign_test_error_mc_bound_is_the_linear_propagation():
+    m, Q, dm, dQ = 0.6, 0.5, 1e-3, 2e-3
+    ds = xr.Dataset({"m": m, "Q": Q, "m_mc_error": dm, "Q_mc_error": dQ})
+    error = lambda m, Q: np.arccos(m / np.sqrt(Q)) / np.pi  # noqa: E731
+    by_m = (error(m + 1e-7, Q) - error(m - 1e-7, Q)) / 2e-7 * dm
+    by_Q = (error(m, Q + 1e-7) - error(m, Q - 1e-7)) / 2e-7 * dQ
+    assert float(sign_test_error_mc_bound(ds)) == pytest.approx(np.hypot(by_m, by_Q), rel=1e-6)

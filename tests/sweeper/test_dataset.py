@@ -127,6 +127,17 @@ def test_lazy_above_the_threshold_or_when_asked(store, monkeypatch):
     )
 
 
+def test_auto_chunks_sizes_a_number_even_where_the_messages_are_larger():
+    # a store of scalar outputs (the `amp` kernel's test errors): its `message` strings outweigh
+    # every float variable, and dask cannot size strings
+    messages = np.array(["a long enough failure message"] * 6, dtype=np.dtypes.StringDType()).reshape(2, 3)
+    ds = xr.Dataset(
+        {"message": (("case", "alpha"), messages), "error": (("case", "alpha"), np.zeros((2, 3)))}
+    )
+    assert ds.message.nbytes > ds.error.nbytes
+    assert dataset.auto_chunks(ds) == {"case": 2, "alpha": 3}
+
+
 def test_submit_returns_the_opened_dataset(tmp_path):
     spec = parse_spec(GRID.format(n_modes=2)).with_options(store=str(tmp_path / "s.zarr"))
     ds = sweeper.submit(spec, progress=False)
