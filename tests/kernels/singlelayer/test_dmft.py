@@ -440,6 +440,53 @@ def test_phase_retrieval_psgd_recovers_where_gd_stalls():
         np.testing.assert_allclose(out["Q"], 1.0, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_phase_retrieval_psgd_matches_simulation_before_the_escape():
+    """p-SGD (b = 0.5, tau = 1, lr = 0.025) from m0 = 0.2 at alpha = 3, the gallery's setting, up to
+    t = 3: the DMFT (4 x 4000, lag 5) against 16 runs at d = 1000, within 4 sigma of both errors.
+
+    Measured (docs/dmft.md §8): m(0.5 .. 3) = 0.342, 0.383, 0.419, 0.439 (DMFT, 8 x 4000) against
+    0.343, 0.378, 0.414, 0.434 (32 runs at d = 1000) and 0.352, 0.384, 0.417, 0.437 (24 at d = 2000).
+    The two part after t ~ 5 (the DMFT escapes the plateau at t ~ 20, the runs at t ~ 40), which
+    this test does not cover. The block error of m is its largest over time (0.03 here, 4 blocks), so
+    the bound is loose (about 0.13); teeth: the GD theory lies 0.06-0.11 above the p-SGD runs at
+    t = 0.5 and 1 (measured 0.075, 0.063 with these 2 blocks, 0.10, 0.11 with 4 x 8000), and must
+    stay at least 0.04 above them.
+    """
+    params = dict(PHASE, lr=0.025, t_max=3.0, n_times=7, spherical="projection", b=0.5, tau=1.0)
+    psgd = run_dmft(**params, algorithm="psgd", n_traj=4000, n_blocks=4, memory_lag=5.0)
+    gd = run_dmft(**params, algorithm="gd", n_traj=4000, n_blocks=2, memory_lag=5.0)
+    sim = simulate(16, 1000, **params, algorithm="psgd")
+    assert_agrees(psgd["m"], psgd["m_mc_error"], sim, "m")
+    assert_agrees(psgd["train_loss"], psgd["train_loss_mc_error"], sim, "train_loss", rel=0.05)
+    assert np.all(gd["m"][1:3] - sim["m"][0][1:3] > 0.04), (gd["m"], sim["m"][0])
+
+
+@pytest.mark.slow
+def test_phase_retrieval_psgd_dmft_weights_forget_their_start_too_fast():
+    """An open discrepancy, pinned (docs/dmft.md §8): in the setting of the test above the DMFT's
+    weights decorrelate from w(0) faster than the simulations' while m(t) still agrees.
+
+    C_theta(t, 0) = C(t, 0) - m(t) m(0): simulations 0.31, 0.27 at t = 3, 4 at d = 500, 1000 and 2000
+    alike (errors 0.006-0.009); DMFT 0.22, 0.16 (16 x 1000), 0.23, 0.19 (8 x 4000). This asserts
+    that the gap at t = 3 and 4 is above 0.04 (measured here 0.09 and 0.11, with DMFT 0.22, 0.15); a fix of the DMFT should
+    make it fail, and then become an agreement test.
+    """
+    params = dict(PHASE, lr=0.025, t_max=4.0, n_times=5, spherical="projection", b=0.5, tau=1.0)
+    params |= dict(algorithm="psgd", two_time=True)
+    out = run_dmft(**params, n_traj=4000, n_blocks=4, memory_lag=5.0)
+    kernel = get_kernel("sgd_multipass")()
+    sim = []
+    for seed in range(8):
+        result = kernel.run(kernel.make_params(d=1000, **params), seed=seed)
+        assert result.ok, result.message
+        sim.append(result.outputs["C"][:, 0] - result.outputs["m"] * result.outputs["m"][0])
+    sim_theta = np.mean(sim, axis=0)
+    dmft_theta = out["C"][:, 0] - out["m"] * out["m"][0]
+    assert np.all(sim_theta[3:] - dmft_theta[3:] > 0.04), (sim_theta, dmft_theta)
+    assert abs(out["m"][4] - 0.45) < 0.05  # m still agrees (simulations 0.45 at t = 4)
+
+
 # -- rung 6: equilibrium, fluctuation-dissipation ------------------------------------------------------
 
 
