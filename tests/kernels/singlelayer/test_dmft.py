@@ -463,14 +463,20 @@ def test_phase_retrieval_psgd_matches_simulation_before_the_escape():
 
 
 @pytest.mark.slow
-def test_phase_retrieval_psgd_dmft_weights_forget_their_start_too_fast():
-    """An open discrepancy, pinned (docs/dmft.md §8): in the setting of the test above the DMFT's
-    weights decorrelate from w(0) faster than the simulations' while m(t) still agrees.
+@pytest.mark.xfail(
+    strict=True,
+    reason="open discrepancy (docs/dmft.md §8): the DMFT's weights forget w(0) too fast on p-SGD phase retrieval",
+)
+def test_phase_retrieval_psgd_weights_remember_their_start_as_in_the_simulations():
+    """The DMFT's C_theta(t, 0) = C(t, 0) - m(t) m(0) against the simulations', in the setting of the
+    test above, at t = 3 and 4 where m(t) still agrees.
 
-    C_theta(t, 0) = C(t, 0) - m(t) m(0): simulations 0.31, 0.27 at t = 3, 4 at d = 500, 1000 and 2000
-    alike (errors 0.006-0.009); DMFT 0.22, 0.16 (16 x 1000), 0.23, 0.19 (8 x 4000). This asserts
-    that the gap at t = 3 and 4 is above 0.04 (measured here 0.09 and 0.11, with DMFT 0.22, 0.15); a fix of the DMFT should
-    make it fail, and then become an agreement test.
+    Known to fail today (strict xfail: once the DMFT is fixed the test passes, the xfail turns into a
+    failure, and the marker must go): simulations 0.31, 0.27 at t = 3, 4 at d = 500, 1000 and 2000
+    alike (errors 0.006-0.009); DMFT 0.22, 0.16 (16 x 1000), 0.23, 0.19 (8 x 4000), here 0.22, 0.15
+    (4 x 4000). The tolerance, 0.04, is twice the combined error of the two means (DMFT block error
+    0.01-0.02 with 4 blocks, simulation 0.01 with 8 seeds at d = 1000) plus the O(1/sqrt(d)) finite-size
+    bias seen between d = 500 and 2000 (below 0.01).
     """
     params = dict(PHASE, lr=0.025, t_max=4.0, n_times=5, spherical="projection", b=0.5, tau=1.0)
     params |= dict(algorithm="psgd", two_time=True)
@@ -483,8 +489,7 @@ def test_phase_retrieval_psgd_dmft_weights_forget_their_start_too_fast():
         sim.append(result.outputs["C"][:, 0] - result.outputs["m"] * result.outputs["m"][0])
     sim_theta = np.mean(sim, axis=0)
     dmft_theta = out["C"][:, 0] - out["m"] * out["m"][0]
-    assert np.all(sim_theta[3:] - dmft_theta[3:] > 0.04), (sim_theta, dmft_theta)
-    assert abs(out["m"][4] - 0.45) < 0.05  # m still agrees (simulations 0.45 at t = 4)
+    assert np.all(np.abs(sim_theta[3:] - dmft_theta[3:]) < 0.04), (sim_theta, dmft_theta)
 
 
 # -- rung 6: equilibrium, fluctuation-dissipation ------------------------------------------------------
