@@ -102,6 +102,10 @@ def overlapping(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return bool(np.all(np.isfinite([*a, *b])) and a[0] <= b[1] and b[0] <= a[1])
 
 
+def _band(threshold: dict) -> tuple[float, float]:
+    return threshold["band_lower"], threshold["band_upper"]
+
+
 def teacher_comparison(ds: xr.Dataset, dim: str = "teacher_seed", **line) -> dict:
     """The located thresholds of ``line`` at every value of ``dim``: -1 a fresh teacher, k >= 0 fixed.
 
@@ -113,14 +117,13 @@ def teacher_comparison(ds: xr.Dataset, dim: str = "teacher_seed", **line) -> dic
     fresh = located(ds, **line, **{dim: -1})
     fixed = {int(k): located(ds, **line, **{dim: k}) for k in ds[dim].values if k >= 0}
     estimates = np.array([t["estimate"] for t in fixed.values()])
-    band = lambda t: (t["band_lower"], t["band_upper"])  # noqa: E731
     return {
         "fresh": fresh,
         "fixed": fixed,
         "fixed_mean": float(estimates.mean()),
         "fixed_spread": float(estimates.std(ddof=1)) if estimates.size > 1 else float("nan"),
         "max_shift": float(np.max(np.abs(estimates - fresh["estimate"]))),
-        "bands_overlap": all(overlapping(band(t), band(fresh)) for t in fixed.values()),
+        "bands_overlap": all(overlapping(_band(t), _band(fresh)) for t in fixed.values()),
     }
 
 
