@@ -465,7 +465,7 @@ def test_phase_retrieval_psgd_matches_simulation_before_the_escape():
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="open discrepancy (docs/dmft.md §8): the DMFT's weights forget w(0) too fast on p-SGD phase retrieval",
+    reason="open (docs/dmft.md §8): the DMFT's weights follow a heavy-tailed response and forget w(0) too fast",
 )
 def test_phase_retrieval_psgd_weights_remember_their_start_as_in_the_simulations():
     """The DMFT's C_theta(t, 0) = C(t, 0) - m(t) m(0) against the simulations', in the setting of the
