@@ -1,8 +1,8 @@
 """Phase retrieval: GD and SGD stall, persistent SGD recovers the signal; DMFT and finite d.
 
 The DMFT of persistent SGD here is known to be wrong after t ~ 2 (docs/dmft.md §8: its C(t, 0) decays
-faster than in simulations converged in d, and it escapes at t ~ 20 where they escape at 35-50); the
-figure says so.
+faster than in simulations converged in d, and it escapes at t ~ 20 where they escape at 35-50,
+because its memory kernel is the mean of a heavy-tailed response); the figure says so.
 
 After Mignacco, Urbani, Zdeborová, MLST 2021 (the AMLD 2022 talk; Zdeborová's slides: alpha = 3,
 b = 0.5, tau = 1, and alpha = 2.5, tau = 2, at lr = 0.01). Here the DMFT runs at lr = 0.025, the
@@ -144,8 +144,8 @@ def draw(datasets, numbers):
         f"semi-implicit dt = {fixed_params(flow)['dt']:g}.\n"
         f"Finite d = {d}: mean ± s.e. of {simulation.sizes['seed']} seeds; filled lr = {DMFT_LR:g}, "
         f"open lr = {TALK_LR:g} (the talk's step; too costly for the DMFT).\n"
-        "Open discrepancy: the DMFT of persistent SGD is not self-consistent after t ≈ 2 "
-        "(its C(t, 0) decays too fast) and escapes too early;\n"
+        "Open discrepancy: the DMFT of persistent SGD forgets w(0) too fast after t ≈ 2 (its memory "
+        "kernel is a mean of a heavy-tailed response) and escapes too early;\n"
         "the finite-d runs, converged in d, are the reference (docs/dmft.md §8).",
         fontsize=8.5,
     )
