@@ -6,6 +6,7 @@ Usage::
     python bench/dmft.py                  # ridge example, ours only (the anchor's recorded time)
     python bench/dmft.py --no-ridge --long     # the long p-SGD phase-retrieval run (issue 19 goal)
     python bench/dmft.py --no-ridge --spread   # spread of m(t) against n, beside finite-d runs
+    python bench/dmft.py --no-ridge --one-point  # one point's blocks on 1, then 2 workers
 
 Ridge example (SPOC-group/DMFT-integration ``parameters.json``; docs/dmft.md §4.1): square loss,
 linear teacher, alpha = 3, lambda = 0.5, GD, eta = 0.1, 50 steps, 20,000 trajectories,
@@ -336,6 +337,43 @@ def long_run(args: argparse.Namespace) -> None:
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
+def one_point(blocks: int = 4, t_max: float = 40.0) -> None:
+    """One p-SGD phase-retrieval point of ``blocks`` blocks through the engine on 1, then 2 workers.
+
+    The blocks are the point's parts (sweeper.parts): with two workers they run two at a time
+    and the point is stored whole, bit-identical to the one-worker run. Wall time is the whole
+    submission's (the private Ray's start and stop included), as `sweeper submit` reports it.
+    """
+    import sweeper
+    from sweeper import api
+    from sweeper.grid_file import parse_spec
+
+    values = dict(PHASE, lr=0.025, t_max=t_max, n_times=41, n_traj=2000, n_resp=500, memory_lag=5.0)
+    params = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+    print(
+        f"\none point through the engine: p-SGD phase retrieval to t = {t_max:g}, {blocks} blocks of 2000 "
+        f"trajectories; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    stored = []
+    with tempfile.TemporaryDirectory() as folder:
+        for workers in (1, 2):
+            text = f'kernel = "dmft"\nname = "one_point"\n[params]\n{params}\nn_blocks = {blocks}\n'
+            text += f'[run]\nstore = "{folder}/w{workers}.zarr"\nworkers = {workers}\n'
+            _, summary = api.sweep(parse_spec(text), progress=False)
+            ds = sweeper.open(f"{folder}/w{workers}.zarr")
+            stored.append(ds.m.values.copy())
+            print(
+                f"  {workers} worker{'s' if workers > 1 else ' '}: {summary.seconds:6.1f} s wall, "
+                "point's compute "
+                f"{float(ds.wall_time.values[0]):6.1f} s, m(t_max) = {float(ds.m.values[0][-1]):.3f} "
+                f"+- {float(ds.m_mc_error.values[0]):.3f} (max over t)"
+            )
+    print(
+        f"  bit-identical: {np.array_equal(stored[0], stored[1])}; "
+        f"load average at end {os.getloadavg()[0]:.1f}"
+    )
+
+
 def spread(n_blocks: int = 6) -> None:
     """Block-to-block spread of m(t) against the number of trajectories, beside finite-d runs.
 
@@ -391,6 +429,7 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="also run the long p-SGD phase-retrieval case")
     parser.add_argument("--spread", action="store_true", help="also measure the spread of m against n")
     parser.add_argument("--no-ridge", action="store_true", help="skip the ridge comparison")
+    parser.add_argument("--one-point", action="store_true", help="one point's blocks on 1 and 2 workers")
     long = parser.add_argument_group("the long run (--long)")
     long.add_argument("--step", choices=sorted(LONG_STEPS), default="semi-implicit")
     long.add_argument("--n-traj", type=int, default=2000, help="trajectories per block")
@@ -406,6 +445,8 @@ def main() -> None:
         long_run(args)
     if args.spread:
         spread()
+    if args.one_point:
+        one_point()
 
 
 if __name__ == "__main__":

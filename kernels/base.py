@@ -28,7 +28,14 @@ How to add a kernel
    ``failing_example`` to parameters that fail numerically (the contract suite in
    ``tests/kernels/test_contract.py`` runs every kernel on both).
 7. Add one line to ``kernels/registry.py`` and a page (or a section) to ``docs/``.
-8. Versions: a kernel's ``version`` goes up whenever its numbers change for the same
+8. A point that is a mean over independent parts (the DMFT's blocks of trajectories) may
+   declare ``parts``, the int parameter that counts them, and implement
+   ``_run_part(params, seed, part)`` (one part's arrays, its own random streams) and
+   ``_combine(params, parts)`` (the point's outputs from all of them) instead of ``_run``.
+   ``run`` is then the combination of the parts computed in order; the engine may compute
+   them on several workers and combine them when the last arrives, with the same numbers
+   (``tests/kernels/test_contract.py`` checks it).
+9. Versions: a kernel's ``version`` goes up whenever its numbers change for the same
    parameters and seed (the store refuses to mix results of two versions); record the
    change in ``CHANGELOG.md`` and re-record its cases in ``tests/golden/``. A new
    parameter keeps the version only if its default gives the numbers of before: stores
@@ -83,6 +90,15 @@ class Result:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Part:
+    """One independent part of a point (a kernel that declares ``parts``): its arrays, or its failure."""
+
+    ok: bool
+    values: dict[str, np.ndarray]
+    message: str = ""
+
+
 def rng(seed: Seed, stream: str) -> np.random.Generator:
     """An independent random generator for one named stream of one point.
 
@@ -110,6 +126,8 @@ class Kernel:
     # the contract suite runs every kernel on both.
     example: ClassVar[dict[str, Any]] = {}
     failing_example: ClassVar[dict[str, Any] | None] = None
+    # The int parameter counting a point's independent parts (None: a point is one run).
+    parts: ClassVar[str | None] = None
 
     def schema(self, params: Any) -> Schema:
         """Dims with coordinates and labels, outputs and dataset attrs for ``params``."""
@@ -138,12 +156,47 @@ class Kernel:
     # -- running ------------------------------------------------------------
     def run(self, params: Any, seed: Seed = 0) -> Result:
         """Run one point; numerical failure comes back as ``Result(ok=False)``."""
-        schema = self.schema(params)
+        if self.parts is not None:
+            parts: list[Part] = []
+            for part in range(self.n_parts(params)):
+                parts.append(self.run_part(params, seed, part))
+                if not parts[-1].ok:
+                    break
+            return self.combine(params, parts)
         try:
             raw = self._run(params, seed)
             ok, message = True, ""
         except NumericalFailure as failure:
             raw, ok, message = failure.outputs, False, str(failure)
+        return self._checked(params, raw, ok, message)
+
+    def n_parts(self, params: Any) -> int:
+        """How many independent parts make the point of ``params`` (1 without ``parts``)."""
+        return 1 if self.parts is None else int(getattr(params, self.parts))
+
+    def run_part(self, params: Any, seed: Seed, part: int) -> Part:
+        """Part ``part`` of the point; a numerical failure comes back as ``Part(ok=False)``."""
+        try:
+            return Part(True, {k: np.asarray(v) for k, v in self._run_part(params, seed, part).items()})
+        except NumericalFailure as failure:
+            return Part(False, {}, str(failure))
+
+    def combine(self, params: Any, parts: list[Part]) -> Result:
+        """The point from its parts (in part order): failed with the first failed part's message."""
+        failed = next((p for p in parts if not p.ok), None)
+        if failed is not None:
+            return self._checked(params, {}, False, failed.message)
+        if len(parts) != self.n_parts(params):
+            raise RuntimeError(f"kernel '{self.name}' got {len(parts)} parts of {self.n_parts(params)}")
+        try:
+            raw, ok, message = self._combine(params, [p.values for p in parts]), True, ""
+        except NumericalFailure as failure:
+            raw, ok, message = failure.outputs, False, str(failure)
+        return self._checked(params, raw, ok, message)
+
+    def _checked(self, params: Any, raw: Mapping[str, np.ndarray], ok: bool, message: str) -> Result:
+        """``raw`` checked against the declared schema; non-finite values fail the point."""
+        schema = self.schema(params)
         outputs = {}
         for name, spec in schema.outputs.items():
             if name not in raw:
@@ -165,6 +218,12 @@ class Kernel:
         return Result(ok=ok, outputs=outputs, message=message)
 
     def _run(self, params: Any, seed: Seed) -> Mapping[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _run_part(self, params: Any, seed: Seed, part: int) -> Mapping[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _combine(self, params: Any, parts: list[Mapping[str, np.ndarray]]) -> Mapping[str, np.ndarray]:
         raise NotImplementedError
 
 

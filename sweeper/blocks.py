@@ -27,6 +27,7 @@ class BlockTask:
     swept: list[dict[str, Any]]
     seeds: list[tuple[int, int]]
     attempt: int = 1
+    part: int | None = None  # only this part of each point (kernels that declare parts: sweeper.parts)
 
 
 @dataclass
@@ -39,18 +40,32 @@ class BlockResult:
     wall_time: np.ndarray  # (n,) seconds, compilation excluded
     finished_at: float = field(default_factory=time.time)
     compile_time: float = 0.0  # seconds the worker spent compiling inside these points (not in wall_time)
+    part: int | None = None  # the task's part: then `parts` holds each point's (kernels.base.Part)
+    parts: list[Any] | None = None
 
 
 def failed_block(task: BlockTask, message: str) -> BlockResult:
     """Every point of ``task`` failed with ``message`` (no outputs)."""
     n = len(task.swept)
     return BlockResult(
-        task.block_id, task.indices, {}, np.full(n, FAILED, np.int8), [message] * n, np.full(n, np.nan)
+        task.block_id,
+        task.indices,
+        {},
+        np.full(n, FAILED, np.int8),
+        [message] * n,
+        np.full(n, np.nan),
+        part=task.part,
+        parts=None if task.part is None else [None] * n,
     )
 
 
 def single(task: BlockTask, k: int, attempt: int) -> BlockTask:
     """The ``k``-th point of ``task`` as a block of its own."""
     return BlockTask(
-        task.block_id, task.indices[k : k + 1], [task.swept[k]], [task.seeds[k]], attempt=attempt
+        task.block_id,
+        task.indices[k : k + 1],
+        [task.swept[k]],
+        [task.seeds[k]],
+        attempt=attempt,
+        part=task.part,
     )

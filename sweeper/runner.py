@@ -58,6 +58,8 @@ class BlockRunner:
         return dataclasses.replace(self._base, **swept)
 
     def run(self, task: BlockTask) -> BlockResult:
+        if task.part is not None:
+            return self.run_part(task)
         n = len(task.swept)
         outputs: dict[str, np.ndarray] = {}
         status = np.full(n, FAILED, dtype=np.int8)
@@ -80,12 +82,37 @@ class BlockRunner:
                 status[i] = OK if result.ok else FAILED
                 messages[i] = result.message
             except Exception as exc:  # noqa: BLE001 - a point's failure is data, not a crash
-                messages[i] = _describe(exc)
+                messages[i] = describe(exc)
             compiling = self.compiler.seconds() - compiling  # a switch the example did not take
             compiled += compiling
             wall[i] = time.perf_counter() - start - compiling
         return BlockResult(
             task.block_id, task.indices, outputs, status, messages, wall, compile_time=compiled
+        )
+
+    def run_part(self, task: BlockTask) -> BlockResult:
+        """Part ``task.part`` of each point (``kernels.base.Part``); ``sweeper.parts`` combines them."""
+        n = len(task.swept)
+        status = np.full(n, FAILED, dtype=np.int8)
+        messages = [""] * n
+        wall = np.full(n, np.nan)
+        parts: list[Any] = [None] * n
+        compiled = 0.0
+        for i, (swept, seed) in enumerate(zip(task.swept, task.seeds)):
+            start = time.perf_counter()
+            compiling = self.compiler.seconds()
+            try:
+                part = self.kernel.run_part(self._params(swept), seed, task.part)
+                parts[i] = part
+                status[i] = OK if part.ok else FAILED
+                messages[i] = part.message
+            except Exception as exc:  # noqa: BLE001 - a point's failure is data, not a crash
+                messages[i] = describe(exc)
+            compiling = self.compiler.seconds() - compiling
+            compiled += compiling
+            wall[i] = time.perf_counter() - start - compiling
+        return BlockResult(
+            task.block_id, task.indices, {}, status, messages, wall, compiled, part=task.part, parts=parts
         )
 
 
@@ -127,7 +154,7 @@ class CompilerClock:
 COMPILER = CompilerClock()
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
     return f"{type(exc).__name__}: {exc}{where}"

@@ -22,6 +22,7 @@ from sweeper.blocks import FAILED, OK, PENDING, BlockResult, BlockTask
 from sweeper.errors import StoreError
 from sweeper.executors import Executor
 from sweeper.layout import Layout
+from sweeper.parts import Parts
 from sweeper.refined_sweep import RefinedSweep
 from sweeper.spec import GridSpec
 from sweeper.store import Store
@@ -200,8 +201,13 @@ def sweep(
             todo = plan(store, retry_failed=retry_failed)
         summary = Summary(skipped=todo.skipped)
         source, after, refined = iter_tasks(spec, store, todo), None, None
+    if Parts.declared(spec.kernel_class()):  # one task per part of each point (sweeper.parts)
+        parts = Parts(spec.kernel_class(), spec.fixed, spec.options.outputs)
+        results = parts.assemble(executor.map(parts.split(source)))
+    else:
+        results = executor.map(source)
     try:
-        _run(store, executor, source, after, summary, on_result)
+        _run(store, results, after, summary, on_result)
         if refined is not None:
             summary.not_needed = refined.marked
             summary.idle_fraction = getattr(executor, "idle_fraction", lambda: None)()
@@ -216,13 +222,12 @@ def sweep(
 
 def _run(
     store: Store,
-    executor: Executor,
-    source: Iterator[BlockTask | None],
+    results: Iterator[BlockResult],
     after: Callable[[BlockResult], None] | None,
     summary: Summary,
     on_result: Callable[[BlockResult], None] | None,
 ) -> None:
-    for result in executor.map(source):
+    for result in results:
         try:
             store.write(result)
         except OSError as exc:  # disk full, store removed, ...: finished points are safe on disk

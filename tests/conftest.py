@@ -13,6 +13,7 @@ def relaxation_kernel():
     """The test-only kernel, registered for every test. Registering needs no Ray: tests that
     do not ask for a Ray fixture import none (tests/kernels/test_imports.py keeps it so)."""
     register(relaxation.Relaxation)
+    register(relaxation.Replicas)  # a point made of parts (sweeper.parts)
     return relaxation.Relaxation
 
 

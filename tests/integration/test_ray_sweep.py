@@ -112,3 +112,32 @@ def test_cli_kernels_lists_parameters_and_outputs():
     assert result.exit_code == 0
     assert "relaxation (v1)" in result.output and "* n_times = 101" in result.output
     assert "x(time): relaxing quantity [1]" in result.output
+
+
+@pytest.mark.slow
+def test_one_point_spreads_its_parts_over_the_workers(local_ray, tmp_path):
+    """A point of 4 parts (sweeper.parts) runs on both workers and stores the numbers of one run."""
+    text = f"""
+kernel = "replicas"
+name = "one_point"
+seeds = 1
+[params]
+replicas = 4
+noise = 0.3
+n_times = 5
+delay = 0.5
+trace_dir = "{tmp_path}"
+[run]
+store = "{tmp_path / "parts.zarr"}"
+"""
+    spec = parse_spec(text).with_options(workers=2)
+    api.sweep(spec, progress=False)
+    pids = {line.split()[0] for line in (tmp_path / "trace.log").read_text().splitlines()}
+    assert len(pids) == 2  # its parts ran on both workers
+    ds = xr.open_zarr(spec.options.store)
+    swept, seed = spec.point((0,))
+    kernel = spec.kernel_class()()
+    whole = kernel.run(kernel.make_params(**spec.fixed, **swept), seed)
+    assert int(ds.status.values[0]) == OK
+    np.testing.assert_array_equal(ds.x.values[0], whole.outputs["x"])
+    assert ds.wall_time.values[0] > 4 * 0.5  # the point's cost: its four parts' seconds

@@ -16,7 +16,7 @@ from kernels.base import Kernel, ParameterError, Result
 from kernels.describe import describe, parameter_meanings
 from kernels.registry import BUILTIN, get_kernel
 
-NAMES = sorted(BUILTIN) + ["relaxation"]
+NAMES = sorted(BUILTIN) + ["relaxation", "replicas"]
 
 
 @pytest.fixture(params=NAMES)
@@ -59,6 +59,21 @@ def test_example_runs_to_declared_schema_deterministically(kernel_class):
     again = kernel_class().run(params, seed=(0, 1))
     for name in schema.outputs:
         np.testing.assert_array_equal(first.outputs[name], again.outputs[name])
+
+
+def test_parts_combine_to_the_whole_point(kernel_class):
+    """A point made of parts is their combination, whatever order they were computed in."""
+    if kernel_class.parts is None:
+        pytest.skip("a point of this kernel is one run")
+    kernel = kernel_class()
+    params = kernel_class.make_params(**kernel_class.example)
+    assert kernel.n_parts(params) >= 2, "the example has parts to combine"
+    whole = kernel.run(params, seed=(0, 1))
+    parts = [kernel.run_part(params, (0, 1), part) for part in reversed(range(kernel.n_parts(params)))]
+    combined = kernel.combine(params, parts[::-1])
+    assert combined.ok and whole.ok
+    for name, value in whole.outputs.items():
+        np.testing.assert_array_equal(combined.outputs[name], value)
 
 
 def test_every_parameter_and_output_is_described(kernel_class):

@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from kernels.base import Dim, Kernel, Output, check, rng
+from kernels.base import Dim, Kernel, NumericalFailure, Output, check, rng
 from kernels.timegrid import TIME_GRID_PARAMS, TimeGridParams, saved_times
 
 
@@ -113,3 +113,43 @@ class Unbuildable(Relaxation):
 
     def __init__(self):
         raise RuntimeError("this kernel cannot be built here")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicasParams(RelaxationParams):
+    """Parameters of the test kernel with parts.
+
+    Parameters
+    ----------
+    replicas
+        Independent noisy replicas averaged into the point (its parts).
+    fail_part
+        The replica that fails numerically (-1: none).
+    """
+
+    replicas: int = 2
+    fail_part: int = -1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.replicas >= 1, "replicas", f"must be at least 1, got {self.replicas!r}.")
+
+
+class Replicas(Relaxation):
+    """The relaxation averaged over independent replicas, each a part of the point (tests only)."""
+
+    name = "replicas"
+    Params = ReplicasParams
+    parts = "replicas"
+    example = {"n_times": 5, "noise": 0.1}
+    failing_example = {"n_times": 5, "noise": 0.1, "fail_part": 1}
+
+    def _run_part(self, p, seed, part):
+        if part == p.fail_part:
+            raise NumericalFailure(f"replica {part} diverged")
+        one = self._run(p, seed if part == 0 else [*np.atleast_1d(seed), part])
+        return {k: v for k, v in one.items() if k != "final"}
+
+    def _combine(self, p, parts):
+        x = np.mean([part["x"] for part in parts], axis=0)
+        return {"x": x, "modes": parts[0]["modes"], "final": x[-1]}

@@ -107,6 +107,7 @@ class DMFTKernel(Kernel):
 
     name = "dmft"
     version = "3"
+    parts = "n_blocks"  # independent blocks: the engine may run them on several workers
     Params = DMFTParams
     shape_params = TIME_GRID_PARAMS | frozenset({"two_time"})
     example = {"alpha": 3.0, "ridge": 0.5, "t_max": 1.0, "n_times": 11, "n_traj": 400, "n_blocks": 2}
@@ -194,7 +195,8 @@ class DMFTKernel(Kernel):
             memory_lag=max(1, int(round(p.memory_lag / step))) if p.memory_lag > 0 else 0,
         )
 
-    def _run(self, params: DMFTParams, seed) -> dict[str, np.ndarray]:
+    def _run_part(self, params: DMFTParams, seed, part: int) -> dict[str, np.ndarray]:
+        """Block ``part`` of trajectories, with its own random streams, as per-step arrays."""
         prob = self.problem(params)
         # one block's work arrays + the two-time arrays every block returns (M_C, M_R, C, R)
         need = block_memory(prob, params.iterations > 1) + params.n_blocks * 8 * 4 * (prob.n_steps + 1) ** 2
@@ -204,13 +206,19 @@ class DMFTKernel(Kernel):
             f"this point needs {need / 2**30:.2f} GB (n_traj={params.n_traj}, "
             f"{prob.n_steps} steps); lower `n_traj`/`n_resp` or raise `max_memory_gb`.",
         )
-        blocks, passes, residual = [], 0, math.nan
-        for blk in range(params.n_blocks):
-            block, used, res = self._iterate(params, prob, seed, blk)
-            blocks.append(block)
-            passes = max(passes, used)
-            residual = res if math.isnan(residual) else max(residual, res)
-        mean = {k: np.mean([b[k] for b in blocks], axis=0) for k in blocks[0]}
+        block, passes, residual = self._iterate(params, prob, seed, part)
+        if not params.two_time:  # only the point's own outputs travel: no (K+1)^2 arrays
+            block = {k: block[k] for k in ("m", "Q", "nu", "train_loss", "train_error")}
+        return block | {"passes": np.array(passes), "residual": np.array(residual)}
+
+    def _combine(self, params: DMFTParams, blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Block means at the saved times; Monte-Carlo errors from the spread of the blocks."""
+        prob = self.problem(params)
+        passes = max(int(b["passes"]) for b in blocks)
+        residual = float(np.nanmax([b["residual"] for b in blocks])) if params.iterations > 1 else math.nan
+        mean = {
+            k: np.mean([b[k] for b in blocks], axis=0) for k in blocks[0] if k not in ("passes", "residual")
+        }
         nb = len(blocks)
         sem = {
             k: (
