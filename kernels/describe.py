@@ -68,6 +68,8 @@ def describe(kernel_class: type[Kernel]) -> str:
         star = "*" if f.name in kernel_class.shape_params else " "
         lines.append(f"   {star} {f.name} = {f.default!r}  ({type_name(hints[f.name])})")
         lines.append(f"        {meanings.get(f.name, '(undocumented)')}")
+        if f.name == kernel_class.parts:
+            lines.append("        A point's parts: each runs as a task of its own, on any free worker.")
     lines.append("  outputs (name(dims): meaning [units]; `if p`: only when shape parameter p is set):")
     for name, out in kernel_class.outputs.items():
         units = f" [{out.units}]" if out.units else ""
