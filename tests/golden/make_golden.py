@@ -7,8 +7,9 @@ with the moved code and requires bit-equal results.
 
 A kernel whose numbers change on purpose (its ``version`` goes up) re-records its own cases
 only, copying every other entry bit for bit:  python tests/golden/make_golden.py --kernel ode
-Every `ode` case also has an ``_euler`` twin (``integrator = "euler"``): the Euler numbers
-recorded before the adaptive integrator became the default, which Euler must still give.
+Every `ode` and `meanfield` case also has an ``_euler`` twin (``integrator = "euler"``): the
+Euler numbers recorded before the adaptive integrator became the default (`ode` 3, `meanfield`
+2), which Euler must still give.
 """
 
 import argparse
@@ -99,11 +100,12 @@ def grid_cases():
 
 
 def euler_twins(cases):
-    """An ``integrator = "euler"`` twin of every `ode` case (ode 3 made "adaptive" the default)."""
+    """An ``integrator = "euler"`` twin of every `ode` and `meanfield` case (`ode` 3 and
+    `meanfield` 2 made "adaptive" the default)."""
     return {
         f"{case}_euler": (kernel, {**params, "integrator": "euler"}, seed)
         for case, (kernel, params, seed) in cases.items()
-        if kernel == "ode"
+        if kernel in ("ode", "meanfield")
     }
 
 

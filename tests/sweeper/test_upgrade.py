@@ -5,6 +5,8 @@ bump only if the parameter's default gives the old numbers: `ode` 3 gained `i4_t
 `noise_term`, `meanfield` 1 gained `integrator`, `rtol`, `atol`, `max_steps`. A stored
 record without the parameter then means the parameter at its default. Simulated here by
 deleting a parameter from a store's recorded fingerprint, as an older kernel would have left it.
+`meanfield` 2 then made ``integrator = "adaptive"`` the default (new numbers): a `meanfield` 1
+store, with or without the parameter, is refused as another kernel version.
 """
 
 import json
@@ -12,6 +14,7 @@ import json
 import pytest
 import zarr
 
+from sweeper import api
 from sweeper.errors import StoreError
 from sweeper.fingerprint import fingerprint
 from sweeper.grid_file import parse_spec
@@ -61,3 +64,38 @@ def test_another_kernel_version_is_refused_even_at_the_default(tmp_path):
     forget(spec, "delay", version="0")
     with pytest.raises(StoreError, match="version 0 -> "):
         run(spec)
+
+
+MEANFIELD = """kernel = "meanfield"
+name = "meanfield_upgrade"
+seeds = 1
+[params]
+d = 10
+M = 1
+t_max = 1.0
+n_times = 3
+time_unit = "flow"
+histograms = false
+[sweep]
+K = [20, 40]
+[run]
+workers = 0
+"""
+
+
+def test_a_meanfield_1_store_from_before_integrator_is_refused_in_one_line(tmp_path):
+    """Its numbers are Euler's; the grid, leaving `integrator` at its default, now asks for
+    Dormand-Prince: the refusal names the version first, on one line, with the way out."""
+    spec = parse_spec(MEANFIELD).with_options(store=str(tmp_path / "mf.zarr"))
+    api.sweep(spec, progress=False)
+    for name in ("integrator", "rtol", "atol", "max_steps"):
+        forget(spec, name, version="1")
+    with pytest.raises(StoreError) as info:
+        api.sweep(spec, progress=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"{spec.options.store} holds results of another grid (kernel 'meanfield' version 1 -> 2; "
+    )
+    assert "params.integrator (absent) -> 'adaptive'" in message
+    assert message.endswith("use `--overwrite` to replace it, or `--store` to write elsewhere.")

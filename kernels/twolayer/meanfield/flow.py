@@ -3,8 +3,10 @@
 :func:`run_particles` moves the ``K`` particles ``(w_j, a_j)`` with the velocity of
 :mod:`kernels.twolayer.meanfield.particles`; :func:`run_reduced` moves the per-unit
 overlaps ``(m_j, q_perp_j)`` with that of :mod:`kernels.twolayer.meanfield.reduced`.
-Both take explicit Euler steps of ``dt`` in flow time between the saved times
-(:class:`Steps`) and record the same outputs (``docs/meanfield.md``).
+Both integrate with Dormand-Prince 5(4) (:meth:`Steps.solve`), or with fixed steps of ``dt``
+in flow time between the saved times (:meth:`Steps.drive`: explicit Euler, Euler-Maruyama with
+Langevin noise; :func:`~kernels.twolayer.meanfield.params.fixed_steps` says which), and record
+the same outputs (``docs/meanfield.md``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from kernels.base import NumericalFailure, rng
 from kernels.timegrid import saved_times
-from kernels.twolayer.meanfield.params import MeanFieldParams, flow_rate, second_layer_rate
+from kernels.twolayer.meanfield.params import MeanFieldParams, fixed_steps, flow_rate, second_layer_rate
 from kernels.twolayer.meanfield.particles import TWO_OVER_PI, relu_pair_terms, velocity
 from kernels.twolayer.meanfield.reduced import angle_nodes, reduced_velocity
 from kernels.twolayer.ode.adaptive import TOO_MANY_STEPS, dormand_prince
@@ -41,7 +43,7 @@ class Steps:
         self.rate_a = second_layer_rate(p) if p.train_second_layer else 0.0
         self.flow_rate = c
         self.flow_times = flow_times
-        self.adaptive = p.integrator == "adaptive"
+        self.adaptive = not fixed_steps(p)
         stiff = max(self.decay, self.rate_a) * p.dt
         if stiff > 0.5 and not self.adaptive:
             which = "weight_decay" if self.decay >= self.rate_a else "the second-layer rate K^2 lr_v / lr"

@@ -9,8 +9,8 @@ or ``relu``:
 ``method = "particles"``
     the ``p = K`` particles ``theta_j = (a_j, w_j)`` in ``R^(d+1)`` follow the population
     velocity field of docs/meanfield.md §2 (closed forms; :mod:`kernels.twolayer.meanfield.particles`),
-    explicit Euler, optional Langevin noise at ``temperature`` (MMN eq. 12) and L2
-    confinement ``weight_decay``, second layer fixed or trained. At finite ``K`` and ``d``
+    optional Langevin noise at ``temperature`` (MMN eq. 12) and L2 confinement
+    ``weight_decay``, second layer fixed or trained. At finite ``K`` and ``d``
     this is *exactly* the gradient-flow part of the overlap ODE of the `ode` kernel
     (``quadratic_terms = False``) for the same ``K`` units: the tests check it to 1e-4.
 ``method = "reduced"`` / ``"reduced_dinf"``
@@ -19,6 +19,11 @@ or ``relu``:
     pair, the self pair included, averaged over the angle ``Z`` of the orthogonal components
     (finite ``d``), or ``Z = 0`` (``d -> infinity``). Started from the same ``K`` initial units
     as the particles, so the two methods with one seed start from the same overlaps.
+
+Integration (docs/meanfield.md §3.1): Dormand-Prince 5(4) with error control
+(``integrator = "adaptive"``, the default since version 2) or explicit Euler at ``dt``
+(``"euler"``, version 1's default and numbers) for the deterministic flow; with Langevin noise
+(``temperature > 0``) Euler-Maruyama at ``dt`` whatever ``integrator`` says.
 
 Conventions are those of :mod:`kernels.twolayer.model` (shared with `ode` and `sgd`): the student
 is ``sum_j v_j g(.)`` with ``v_j = a_j / K`` (``committee = "mean"``: ``a_j = 1``), the
@@ -71,11 +76,15 @@ class MeanFieldKernel(Kernel):
     """Mean-field particle PDE and its reduced ``(m, q_perp)`` dynamics; see the module docstring."""
 
     name = "meanfield"
-    version = "1"
+    version = "2"
     Params = MeanFieldParams
     shape_params = TIME_GRID_PARAMS | {"M", "time_unit", "save_particles", "histograms", "hist_m", "hist_q"}
     example = {"d": 10, "K": 50, "M": 2, "t_max": 1.0, "n_times": 3, "time_unit": "flow", "save_particles": 3}
-    failing_example = {"d": 10, "K": 50, "M": 2, "time_unit": "flow", "train_second_layer": True, "lr_v": 1.0}
+    # the stiffness guard of Euler: the second layer moves K^2 lr_v / lr = 5000 times faster
+    failing_example = {
+        "d": 10, "K": 50, "M": 2, "time_unit": "flow", "train_second_layer": True, "lr_v": 1.0,
+        "integrator": "euler",
+    }  # fmt: skip
 
     dims = family.DIMS | {
         "time": dataclasses.replace(family.DIMS["time"], units=_time_units),
@@ -102,7 +111,9 @@ class MeanFieldKernel(Kernel):
     attrs = family.ATTRS | {
         "time_units": _time_units,
         "dynamics": "population gradient flow (lr -> 0 at fixed K, d: the I3 part of the overlap "
-        "ODE), explicit Euler with step dt in flow time; optional Langevin noise",
+        "ODE); integrator per point: Dormand-Prince 5(4) with error control (`integrator` "
+        "'adaptive', temperature 0), explicit Euler with step dt in flow time ('euler', "
+        "temperature 0), Euler-Maruyama with step dt (temperature > 0, either `integrator`)",
     }
 
     # -- running ------------------------------------------------------------

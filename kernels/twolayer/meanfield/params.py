@@ -39,14 +39,18 @@ class MeanFieldParams(TwoLayerParams):
         mean-field time ``t = steps lr_eff / (K d)`` of Arnaboldi et al. 2023, in which the
         flow does not depend on K or lr (use it to compare K). A shape parameter.
     integrator
-        ``euler``: explicit Euler at step ``dt``; ``adaptive``: Dormand-Prince 5(4) with error
-        control to ``rtol``/``atol`` (the `ode` kernel's, docs/ode.md §4.2), for the
-        deterministic flow (``temperature = 0``).
+        Integrator of the deterministic flow, ``adaptive`` (Dormand-Prince 5(4) with error
+        control to ``rtol``/``atol``, the `ode` kernel's) or ``euler`` (explicit Euler at step
+        ``dt``), while with ``temperature > 0`` either value means Euler-Maruyama at step ``dt``.
+        The rule is fixed by the two stored values, so a store says which scheme made each
+        point; the value is never rewritten, because a grid records the parameters of its
+        first point only (docs/meanfield.md §3.1).
     rtol, atol, max_steps
-        Tolerances and step budget of ``adaptive``.
+        Tolerances and step budget of ``adaptive`` at ``temperature = 0``.
     dt
-        Euler step in *flow* time whatever ``time_unit`` (its stability limit does not depend
-        on K or lr; 0.02-0.1 is stable for erf, docs/meanfield.md §3).
+        Step in *flow* time, whatever ``time_unit``, of ``euler`` and of Euler-Maruyama
+        (``temperature > 0``); its stability limit does not depend on K or lr, and 0.02-0.1
+        is stable for erf (docs/meanfield.md §3).
     temperature
         Langevin temperature ``1/beta`` per unit of ``time``: ``dw = v dt + sqrt(2 T) dB``
         (MMN eq. 12); with ``weight_decay`` as the L2 confinement.
@@ -66,7 +70,7 @@ class MeanFieldParams(TwoLayerParams):
     committee: Literal["saad_solla", "mean"] = "mean"
     method: Literal["particles", "reduced", "reduced_dinf"] = "particles"
     time_unit: Literal["sgd", "flow"] = "sgd"
-    integrator: Literal["euler", "adaptive"] = "euler"
+    integrator: Literal["adaptive", "euler"] = "adaptive"
     rtol: float = 1e-8
     atol: float = 1e-10
     max_steps: int = 10_000_000
@@ -91,12 +95,6 @@ class MeanFieldParams(TwoLayerParams):
             self.t_max * flow_rate(self) / self.dt, "dt", "the flow time / dt", "raise `dt` or lower `t_max`"
         )
         check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature!r}.")
-        check(
-            self.integrator == "euler" or self.temperature == 0,
-            "integrator",
-            f'"adaptive" integrates the deterministic flow; with temperature={self.temperature!r} '
-            '(Langevin noise) use `integrator = "euler"`.',
-        )
         check(1e-13 <= self.rtol < 1, "rtol", f"must be in [1e-13, 1), got {self.rtol!r}.")
         check(self.atol > 0, "atol", f"must be positive, got {self.atol!r}.")
         check(self.max_steps >= 1, "max_steps", f"must be a positive integer, got {self.max_steps!r}.")
@@ -122,6 +120,13 @@ class MeanFieldParams(TwoLayerParams):
                 name,
                 f"expected [min, max, bins] with min < max, got {getattr(self, name)!r}.",
             )
+
+
+def fixed_steps(p: MeanFieldParams) -> bool:
+    """Does ``p`` take fixed steps of ``dt``: explicit Euler, or Euler-Maruyama because
+    Langevin noise makes the flow an SDE (an error-controlled step would need an SDE
+    method); otherwise Dormand-Prince 5(4) (docs/meanfield.md §3.1)."""
+    return p.integrator == "euler" or p.temperature > 0
 
 
 def flow_rate(p: MeanFieldParams) -> float:

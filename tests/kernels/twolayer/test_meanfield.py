@@ -160,8 +160,8 @@ def test_particles_are_exactly_the_overlap_ode(committee, train_second_layer):
     )  # fmt: skip
     params = KERNEL.make_params(**common)
     dt_flow = 0.01 if committee == "mean" else 0.0005
-    r1 = run(dt=2 * dt_flow, seed=3, **common)["risk"]
-    r2 = run(dt=dt_flow, seed=3, **common)["risk"]
+    r1 = run(integrator="euler", dt=2 * dt_flow, seed=3, **common)["risk"]
+    r2 = run(integrator="euler", dt=dt_flow, seed=3, **common)["risk"]
     extrapolated = 2 * r2 - r1
     W, W_star, v, vs = twolayer.draw_weights(params, 3)
     X = np.vstack([W, W_star])
@@ -192,7 +192,7 @@ def test_particles_match_the_ode_kernel(activation, train_second_layer):
         assert result.ok, result.message
         return result.outputs["risk"]
 
-    mf = [run(dt=dt, histograms=False, seed=5, **common)["risk"] for dt in (0.02, 0.01)]
+    mf = [run(integrator="euler", dt=dt, histograms=False, seed=5, **common)["risk"] for dt in (0.02, 0.01)]
     od = [ode_risk(dt) for dt in (0.24, 0.12)]  # the same steps: time = flow time * K / lr
     np.testing.assert_allclose(2 * mf[1] - mf[0], 2 * od[1] - od[0], rtol=1e-4)
 
@@ -200,16 +200,17 @@ def test_particles_match_the_ode_kernel(activation, train_second_layer):
 def test_sgd_converges_to_the_particle_flow():
     """One-pass SGD (`sgd_online` kernel) from the same weights approaches the particle
     gradient flow as lr -> 0 at fixed K, d (the classical limit of the seed talk): the
-    deviation is SGD noise ~ sqrt(lr). Measured at K = 20, d = 50, 4 seeds: max relative
-    deviation 3.9% at lr = 0.4 and 1.1% at lr = 0.025. We require < 3% at lr = 0.025 and an
-    rms at least 2x smaller than at lr = 0.4 (sqrt(16) = 4 expected)."""
+    deviation is SGD noise ~ sqrt(lr). Measured at K = 20, d = 50, 4 seeds, against the
+    adaptive flow: max relative deviation 4.0% at lr = 0.4 and 0.87% at lr = 0.025 (rms 0.020
+    and 0.0040). We require < 3% at lr = 0.025 and an rms at least 2x smaller than at lr = 0.4
+    (sqrt(16) = 4 expected)."""
     sgd = get_kernel("sgd_online")()
     rms = {}
     for lr in (0.4, 0.025):
         common = dict(d=50, K=20, M=2, committee="mean", lr=lr, t_max=4 * 20 / lr, n_times=5)
         dev = []
         for s in range(4):
-            flow = run(histograms=False, dt=0.005, seed=s, **common)["risk"]
+            flow = run(histograms=False, seed=s, **common)["risk"]
             result = sgd.run(sgd.make_params(**common), seed=s)
             assert result.ok, result.message
             assert result.outputs["risk"][0] == pytest.approx(flow[0], rel=1e-12)  # same weights
@@ -226,8 +227,9 @@ def test_sgd_at_large_width_follows_the_particle_flow():
     """The mean-field regime proper: K = 1000 units, 1/K second layer, kappa = delta = 0
     (lr_eff = lr K, time = steps / d, flow time = lr * time). One-pass SGD from the same
     weights follows the particle flow, with a deviation that is SGD noise and falls as lr
-    does. Measured at d = 20, 4 seeds, flow time 4: rms relative deviation 0.20, 0.11, 0.031
-    at lr = 0.4, 0.1, 0.025 (sqrt(lr) would give 0.20 -> 0.05). We require the rms to fall at
+    does. Measured at d = 20, 4 seeds, flow time 4, against the adaptive flow: rms relative
+    deviation 0.19, 0.10, 0.028 at lr = 0.4, 0.1, 0.025 (sqrt(lr) would give 0.19 -> 0.05;
+    worst 5.5% at lr = 0.025). We require the rms to fall at
     least 3x from lr = 0.4 to 0.025 and every deviation at lr = 0.025 to be below 10%."""
     sgd = get_kernel("sgd_online")()
     rms, worst = {}, {}
@@ -238,7 +240,7 @@ def test_sgd_at_large_width_follows_the_particle_flow():
         )  # fmt: skip
         dev = []
         for s in range(4):
-            flow = run(histograms=False, dt=0.02, time_unit="sgd", seed=s, **common)["risk"]
+            flow = run(histograms=False, time_unit="sgd", seed=s, **common)["risk"]
             result = sgd.run(sgd.make_params(**common), seed=s)
             assert result.ok, result.message
             assert result.outputs["risk"][0] == pytest.approx(flow[0], rel=1e-12)  # same weights
@@ -255,7 +257,7 @@ def test_sgd_at_large_width_follows_the_particle_flow():
 def test_euler_first_order_in_dt():
     """Halving dt halves the error: (R(dt) - R(dt/2)) / (R(dt/2) - R(dt/4)) -> 2 for Euler."""
     common = dict(d=20, K=50, M=1, t_max=3.0, n_times=4, time_unit="flow", histograms=False, seed=1)
-    r = [run(dt=dt, **common)["risk"][1:] for dt in (0.04, 0.02, 0.01)]
+    r = [run(integrator="euler", dt=dt, **common)["risk"][1:] for dt in (0.04, 0.02, 0.01)]
     ratio = (r[0] - r[1]) / (r[1] - r[2])
     # the O(dt^2) remainder moves the ratio by O(dt / t) ~ 2%: allow 10%
     np.testing.assert_allclose(ratio, 2.0, rtol=0.1)
@@ -270,9 +272,10 @@ def test_reduced_matches_particles_at_finite_d():
 
     Both start from the same K units, so they differ only by the angle average replacing the
     empirical angles (a p^{-1/2} effect on the interaction term) and the O(1/p) self pair.
-    Measured: 5e-4 relative over t <= 10 (n_angle = 8 and 16 agree to 1e-14); we allow 1%.
-    The d -> infinity version (Z = 0) drifts away at d = 10 (§7.4 caveat): at
-    the last time it must be at least 3x further from the particles than the finite-d one.
+    Measured with the adaptive default: 2.8e-4 relative over t <= 10 (4.7e-4 with Euler at
+    dt = 0.1; n_angle = 8 and 16 agree to 1e-14); we allow 1%. The d -> infinity version
+    (Z = 0) drifts away at d = 10 (§7.4 caveat): at the last time it must be at least 3x
+    further from the particles than the finite-d one (measured 60x: 1.9e-2 against 3e-5).
     """
     common = dict(
         d=10,
@@ -280,7 +283,6 @@ def test_reduced_matches_particles_at_finite_d():
         M=1,
         t_max=10.0,
         n_times=6,
-        dt=0.1,
         time_unit="flow",
         init_scale=0.5,
         histograms=False,
@@ -306,9 +308,10 @@ def test_reduced_matches_particles_at_finite_d():
 def test_reduced_matches_particles_noisy_and_trained(extra):
     """Same comparison with Langevin noise and L2 confinement (the reduced SDE carries the
     exact Ito terms of |w_perp|^2/d and w.w*/d), and with a trained second layer (measured
-    5e-4 at p = 1000; run at p = 400 because the reduced a-force costs an asin per pair and
-    node). The Langevin noise is independent in the two runs, adding a p^{-1/2} spread
-    (measured 2% at t = 6 for p = 1000): we allow 4%."""
+    9e-4 at p = 400 with the adaptive default; p = 400 because the reduced a-force costs an
+    asin per pair and node). With noise both run Euler-Maruyama at dt = 0.1 (the default
+    `integrator` included, docs/meanfield.md §3.1), with independent noise, adding a p^{-1/2}
+    spread (measured 2% at t = 6 for p = 1000): we allow 4%."""
     common = dict(
         d=10,
         K=1000,
@@ -336,7 +339,8 @@ def test_particle_number_convergence():
     p = 100, 400, 1600 at d = 5 with 6 seeds. The fitted slope of log std vs log p has a
     standard error of about 0.15 with 6 seeds (relative error of a std ~ 1/sqrt(2*5)), so
     we accept -0.5 +- 0.25. The mean at p = 100 and 400 must agree with the p = 1600 mean
-    within 4 standard errors of the difference.
+    within 4 standard errors of the difference. Euler at dt = 0.1: the test is about p, not
+    the integrator, and the adaptive default costs 6x more here (16 s against 0.7 s).
     """
     ps = [100, 400, 1600]
     seeds = range(6)
@@ -344,9 +348,18 @@ def test_particle_number_convergence():
     risks = np.array(
         [
             [
-                run(d=5, K=p, M=1, t_max=2.0, n_times=3, dt=0.1, time_unit="flow", histograms=False, seed=s)[
-                    "risk"
-                ][times_idx]
+                run(
+                    d=5,
+                    K=p,
+                    M=1,
+                    t_max=2.0,
+                    n_times=3,
+                    integrator="euler",
+                    dt=0.1,
+                    time_unit="flow",
+                    histograms=False,
+                    seed=s,
+                )["risk"][times_idx]
                 for s in seeds
             ]
             for p in ps
