@@ -21,6 +21,7 @@ from sweeper import scheduler
 from sweeper.cluster import close_warm, connect_ray, keep_warm
 from sweeper.errors import SweeperError
 from sweeper.executors import Executor, InProcessExecutor, RayExecutor
+from sweeper.parts import Parts
 from sweeper.progress import in_jupyter, interactive
 from sweeper.scheduler import Summary
 from sweeper.spec import GridSpec
@@ -66,14 +67,32 @@ class Execution:
         self.executors: list[Executor] = []
         self.session = None
         self.bar = None
+        # the parts of points held across this submission's sweeps (a pilot's, then the rest's)
+        kernel_class = spec.kernel_class()
+        has_parts = Parts.declared(kernel_class)
+        self.parts = Parts(kernel_class, spec.fixed, spec.options.outputs) if has_parts else None
 
     def start_ray(self) -> Executor:
         executor, self.session = make_executor(self.spec, self.address, self.verbose)
         self.executors.append(executor)
         return executor
 
-    def sweep(self, target: Store, todo: scheduler.Plan, executor: Executor | None = None) -> Summary:
+    def sweep(
+        self,
+        target: Store,
+        todo: scheduler.Plan,
+        executor: Executor | None = None,
+        on_part: Callable[[Any], None] | None = None,
+        only_part: int | None = None,
+    ) -> Summary:
         executor = executor or self.executors[-1]
+        also = on_part
+
+        def on_part(result) -> None:
+            if also is not None:
+                also(result)
+            if self.bar is not None:
+                self.bar.update_parts(*self.parts.progress())
         summary = scheduler.sweep(
             self.spec,
             target,
@@ -82,6 +101,9 @@ class Execution:
             todo=todo,
             retry_failed=self.retry_failed,
             on_more=None if self.bar is None or self.spec.refine is None else self.bar.expect,
+            parts=self.parts,
+            only_part=only_part,
+            on_part=on_part,
         )
         summary.warm_up = tuple(getattr(executor, "warm_ups", list)())
         return summary
@@ -95,6 +117,8 @@ class Execution:
         spec = self.spec
         here = InProcessExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs)
         self.executors.append(here)
+        if self.parts is not None:
+            return self._part_pilot(target, todo, here)
         pilot = todo.ends()
         costs: list[float] = []
         bar = self.bar
@@ -109,12 +133,28 @@ class Execution:
         estimate = rest.n_todo * float(np.nanmax(costs)) if np.isfinite(costs).any() else math.inf
         if estimate < IN_PROCESS_BELOW:
             summary.add(self.sweep(target, rest, here))
-            summary.note = (
-                f"in this process: about {estimate:.1f} s of work, less than a private Ray's start-up"
-            )
+            summary.note = _here(estimate)
             return summary
         summary.add(self.sweep(target, rest, self.start_ray()))
         return summary
+
+    def _part_pilot(self, target: Store, todo: scheduler.Plan, here: Executor) -> Summary:
+        """The pilot of a kernel with parts: the first part of the first point, so that one
+        expensive point still spreads its parts over Ray's workers. The part is kept."""
+        seconds: list[float] = []
+        first = todo.ends()[:1]
+        pilot = self.sweep(target, todo.only(first), here, lambda r: seconds.extend(r.wall_time.tolist()), 0)
+        per_point = max(pilot.computed, self.parts.progress()[1])  # the first point's parts
+        cost = float(np.nanmax(seconds)) if np.isfinite(seconds).any() else 0.0
+        rest = todo.without(first) if pilot.computed else todo  # a point of one part is done
+        estimate = (todo.n_todo * per_point - 1) * cost
+        if estimate < IN_PROCESS_BELOW:
+            pilot.add(self.sweep(target, rest, here))
+            pilot.note = _here(estimate)
+        else:
+            pilot.add(self.sweep(target, rest, self.start_ray()))
+        pilot.skipped = todo.skipped
+        return pilot
 
     def close(self, failed: bool) -> None:
         for executor in self.executors:
@@ -132,6 +172,10 @@ class Execution:
             kept = session.close(failed=failed)
             if kept is not None:
                 self.note(f"Ray's logs are kept in {kept} (driver.log, session_*/logs); remove it when done.")
+
+
+def _here(estimate: float) -> str:
+    return f"in this process: about {estimate:.1f} s of work, less than a private Ray's start-up"
 
 
 class _Tee:

@@ -17,7 +17,7 @@ as ``Kernel.run`` reports it). Knows the kernel contract and the block types onl
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,17 +66,24 @@ class Parts:
         except Exception:  # noqa: BLE001 - the worker reports what is wrong with the point
             return 1
 
-    def split(self, tasks: Iterable[BlockTask | None]) -> Iterator[BlockTask | None]:
-        """Each task as one task per part (a point with fewer parts is left out of the later ones)."""
+    def split(self, tasks: Iterable[BlockTask | None], only: int | None = None) -> Iterator[BlockTask | None]:
+        """Each task as one task per part still to compute (``only``: that part alone).
+
+        A point with fewer parts is left out of the later ones; a part already held (from
+        an earlier sweep of the same submission, e.g. the pilot's) is not computed again.
+        """
         for task in tasks:
             if task is None:  # a refined grid waiting for results: pass it on
                 yield None
                 continue
-            counts = [self._count(swept) for swept in task.swept]
-            for k, (swept, seed, count) in enumerate(zip(task.swept, task.seeds, counts)):
-                self.waiting[tuple(int(i) for i in task.indices[k])] = _Waiting(swept, seed, count)
-            for part in range(max(counts)):
-                keep = [k for k, count in enumerate(counts) if count > part]
+            points = []
+            for k, (swept, seed) in enumerate(zip(task.swept, task.seeds)):
+                key = tuple(int(i) for i in task.indices[k])
+                points.append(self.waiting.setdefault(key, _Waiting(swept, seed, self._count(swept))))
+            for part in range(max(p.count for p in points)) if only is None else [only]:
+                keep = [k for k, p in enumerate(points) if p.count > part and part not in p.parts]
+                if not keep:
+                    continue
                 yield BlockTask(
                     task.block_id,
                     task.indices[keep],
@@ -86,8 +93,14 @@ class Parts:
                     part=part,
                 )
 
-    def assemble(self, results: Iterable[BlockResult]) -> Iterator[BlockResult]:
-        """Whole-point results: each point once its last part has arrived."""
+    def progress(self) -> tuple[int, int]:
+        """Parts held and parts in all, over the points still waiting for some."""
+        return sum(len(p.parts) for p in self.waiting.values()), sum(p.count for p in self.waiting.values())
+
+    def assemble(
+        self, results: Iterable[BlockResult], on_part: Callable[[BlockResult], None] | None = None
+    ) -> Iterator[BlockResult]:
+        """Whole-point results: each point once its last part has arrived (``on_part``: every part result)."""
         for result in results:
             if result.part is None:
                 yield result
@@ -103,6 +116,8 @@ class Parts:
                     point.wall += float(result.wall_time[k])
                 if len(point.parts) == point.count:
                     finished.append((key, self.waiting.pop(key)))
+            if on_part is not None:
+                on_part(result)
             if finished:
                 yield self._whole(result.block_id, finished)
 

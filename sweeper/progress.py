@@ -37,6 +37,7 @@ class ProgressBar:
         self.at_most = workers or os.cpu_count() or 1
         self.next_estimate = 0.0
         self.eta = "?"
+        self.parts = ""  # ", parts 3/8" while points with parts wait for some
         self.bar = tqdm(
             total=todo.n_todo,
             unit="pt",
@@ -64,8 +65,13 @@ class ProgressBar:
             start = time.perf_counter()
             self.eta = format_seconds(self.time_left(time.time()))
             self.next_estimate = now + max(self.REFRESH, 10 * (time.perf_counter() - start))
-        self.bar.set_postfix_str(f"ETA {self.eta}, failed {self.failed}", refresh=False)
+        self.bar.set_postfix_str(f"ETA {self.eta}, failed {self.failed}{self.parts}", refresh=False)
         self.bar.update(len(result.status))
+
+    def update_parts(self, held: int, total: int) -> None:
+        """Parts held of the points still waiting for some (sweeper.parts), beside the points done."""
+        self.parts = f", parts {held}/{total}" if total else ""
+        self.bar.set_postfix_str(f"ETA {self.eta}, failed {self.failed}{self.parts}")
 
     def time_left(self, now: float) -> float | None:
         walls = np.concatenate(self.walls)

@@ -182,12 +182,18 @@ def sweep(
     on_result: Callable[[BlockResult], None] | None = None,
     todo: Plan | None = None,
     on_more: Callable[[np.ndarray], None] | None = None,
+    parts: Parts | None = None,
+    only_part: int | None = None,
+    on_part: Callable[[BlockResult], None] | None = None,
 ) -> Summary:
     """Compute every point of ``spec`` that ``store`` does not hold yet (``todo``: its plan).
 
     A refined grid (``spec.refine``) computes what its decisions ask for, as they come
     (:mod:`sweeper.refined_sweep`): ``todo`` is then only its first plan, and ``on_more``
-    is told of the points planned after it.
+    is told of the points planned after it. A kernel whose points have parts runs one task per
+    part (:mod:`sweeper.parts`): ``parts`` carries the parts held from an earlier sweep of the
+    same submission, ``only_part`` computes that part alone (a pilot), and ``on_part`` is told
+    of every part result.
     """
     start = time.perf_counter()
     if spec.refine is not None:
@@ -202,8 +208,8 @@ def sweep(
         summary = Summary(skipped=todo.skipped)
         source, after, refined = iter_tasks(spec, store, todo), None, None
     if Parts.declared(spec.kernel_class()):  # one task per part of each point (sweeper.parts)
-        parts = Parts(spec.kernel_class(), spec.fixed, spec.options.outputs)
-        results = parts.assemble(executor.map(parts.split(source)))
+        parts = parts or Parts(spec.kernel_class(), spec.fixed, spec.options.outputs)
+        results = parts.assemble(executor.map(parts.split(source, only_part)), on_part)
     else:
         results = executor.map(source)
     try:

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from kernels.registry import get_kernel
-from sweeper import api, scheduler
+from sweeper import api, execution, scheduler
 from sweeper.blocks import FAILED, OK, failed_block, single
 from sweeper.executors import InProcessExecutor
 from sweeper.grid_file import parse_spec
@@ -176,3 +176,41 @@ def test_an_interrupted_submission_stores_no_half_point_and_resumes(tmp_path):
 
 def test_kernels_without_parts_are_not_split():
     assert not Parts.declared(get_kernel("relaxation")) and Parts.declared(get_kernel("dmft"))
+
+
+def parts_computed(folder) -> int:
+    return len((folder / "trace.log").read_text().splitlines())
+
+
+def test_a_small_grid_with_parts_runs_here_after_a_one_part_pilot_that_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(execution, "connect_ray", lambda *a, **k: pytest.fail("Ray was started"))
+    text = GRID.replace("noise = 0.5", f'noise = 0.5\ntrace_dir = "{tmp_path}"')
+    spec = parse_spec(text.format(store=tmp_path / "small.zarr"))
+    assert execution.in_process_first(spec, None, None)
+    _, summary = api.sweep(spec, progress=False)
+    assert (summary.computed, summary.ok, summary.skipped) == (12, 12, 0)
+    assert summary.note.startswith("in this process: about ")
+    assert parts_computed(tmp_path) == 4 * (1 + 3 + 2)  # every part once: the pilot's is not redone
+    assert_store_is_whole_points(spec.options.store, spec)
+
+
+def test_one_expensive_point_goes_to_ray_after_its_first_part(tmp_path, monkeypatch):
+    """A one-point grid: the pilot computes part 0 here, the other parts go to Ray (a stand-in)."""
+    text = GRID.replace("noise = 0.5", f'noise = 0.5\ntrace_dir = "{tmp_path}"\ndelay = 0.3')
+    text = text.replace("seeds = 2", "seeds = 1").replace("replicas = [1, 3, 2]", "replicas = [4]")
+    spec = parse_spec(text.replace("rate = [0.5, 1.0]", "rate = [0.5]").format(store=tmp_path / "one.zarr"))
+    monkeypatch.setattr(execution, "IN_PROCESS_BELOW", 0.5)  # 3 more parts of 0.3 s: 0.9 s
+    sent = []
+
+    def start_ray(run):
+        here = InProcessExecutor(spec.kernel_class(), spec.fixed, spec.options.outputs)
+        real_map = here.map
+        here.map = lambda tasks: real_map(sent.append(t.part) or t for t in tasks)
+        run.executors.append(here)
+        return here
+
+    monkeypatch.setattr(execution.Execution, "start_ray", start_ray)
+    _, summary = api.sweep(spec, progress=False)
+    assert (summary.computed, summary.ok) == (1, 1) and summary.note == ""
+    assert sent == [1, 2, 3] and parts_computed(tmp_path) == 4
+    assert_store_is_whole_points(spec.options.store, spec)
