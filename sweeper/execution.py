@@ -93,6 +93,7 @@ class Execution:
                 also(result)
             if self.bar is not None:
                 self.bar.update_parts(*self.parts.progress())
+
         summary = scheduler.sweep(
             self.spec,
             target,
