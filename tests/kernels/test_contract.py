@@ -61,10 +61,17 @@ def test_example_runs_to_declared_schema_deterministically(kernel_class):
         np.testing.assert_array_equal(first.outputs[name], again.outputs[name])
 
 
-def test_parts_combine_to_the_whole_point(kernel_class):
+WITH_PARTS = ["dmft", "replicas"]  # the kernels whose points are combinations of parts
+
+
+def test_the_kernels_with_parts_are_those_listed():
+    assert sorted(n for n in NAMES if get_kernel(n).parts is not None) == WITH_PARTS
+
+
+@pytest.mark.parametrize("name", WITH_PARTS)
+def test_parts_combine_to_the_whole_point(name):
     """A point made of parts is their combination, whatever order they were computed in."""
-    if kernel_class.parts is None:
-        pytest.skip("a point of this kernel is one run")
+    kernel_class = get_kernel(name)
     kernel = kernel_class()
     params = kernel_class.make_params(**kernel_class.example)
     assert kernel.n_parts(params) >= 2, "the example has parts to combine"
