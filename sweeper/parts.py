@@ -16,7 +16,6 @@ as ``Kernel.run`` reports it). Knows the kernel contract and the block types onl
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 
 from kernels.base import Kernel, Result
 from sweeper.blocks import FAILED, OK, BlockResult, BlockTask
-from sweeper.runner import describe
+from sweeper.runner import BlockRunner, describe, put_outputs
 
 
 @dataclass
@@ -43,26 +42,17 @@ class Parts:
     """Splits the tasks of a kernel with parts, and assembles their results into whole points."""
 
     def __init__(self, kernel_class: type[Kernel], fixed: Mapping[str, Any], outputs: Sequence[str]):
-        self.kernel = kernel_class()
-        self.fixed = dict(fixed)
-        self.output_names = tuple(outputs)
+        self.runner = BlockRunner(kernel_class, fixed, outputs)  # its kernel and parameters, here
         self.waiting: dict[tuple[int, ...], _Waiting] = {}
-        self._base = None
         self._compile_time = 0.0  # of part results, handed on with the next finished points
 
     @staticmethod
     def declared(kernel_class: type[Kernel]) -> bool:
         return kernel_class.parts is not None
 
-    def _params(self, swept: Mapping[str, Any]) -> Any:
-        if self._base is None:
-            self._base = self.kernel.make_params(**self.fixed, **swept)
-            return self._base
-        return dataclasses.replace(self._base, **swept)
-
     def _count(self, swept: Mapping[str, Any]) -> int:
         try:
-            return max(1, self.kernel.n_parts(self._params(swept)))
+            return max(1, self.runner.kernel.n_parts(self.runner.params(swept)))
         except Exception:  # noqa: BLE001 - the worker reports what is wrong with the point
             return 1
 
@@ -134,13 +124,7 @@ class Parts:
             except Exception as exc:  # noqa: BLE001 - a point's failure is data, not a crash
                 messages[k] = describe(exc)
                 continue
-            for name in self.output_names:
-                value = combined.outputs.get(name)
-                if value is None:
-                    continue
-                if name not in outputs:
-                    outputs[name] = np.full((n, *np.shape(value)), np.nan)
-                outputs[name][k] = value
+            put_outputs(outputs, self.runner.output_names, n, k, combined.outputs)
             status[k] = OK if combined.ok else FAILED
             messages[k] = combined.message
         indices = np.array([key for key, _ in finished], dtype=np.int64)
@@ -156,4 +140,4 @@ class Parts:
             if part is None or not part.ok:  # failed in the kernel, outside it, or its worker died
                 return Result(ok=False, outputs={}, message=message or f"part {index} failed")
             parts.append(part)
-        return self.kernel.combine(self._params(point.swept), parts)
+        return self.runner.kernel.combine(self.runner.params(point.swept), parts)

@@ -50,7 +50,8 @@ class BlockRunner:
             self.warm_up_seconds = time.perf_counter() - start
         return self.warm_up_seconds
 
-    def _params(self, swept: Mapping[str, Any]) -> Any:
+    def params(self, swept: Mapping[str, Any]) -> Any:
+        """The kernel's parameters at a point of the block (the fixed ones and ``swept``)."""
         # Coerce once, then `replace` per point: the spec already coerced swept values.
         if self._base is None:
             self._base = self.kernel.make_params(**self.fixed, **swept)
@@ -70,15 +71,9 @@ class BlockRunner:
             start = time.perf_counter()
             compiling = self.compiler.seconds()
             try:
-                params = self._params(swept)
+                params = self.params(swept)
                 result = self.kernel.run(params, seed)
-                for name in self.output_names:
-                    value = result.outputs.get(name)
-                    if value is None:
-                        continue
-                    if name not in outputs:
-                        outputs[name] = np.full((n, *np.shape(value)), np.nan)
-                    outputs[name][i] = value
+                put_outputs(outputs, self.output_names, n, i, result.outputs)
                 status[i] = OK if result.ok else FAILED
                 messages[i] = result.message
             except Exception as exc:  # noqa: BLE001 - a point's failure is data, not a crash
@@ -102,7 +97,7 @@ class BlockRunner:
             start = time.perf_counter()
             compiling = self.compiler.seconds()
             try:
-                part = self.kernel.run_part(self._params(swept), seed, task.part)
+                part = self.kernel.run_part(self.params(swept), seed, task.part)
                 parts[i] = part
                 status[i] = OK if part.ok else FAILED
                 messages[i] = part.message
@@ -114,6 +109,19 @@ class BlockRunner:
         return BlockResult(
             task.block_id, task.indices, {}, status, messages, wall, compiled, part=task.part, parts=parts
         )
+
+
+def put_outputs(
+    outputs: dict[str, np.ndarray], names: Sequence[str], n: int, i: int, values: Mapping
+) -> None:
+    """Point ``i`` of ``n`` into the block's stacked ``outputs`` (NaN where a point has none)."""
+    for name in names:
+        value = values.get(name)
+        if value is None:
+            continue
+        if name not in outputs:
+            outputs[name] = np.full((n, *np.shape(value)), np.nan)
+        outputs[name][i] = value
 
 
 class CompilerClock:
