@@ -86,11 +86,10 @@ class Execution:
         only_part: int | None = None,
     ) -> Summary:
         executor = executor or self.executors[-1]
-        also = on_part
 
-        def on_part(result) -> None:
-            if also is not None:
-                also(result)
+        def each_part(result) -> None:  # a part's result: the caller's hook, then the bar
+            if on_part is not None:
+                on_part(result)
             if self.bar is not None:
                 self.bar.update_parts(*self.parts.progress())
 
@@ -104,7 +103,7 @@ class Execution:
             on_more=None if self.bar is None or self.spec.refine is None else self.bar.expect,
             parts=self.parts,
             only_part=only_part,
-            on_part=on_part,
+            on_part=each_part,
         )
         summary.warm_up = tuple(getattr(executor, "warm_ups", list)())
         return summary
@@ -142,10 +141,12 @@ class Execution:
     def _part_pilot(self, target: Store, todo: scheduler.Plan, here: Executor) -> Summary:
         """The pilot of a kernel with parts: the first part of the first point, so that one
         expensive point still spreads its parts over Ray's workers. The part is kept."""
+        if todo.n_todo == 0:
+            return self.sweep(target, todo, here)
         seconds: list[float] = []
         first = todo.ends()[:1]
         pilot = self.sweep(target, todo.only(first), here, lambda r: seconds.extend(r.wall_time.tolist()), 0)
-        per_point = max(pilot.computed, self.parts.progress()[1])  # the first point's parts
+        per_point = self.parts.count(self.spec.point(tuple(first[0]))[0])  # the first point's parts
         cost = float(np.nanmax(seconds)) if np.isfinite(seconds).any() else 0.0
         rest = todo.without(first) if pilot.computed else todo  # a point of one part is done
         estimate = (todo.n_todo * per_point - 1) * cost

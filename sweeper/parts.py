@@ -50,7 +50,8 @@ class Parts:
     def declared(kernel_class: type[Kernel]) -> bool:
         return kernel_class.parts is not None
 
-    def _count(self, swept: Mapping[str, Any]) -> int:
+    def count(self, swept: Mapping[str, Any]) -> int:
+        """How many parts the point of ``swept`` has (1 if its parameters are refused: it fails)."""
         try:
             return max(1, self.runner.kernel.n_parts(self.runner.params(swept)))
         except Exception:  # noqa: BLE001 - the worker reports what is wrong with the point
@@ -69,7 +70,7 @@ class Parts:
             points = []
             for k, (swept, seed) in enumerate(zip(task.swept, task.seeds)):
                 key = tuple(int(i) for i in task.indices[k])
-                points.append(self.waiting.setdefault(key, _Waiting(swept, seed, self._count(swept))))
+                points.append(self.waiting.setdefault(key, _Waiting(swept, seed, self.count(swept))))
             for part in range(max(p.count for p in points)) if only is None else [only]:
                 keep = [k for k, p in enumerate(points) if p.count > part and part not in p.parts]
                 if not keep:
