@@ -99,7 +99,7 @@ def draw(datasets, numbers):
     simulation = datasets["phase_retrieval_sgd"]
     alphas = sorted({float(a) for a in theory["alpha"].values}, reverse=True)
     fig, axes = plt.subplots(1, len(alphas), figsize=(7.2 * len(alphas), 5), squeeze=False)
-    d = fixed_params(simulation)["d"]
+    d, dt = fixed_params(simulation)["d"], fixed_params(flow)["dt"]
     every = max(1, simulation.sizes["time"] // 40)
     for ax, alpha in zip(axes[0], alphas):
         for case in theory["case"].values:
@@ -113,7 +113,6 @@ def draw(datasets, numbers):
             matched = _flow_case(flow, c)
             if matched is not None:
                 m_flow, _ = seed_stats(matched, "m")
-                dt = fixed_params(flow)["dt"]
                 ax.plot(
                     m_flow.time,
                     m_flow,
@@ -144,7 +143,7 @@ def draw(datasets, numbers):
         ax.set_ylabel("overlap m(t)")
         ax.set_title(f"α = {alpha:g}, b = 0.5, warm start m0 = 0.2")
         ax.legend(fontsize=6.5, loc="lower right")
-    dt, seeds = fixed_params(flow)["dt"], simulation.sizes["seed"]
+    seeds = simulation.sizes["seed"]
     fig.suptitle(
         "Phase retrieval on the sphere: GD and SGD stall, persistent SGD recovers the signal.\n"
         f"DMFT at lr = {DMFT_LR:g} to t = {numbers['final_time']:g}: lines, band ± s.e. of "
